@@ -1,0 +1,120 @@
+-- Small helpers used by the rest of the SQL layer. Recreated on every install.
+
+-- Fills a template from superduper._templates in one pass: every {{name}} is
+-- replaced by p_vars->>name. Values are inserted verbatim, so callers quote them
+-- (quote_ident, quote_literal, format('%I')) before they get here. One pass means
+-- a value that itself contains "{{x}}" is never expanded again.
+CREATE OR REPLACE FUNCTION superduper._render(p_template text, p_vars jsonb)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_body text;
+  v_out  text := '';
+  v_open integer;
+  v_close integer;
+  v_name text;
+BEGIN
+  SELECT body INTO v_body FROM superduper._templates WHERE name = p_template;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'superduper: template "%" is not installed', p_template
+      USING HINT = 'Run "superduper install <uri>" to install or repair the SQL layer.';
+  END IF;
+  LOOP
+    v_open := strpos(v_body, '{{');
+    EXIT WHEN v_open = 0;
+    v_close := strpos(substr(v_body, v_open + 2), '}}');
+    IF v_close = 0 THEN
+      RAISE EXCEPTION 'superduper: template "%" has an unclosed placeholder', p_template;
+    END IF;
+    v_name := substr(v_body, v_open + 2, v_close - 1);
+    IF NOT p_vars ? v_name THEN
+      RAISE EXCEPTION 'superduper: template "%" needs a value for {{%}}', p_template, v_name;
+    END IF;
+    v_out := v_out || substr(v_body, 1, v_open - 1) || (p_vars ->> v_name);
+    v_body := substr(v_body, v_open + 2 + v_close + 1);
+  END LOOP;
+  RETURN v_out || v_body;
+END
+$$;
+
+-- A dollar-quote tag that occurs in none of the given strings, so rendered
+-- function bodies stay intact whatever the identifiers and filters contain.
+CREATE OR REPLACE FUNCTION superduper._dollar_tag(p_texts text[])
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_tag text;
+BEGIN
+  LOOP
+    v_tag := '$sd' || substr(md5(random()::text), 1, 12) || '$';
+    EXIT WHEN NOT EXISTS (SELECT 1 FROM unnest(p_texts) AS t WHERE strpos(t, v_tag) > 0);
+  END LOOP;
+  RETURN v_tag;
+END
+$$;
+
+-- Retry delay after p_attempts failures: exponential, capped.
+CREATE OR REPLACE FUNCTION superduper._backoff(p_attempts integer, p_settings jsonb)
+RETURNS interval
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT make_interval(secs => least(
+    coalesce((p_settings ->> 'backoff_seconds')::float8, 1)
+      * power(2, greatest(p_attempts - 1, 0))::float8,
+    coalesce((p_settings ->> 'backoff_max_seconds')::float8, 300)))
+$$;
+
+-- Called by every listener trigger that enqueued something. It notifies only when
+-- a sidecar is asleep (NOTIFY costs a global lock at commit, halving insert
+-- throughput when done for every statement). The shared advisory lock, held until
+-- this transaction ends, is what makes skipping the NOTIFY safe: a sidecar sets its
+-- sleeping flag only while it holds the same lock exclusively (see _worker_sleep),
+-- so every transaction that read the flag before it was set has committed by then,
+-- and the sidecar's re-check of the queue after setting the flag sees its rows.
+CREATE OR REPLACE FUNCTION superduper._wake(p_listener integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM pg_advisory_xact_lock_shared(1399157348, 1);
+  IF EXISTS (SELECT 1 FROM superduper._workers WHERE sleeping) THEN
+    PERFORM pg_notify('superduper', p_listener::text);
+  END IF;
+END
+$$;
+
+-- Quotes a possibly NULL qualified name: schema.name, each part with quote_ident.
+CREATE OR REPLACE FUNCTION superduper._qualify(p_schema text, p_name text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT quote_ident(p_schema) || '.' || quote_ident(p_name)
+$$;
+
+-- The pgvector type, schema-qualified wherever the extension was installed, so
+-- functions that pin search_path can still name it.
+CREATE OR REPLACE FUNCTION superduper._vector_type()
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_schema text;
+BEGIN
+  SELECT n.nspname INTO v_schema
+  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+  WHERE e.extname = 'vector';
+  IF v_schema IS NULL THEN
+    RAISE EXCEPTION 'superduper: the pgvector extension is not installed in this database'
+      USING HINT = 'Install pgvector on the server, then run CREATE EXTENSION vector (or "superduper install").';
+  END IF;
+  RETURN quote_ident(v_schema) || '.vector';
+END
+$$;

@@ -1,0 +1,132 @@
+-- The model registry: what a sidecar needs to run a model, stored in the database.
+
+-- Stores model bytes by content hash and returns the hash. Storing the same bytes
+-- twice is a no-op, so re-applying a model never duplicates its file.
+CREATE OR REPLACE FUNCTION superduper.put_artifact(p_bytes bytea)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_sha text;
+BEGIN
+  IF p_bytes IS NULL OR length(p_bytes) = 0 THEN
+    RAISE EXCEPTION 'superduper: an artifact cannot be empty';
+  END IF;
+  v_sha := encode(sha256(p_bytes), 'hex');
+  INSERT INTO superduper._artifacts (sha256, bytes) VALUES (v_sha, p_bytes)
+  ON CONFLICT (sha256) DO NOTHING;
+  RETURN v_sha;
+END
+$$;
+
+-- The SQL type of a model's output column, from the model's declared output.
+CREATE OR REPLACE FUNCTION superduper._output_sql_type(p_model text, p_output jsonb)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_type text := p_output ->> 'type';
+  v_dim  integer;
+BEGIN
+  CASE v_type
+    WHEN 'vector' THEN
+      IF jsonb_typeof(p_output -> 'dim') IS DISTINCT FROM 'number' THEN
+        RAISE EXCEPTION 'superduper: model "%": a vector output needs its dimension, e.g. {"type": "vector", "dim": 384}', p_model;
+      END IF;
+      v_dim := (p_output ->> 'dim')::integer;
+      IF v_dim < 1 OR v_dim > 16000 THEN
+        RAISE EXCEPTION 'superduper: model "%": vector dimension % is out of range (1 to 16000)', p_model, v_dim;
+      END IF;
+      RETURN superduper._vector_type() || '(' || v_dim || ')';
+    WHEN 'jsonb' THEN RETURN 'jsonb';
+    WHEN 'text' THEN RETURN 'text';
+    WHEN 'float' THEN RETURN 'double precision';
+    WHEN 'integer' THEN RETURN 'bigint';
+    WHEN 'boolean' THEN RETURN 'boolean';
+    ELSE
+      RAISE EXCEPTION 'superduper: model "%": unknown output type %', p_model, coalesce(quote_literal(v_type), 'NULL')
+        USING HINT = 'Use one of vector (with dim), jsonb, text, float, integer, boolean.';
+  END CASE;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION superduper._apply_model(p_spec jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_name    text := p_spec ->> 'name';
+  v_runtime text := p_spec ->> 'runtime';
+  v_output  jsonb := p_spec -> 'output';
+  v_config  jsonb := coalesce(p_spec -> 'config', '{}');
+  v_artifact text := p_spec ->> 'artifact';
+  v_spec    jsonb;
+  v_hash    text;
+  v_old     superduper._models;
+  v_rebuilt text[];
+BEGIN
+  IF v_name IS NULL OR v_name = '' OR length(v_name) > 63 THEN
+    RAISE EXCEPTION 'superduper: a model needs a "name" of 1 to 63 characters';
+  END IF;
+  IF v_runtime IS NULL THEN
+    RAISE EXCEPTION 'superduper: model "%": "runtime" is missing', v_name
+      USING HINT = 'One of: ' || array_to_string(superduper._runtimes(), ', ');
+  END IF;
+  IF NOT v_runtime = ANY (superduper._runtimes()) THEN
+    RAISE EXCEPTION 'superduper: model "%": unknown runtime "%"', v_name, v_runtime
+      USING HINT = 'One of: ' || array_to_string(superduper._runtimes(), ', ');
+  END IF;
+  IF v_output IS NULL OR jsonb_typeof(v_output) <> 'object' THEN
+    RAISE EXCEPTION 'superduper: model "%": "output" is missing, e.g. {"type": "vector", "dim": 384}', v_name;
+  END IF;
+  PERFORM superduper._output_sql_type(v_name, v_output);
+  IF jsonb_typeof(v_config) <> 'object' THEN
+    RAISE EXCEPTION 'superduper: model "%": "config" must be a JSON object', v_name;
+  END IF;
+  IF v_artifact IS NOT NULL AND NOT EXISTS (SELECT 1 FROM superduper._artifacts WHERE sha256 = v_artifact) THEN
+    RAISE EXCEPTION 'superduper: model "%": artifact % is not stored', v_name, v_artifact
+      USING HINT = 'Store the file first: SELECT superduper.put_artifact(<bytes>).';
+  END IF;
+
+  v_spec := jsonb_build_object('type', 'model', 'name', v_name, 'runtime', v_runtime,
+                               'output', v_output, 'config', v_config, 'artifact', v_artifact);
+  v_hash := encode(sha256(convert_to(v_spec::text, 'UTF8')), 'hex');
+
+  SELECT * INTO v_old FROM superduper._models WHERE name = v_name FOR UPDATE;
+  IF NOT FOUND THEN
+    INSERT INTO superduper._models (name, runtime, config, output, artifact, spec, spec_hash)
+    VALUES (v_name, v_runtime, v_config, v_output, v_artifact, v_spec, v_hash);
+    RETURN jsonb_build_object('type', 'model', 'name', v_name, 'action', 'created', 'version', 1);
+  END IF;
+  IF v_old.spec_hash = v_hash THEN
+    RETURN jsonb_build_object('type', 'model', 'name', v_name, 'action', 'unchanged', 'version', v_old.version);
+  END IF;
+
+  UPDATE superduper._models
+  SET runtime = v_runtime, config = v_config, output = v_output, artifact = v_artifact,
+      spec = v_spec, spec_hash = v_hash, version = version + 1, updated_at = now()
+  WHERE name = v_name;
+
+  -- A new model means new outputs: every listener using it is recomputed as a new
+  -- version, and keeps serving its old outputs until the new ones are complete.
+  SELECT coalesce(array_agg(l.name ORDER BY l.name), '{}') INTO v_rebuilt
+  FROM superduper._listeners l WHERE l.model = v_name AND l.state = 'current';
+  PERFORM superduper._rebuild_listener(n, 'model "' || v_name || '" changed') FROM unnest(v_rebuilt) AS n;
+
+  RETURN jsonb_build_object('type', 'model', 'name', v_name, 'action', 'updated',
+                            'version', v_old.version + 1, 'rebuilding', to_jsonb(v_rebuilt));
+END
+$$;
+
+-- Runtimes a sidecar knows how to run. Checked at apply time so that a typo fails
+-- at once instead of when the first row is processed.
+CREATE OR REPLACE FUNCTION superduper._runtimes()
+RETURNS text[]
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT ARRAY['function', 'onnx']
+$$;

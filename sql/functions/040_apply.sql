@@ -1,0 +1,150 @@
+-- The public entry points for declaring and removing components from SQL. The
+-- TypeScript API and the CLI call these same functions.
+
+-- Applies one component spec, or an array of them in order, in the caller's
+-- transaction. Returns what happened to each ("created", "unchanged", "updated",
+-- "rebuilding").
+--
+--   SELECT superduper.apply('{"type": "listener", "name": "docs_embedding",
+--                             "model": "minilm", "table": "docs", "keys": ["body"]}');
+--
+-- Deliberately without a pinned search_path: unqualified table names in specs are
+-- looked up in the caller's search_path, which is captured here and passed on.
+CREATE OR REPLACE FUNCTION superduper.apply(p_spec jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  v_search_path text[] := pg_catalog.current_schemas(false);
+  v_results jsonb := '[]';
+  v_item jsonb;
+BEGIN
+  IF p_spec IS NULL THEN
+    RAISE EXCEPTION 'superduper.apply: the spec is NULL';
+  END IF;
+  -- One apply at a time per database: two sessions creating the same listener
+  -- would otherwise race on its outputs table.
+  PERFORM pg_catalog.pg_advisory_xact_lock(1399157348, 2);
+  IF pg_catalog.jsonb_typeof(p_spec) = 'array' THEN
+    FOR v_item IN SELECT value FROM pg_catalog.jsonb_array_elements(p_spec) LOOP
+      v_results := v_results || pg_catalog.jsonb_build_array(superduper._apply_one(v_item, v_search_path));
+    END LOOP;
+    RETURN v_results;
+  END IF;
+  RETURN superduper._apply_one(p_spec, v_search_path);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION superduper._apply_one(p_spec jsonb, p_search_path text[])
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF jsonb_typeof(p_spec) IS DISTINCT FROM 'object' THEN
+    RAISE EXCEPTION 'superduper.apply: a spec must be a JSON object, not %', coalesce(jsonb_typeof(p_spec), 'NULL');
+  END IF;
+  CASE p_spec ->> 'type'
+    WHEN 'model' THEN RETURN superduper._apply_model(p_spec);
+    WHEN 'listener' THEN RETURN superduper._apply_listener(p_spec, p_search_path);
+    ELSE
+      RAISE EXCEPTION 'superduper.apply: unknown component type %', coalesce(quote_literal(p_spec ->> 'type'), '(missing "type")')
+        USING HINT = 'Known types: model, listener.';
+  END CASE;
+END
+$$;
+
+-- Removes a listener: its triggers, queued work, failures and, unless
+-- p_keep_outputs, its outputs table. Listeners that read its outputs are
+-- removed too with p_cascade, and otherwise make this fail.
+CREATE OR REPLACE FUNCTION superduper.remove(p_name text, p_keep_outputs boolean DEFAULT false,
+                                             p_cascade boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_version superduper._listeners;
+  v_dependents text[];
+  v_removed jsonb := '[]';
+BEGIN
+  PERFORM pg_advisory_xact_lock(1399157348, 2);
+  IF NOT EXISTS (SELECT 1 FROM superduper._listeners WHERE name = p_name) THEN
+    IF EXISTS (SELECT 1 FROM superduper._models WHERE name = p_name) THEN
+      RETURN superduper._remove_model(p_name);
+    END IF;
+    RAISE EXCEPTION 'superduper.remove: no listener or model named %', coalesce(quote_literal(p_name), 'NULL')
+      USING HINT = 'Listeners: ' || coalesce((SELECT string_agg(DISTINCT quote_literal(name), ', ') FROM superduper._listeners), '(none)');
+  END IF;
+
+  SELECT array_agg(DISTINCT d.name) INTO v_dependents
+  FROM superduper._listeners l, superduper._listener_dependents(l.id) AS d
+  WHERE l.name = p_name AND d.name <> p_name;
+  IF v_dependents IS NOT NULL THEN
+    IF NOT p_cascade THEN
+      RAISE EXCEPTION 'superduper.remove: listener "%" is read by listener(s) %', p_name, array_to_string(v_dependents, ', ')
+        USING HINT = 'Remove those first, or pass p_cascade => true to remove them too.';
+    END IF;
+    SELECT v_removed || coalesce(jsonb_agg(superduper.remove(d, p_keep_outputs, true)), '[]')
+    INTO v_removed FROM unnest(v_dependents) AS d;
+  END IF;
+
+  FOR v_version IN SELECT * FROM superduper._listeners WHERE name = p_name ORDER BY version LOOP
+    PERFORM superduper._listener_version_drop(v_version.id, p_keep_outputs AND v_version.state = 'current');
+  END LOOP;
+  RETURN v_removed || jsonb_build_array(jsonb_build_object(
+    'type', 'listener', 'name', p_name, 'action', 'removed',
+    'outputs', CASE WHEN p_keep_outputs THEN 'kept' ELSE 'dropped' END));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION superduper._remove_model(p_name text)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_users text[];
+BEGIN
+  SELECT array_agg(DISTINCT name ORDER BY name) INTO v_users FROM superduper._listeners WHERE model = p_name;
+  IF v_users IS NOT NULL THEN
+    RAISE EXCEPTION 'superduper.remove: model "%" is used by listener(s) %', p_name, array_to_string(v_users, ', ')
+      USING HINT = 'Remove those listeners first.';
+  END IF;
+  DELETE FROM superduper._models WHERE name = p_name;
+  -- Model files no model refers to any more.
+  DELETE FROM superduper._artifacts a
+  WHERE NOT EXISTS (SELECT 1 FROM superduper._models m WHERE m.artifact = a.sha256
+                      OR m.config::text LIKE '%' || a.sha256 || '%');
+  RETURN jsonb_build_array(jsonb_build_object('type', 'model', 'name', p_name, 'action', 'removed'));
+END
+$$;
+
+-- Queues a listener's failed rows again (all of them, or those whose primary
+-- key is in p_pks, given as JSON arrays of text like '["42"]').
+CREATE OR REPLACE FUNCTION superduper.retry(p_name text, p_pks jsonb[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_id integer;
+  v_count bigint;
+BEGIN
+  SELECT id INTO v_id FROM superduper._listeners WHERE name = p_name AND state = 'current';
+  IF v_id IS NULL THEN
+    RAISE EXCEPTION 'superduper.retry: no listener named %', coalesce(quote_literal(p_name), 'NULL');
+  END IF;
+  WITH moved AS (
+    DELETE FROM superduper._failures
+    WHERE listener_id = v_id AND (p_pks IS NULL OR pk = ANY (p_pks))
+    RETURNING pk
+  )
+  INSERT INTO superduper._queue (listener_id, pk) SELECT v_id, pk FROM moved;
+  GET DIAGNOSTICS v_count = ROW_COUNT;
+  IF v_count > 0 THEN
+    PERFORM superduper._wake(v_id);
+  END IF;
+  RETURN v_count;
+END
+$$;

@@ -1,0 +1,199 @@
+-- What sidecars call. Sidecars are stateless: everything they know about their
+-- work, and everything other sidecars need to know about them, is here.
+
+CREATE OR REPLACE FUNCTION superduper._worker_register(p_id text, p_hostname text, p_pid integer, p_functions text[])
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  INSERT INTO superduper._workers (id, hostname, pid, functions)
+  VALUES (p_id, p_hostname, p_pid, coalesce(p_functions, '{}'))
+  ON CONFLICT (id) DO UPDATE SET functions = excluded.functions, seen_at = now()
+$$;
+
+-- Marks a sidecar alive, and releases the leases of sidecars that have not been
+-- seen for p_dead_after (killed, or cut off): their work is claimable at once
+-- instead of when the leases run out.
+CREATE OR REPLACE FUNCTION superduper._worker_heartbeat(p_id text, p_dead_after interval)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_dead text[];
+BEGIN
+  UPDATE superduper._workers SET seen_at = now() WHERE id = p_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'superduper: sidecar % is not registered (it was presumed dead and removed)', p_id;
+  END IF;
+  WITH gone AS (
+    DELETE FROM superduper._workers WHERE seen_at < now() - p_dead_after RETURNING id
+  )
+  SELECT array_agg(id) INTO v_dead FROM gone;
+  IF v_dead IS NULL THEN
+    RETURN 0;
+  END IF;
+  UPDATE superduper._queue SET leased_until = NULL, leased_by = NULL WHERE leased_by = ANY (v_dead);
+  UPDATE superduper._backfill SET leased_until = NULL, leased_by = NULL WHERE leased_by = ANY (v_dead);
+  RETURN cardinality(v_dead);
+END
+$$;
+
+-- A sidecar that found no work calls this before waiting for a NOTIFY. It sets
+-- the sleeping flag only while holding the lock that every enqueuing transaction
+-- holds in shared mode until it commits (see _wake): when the lock is granted, no
+-- transaction that read the flag as false is still open, so the re-check of the
+-- queue the sidecar makes next sees all their rows. If the lock is not free
+-- (a writer is mid-transaction) it returns false at once and the sidecar polls
+-- briefly instead; it never makes a writer wait for more than this UPDATE.
+CREATE OR REPLACE FUNCTION superduper._worker_sleep(p_id text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF NOT pg_try_advisory_xact_lock(1399157348, 1) THEN
+    RETURN false;
+  END IF;
+  UPDATE superduper._workers SET sleeping = true, seen_at = now() WHERE id = p_id;
+  RETURN true;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION superduper._worker_wake(p_id text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  UPDATE superduper._workers SET sleeping = false, seen_at = now() WHERE id = p_id AND sleeping
+$$;
+
+-- A sidecar shutting down hands back what it has claimed but not written. The
+-- claim is not counted as an attempt.
+CREATE OR REPLACE FUNCTION superduper._worker_stop(p_id text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  UPDATE superduper._queue
+  SET leased_until = NULL, leased_by = NULL, attempts = greatest(attempts - 1, 0)
+  WHERE leased_by = p_id;
+  UPDATE superduper._backfill
+  SET leased_until = NULL, leased_by = NULL, attempts = greatest(attempts - 1, 0)
+  WHERE leased_by = p_id;
+  DELETE FROM superduper._workers WHERE id = p_id;
+END
+$$;
+
+-- The listeners a sidecar can work on: all those whose model it can run (a
+-- function model runs only in the process that registered it), and whether
+-- each has claimable work right now.
+CREATE OR REPLACE FUNCTION superduper._worker_listeners(p_functions text[])
+RETURNS TABLE (id integer, name text, version integer, state text, model text, runtime text,
+               model_hash text, keys text[], key_types text[], output_type text, output jsonb,
+               settings jsonb, has_work boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT l.id, l.name, l.version, l.state, l.model, m.runtime, m.spec_hash, l.keys, l.key_types,
+         l.output_type, m.output, l.settings,
+         EXISTS (SELECT 1 FROM superduper._queue q
+                 WHERE q.listener_id = l.id
+                   AND (q.leased_until IS NULL OR q.leased_until < now())
+                   AND (q.run_after IS NULL OR q.run_after <= now()))
+         OR EXISTS (SELECT 1 FROM superduper._backfill b
+                    WHERE b.listener_id = l.id AND (b.leased_until IS NULL OR b.leased_until < now()))
+  FROM superduper._listeners l
+  JOIN superduper._models m ON m.name = l.model
+  WHERE NOT l.frozen
+    AND (m.runtime <> 'function' OR m.name = ANY (coalesce(p_functions, '{}')))
+  ORDER BY l.id
+$$;
+
+-- Records failed rows. Each row's claimed queue entries collapse into one entry
+-- that is retried after an exponential backoff, or, once max_attempts is
+-- reached, the row moves to superduper.failures and stops blocking anything.
+-- Backfill rows (no p_ack_ids for them) count as their first attempt.
+CREATE OR REPLACE FUNCTION superduper._fail(p_listener integer, p_pks text[], p_errors text[],
+                                            p_ack_pks text[], p_ack_ids bigint[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_settings jsonb;
+BEGIN
+  SELECT settings INTO v_settings FROM superduper._listeners WHERE id = p_listener;
+  IF NOT FOUND THEN
+    RETURN;  -- removed while the batch ran
+  END IF;
+  WITH acked AS (
+    DELETE FROM superduper._queue AS q
+    USING unnest(p_ack_pks, p_ack_ids) AS a(pk, id)
+    WHERE q.listener_id = p_listener AND q.pk = a.pk::jsonb AND q.id = a.id
+    RETURNING q.pk, q.attempts
+  ), failed AS (
+    SELECT f.pk::jsonb AS pk, f.error,
+           greatest(1, coalesce((SELECT max(a.attempts) FROM acked a WHERE a.pk = f.pk::jsonb), 1)) AS attempts
+    FROM unnest(p_pks, p_errors) AS f(pk, error)
+  ), retried AS (
+    INSERT INTO superduper._queue (listener_id, pk, attempts, run_after, last_error)
+    SELECT p_listener, pk, attempts, now() + superduper._backoff(attempts, v_settings), error
+    FROM failed WHERE attempts < (v_settings ->> 'max_attempts')::integer
+  )
+  INSERT INTO superduper._failures AS x (listener_id, pk, attempts, error)
+  SELECT p_listener, pk, attempts, error
+  FROM failed WHERE attempts >= (v_settings ->> 'max_attempts')::integer
+  ON CONFLICT (listener_id, pk) DO UPDATE
+    SET attempts = excluded.attempts, error = excluded.error, failed_at = now();
+END
+$$;
+
+-- Extends the leases of work a sidecar is still computing (slow models).
+CREATE OR REPLACE FUNCTION superduper._extend_lease(p_worker text, p_listener integer, p_ack_pks text[],
+                                                    p_ack_ids bigint[], p_chunk integer, p_lease interval)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  UPDATE superduper._queue AS q SET leased_until = now() + p_lease
+  FROM unnest(p_ack_pks, p_ack_ids) AS a(pk, id)
+  WHERE q.listener_id = p_listener AND q.pk = a.pk::jsonb AND q.id = a.id AND q.leased_by = p_worker;
+  IF p_chunk IS NOT NULL THEN
+    UPDATE superduper._backfill SET leased_until = now() + p_lease
+    WHERE listener_id = p_listener AND chunk = p_chunk AND leased_by = p_worker;
+  END IF;
+END
+$$;
+
+-- Building versions whose backfill is done but were not promoted (their last
+-- range was emptied by a TRUNCATE, say). Sidecars call this now and then.
+CREATE OR REPLACE FUNCTION superduper._promote_ready()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_id integer;
+  v_count integer := 0;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM superduper._listeners l
+                 WHERE l.state = 'building'
+                   AND NOT EXISTS (SELECT 1 FROM superduper._backfill b WHERE b.listener_id = l.id)) THEN
+    RETURN 0;
+  END IF;
+  -- Same lock as apply/remove: promotion drops and renames tables.
+  PERFORM pg_advisory_xact_lock(1399157348, 2);
+  FOR v_id IN
+    SELECT l.id FROM superduper._listeners l
+    WHERE l.state = 'building'
+      AND NOT EXISTS (SELECT 1 FROM superduper._backfill b WHERE b.listener_id = l.id)
+  LOOP
+    PERFORM superduper._backfill_finished(v_id);
+    v_count := v_count + 1;
+  END LOOP;
+  RETURN v_count;
+END
+$$;

@@ -1,0 +1,98 @@
+-- Views for people: what is registered, how far behind each listener is, what
+-- failed. These are the supported way to inspect superduper from SQL.
+
+CREATE OR REPLACE FUNCTION superduper.outputs(p_listener text)
+RETURNS regclass
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_table text;
+BEGIN
+  SELECT output_table INTO v_table FROM superduper._listeners WHERE name = p_listener AND state = 'current';
+  IF v_table IS NULL THEN
+    RAISE EXCEPTION 'superduper.outputs: no listener named %', coalesce(quote_literal(p_listener), 'NULL');
+  END IF;
+  RETURN superduper._qualify('superduper', v_table)::regclass;
+END
+$$;
+
+-- Per listener version: pending (queued or in an unclaimed backfill range), in
+-- flight (claimed by a sidecar), failed, done (rows in the outputs table), and
+-- lag: the age of the oldest change not yet computed.
+CREATE OR REPLACE FUNCTION superduper._status()
+RETURNS TABLE (listener text, version integer, state text, model text, source text, outputs text,
+               pending bigint, in_flight bigint, failed bigint, done bigint, lag interval,
+               backfill_total bigint, backfill_remaining bigint, note text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  l superduper._listeners;
+  v_q_pending bigint;
+  v_q_flight bigint;
+  v_q_oldest timestamptz;
+  v_b_pending bigint;
+  v_b_flight bigint;
+BEGIN
+  FOR l IN SELECT * FROM superduper._listeners ORDER BY name, version LOOP
+    SELECT count(*) FILTER (WHERE q.leased_until IS NULL OR q.leased_until < now()),
+           count(*) FILTER (WHERE q.leased_until >= now()),
+           min(q.enqueued_at)
+    INTO v_q_pending, v_q_flight, v_q_oldest
+    FROM superduper._queue q WHERE q.listener_id = l.id;
+    SELECT coalesce(sum(b.rows) FILTER (WHERE b.leased_until IS NULL OR b.leased_until < now()), 0),
+           coalesce(sum(b.rows) FILTER (WHERE b.leased_until >= now()), 0)
+    INTO v_b_pending, v_b_flight
+    FROM superduper._backfill b WHERE b.listener_id = l.id;
+
+    listener := l.name;
+    version := l.version;
+    state := CASE WHEN l.frozen THEN 'frozen' ELSE l.state END;
+    model := l.model;
+    source := superduper._qualify(l.source_schema, l.source_table);
+    outputs := superduper._qualify('superduper', l.output_table);
+    pending := v_q_pending + v_b_pending;
+    in_flight := v_q_flight + v_b_flight;
+    SELECT count(*) INTO failed FROM superduper._failures f WHERE f.listener_id = l.id;
+    BEGIN
+      EXECUTE 'SELECT count(*) FROM ' || outputs INTO done;
+    EXCEPTION WHEN undefined_table THEN
+      done := NULL;
+    END;
+    lag := CASE
+      WHEN v_b_pending + v_b_flight > 0 THEN now() - least(l.backfill_at, coalesce(v_q_oldest, 'infinity'))
+      WHEN v_q_oldest IS NOT NULL THEN now() - v_q_oldest
+      ELSE interval '0' END;
+    backfill_total := l.backfill_total;
+    backfill_remaining := v_b_pending + v_b_flight;
+    note := l.error;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
+
+CREATE OR REPLACE VIEW superduper.status AS SELECT * FROM superduper._status();
+
+CREATE OR REPLACE VIEW superduper.listeners AS
+SELECT l.name, l.version, CASE WHEN l.frozen THEN 'frozen' ELSE l.state END AS state, l.model,
+       superduper._qualify(l.source_schema, l.source_table) AS source,
+       l.keys, l.pk AS primary_key, l.filter,
+       superduper._qualify('superduper', l.output_table) AS outputs, l.output_type,
+       l.settings, l.created_at, l.updated_at
+FROM superduper._listeners l;
+
+CREATE OR REPLACE VIEW superduper.models AS
+SELECT m.name, m.runtime, m.output, m.config, m.artifact,
+       (SELECT length(a.bytes) FROM superduper._artifacts a WHERE a.sha256 = m.artifact) AS artifact_bytes,
+       m.version, m.created_at, m.updated_at
+FROM superduper._models m;
+
+CREATE OR REPLACE VIEW superduper.failures AS
+SELECT l.name AS listener, l.version, f.pk AS primary_key, f.attempts, f.error,
+       f.first_failed_at, f.failed_at
+FROM superduper._failures f JOIN superduper._listeners l ON l.id = f.listener_id;
+
+CREATE OR REPLACE VIEW superduper.workers AS
+SELECT w.id, w.hostname, w.pid, w.functions, w.sleeping, w.started_at, w.seen_at
+FROM superduper._workers w;

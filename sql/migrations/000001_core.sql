@@ -1,0 +1,119 @@
+-- Core registry, queue and bookkeeping tables.
+--
+-- Tables are private (leading underscore). The public interface is the views and
+-- functions in sql/functions/, which are recreated on every install.
+
+CREATE TABLE superduper._artifacts (
+  sha256     text PRIMARY KEY CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+  bytes      bytea NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE superduper._artifacts IS
+  'Model files (ONNX graphs, tokenizers, ...) stored by content hash, so every sidecar on every machine loads the same bytes.';
+
+CREATE TABLE superduper._models (
+  name       text PRIMARY KEY CHECK (name <> '' AND length(name) <= 63),
+  runtime    text NOT NULL,
+  config     jsonb NOT NULL DEFAULT '{}',
+  output     jsonb NOT NULL,
+  artifact   text REFERENCES superduper._artifacts (sha256),
+  spec       jsonb NOT NULL,
+  spec_hash  text NOT NULL,
+  version    integer NOT NULL DEFAULT 1,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per listener *version*. A listener has one 'current' version, and while a
+-- changed spec is being recomputed also one 'building' version; the building one is
+-- promoted (its outputs table renamed to the stable name) once its backfill is done.
+CREATE TABLE superduper._listeners (
+  id             integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  name           text NOT NULL,
+  version        integer NOT NULL,
+  state          text NOT NULL CHECK (state IN ('current', 'building')),
+  model          text NOT NULL REFERENCES superduper._models (name),
+  source         regclass NOT NULL,
+  source_schema  text NOT NULL,
+  source_table   text NOT NULL,
+  keys           text[] NOT NULL,
+  key_types      text[] NOT NULL,
+  pk             text[] NOT NULL,
+  pk_types       text[] NOT NULL,
+  filter         text,
+  output_table   text NOT NULL,
+  output_type    text NOT NULL,
+  settings       jsonb NOT NULL DEFAULT '{}',
+  spec           jsonb NOT NULL,
+  spec_hash      text NOT NULL,
+  backfill_total bigint NOT NULL DEFAULT 0,
+  backfill_at    timestamptz,
+  frozen         boolean NOT NULL DEFAULT false,  -- kept, no longer maintained (see _backfill_finished)
+  error          text,
+  created_at     timestamptz NOT NULL DEFAULT now(),
+  updated_at     timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (name, version)
+);
+CREATE UNIQUE INDEX _listeners_one_current ON superduper._listeners (name) WHERE state = 'current';
+CREATE UNIQUE INDEX _listeners_one_building ON superduper._listeners (name) WHERE state = 'building';
+
+-- Changed rows waiting for a sidecar. Triggers only ever INSERT here (append-only,
+-- so a user's write never waits on a sidecar's lock); repeated changes of one row
+-- are coalesced when claimed, and `id` doubles as the version stamp of the change.
+CREATE TABLE superduper._queue (
+  listener_id  integer NOT NULL,
+  pk           jsonb NOT NULL,
+  id           bigint GENERATED ALWAYS AS IDENTITY,
+  enqueued_at  timestamptz NOT NULL DEFAULT now(),
+  attempts     integer NOT NULL DEFAULT 0,
+  run_after    timestamptz,
+  leased_until timestamptz,
+  leased_by    text,
+  last_error   text,
+  PRIMARY KEY (listener_id, pk, id)
+);
+
+-- Existing rows of a source table, in ranges of its primary key. A backfill is
+-- claimed range by range instead of queueing every existing row one by one.
+CREATE TABLE superduper._backfill (
+  listener_id  integer NOT NULL,
+  chunk        integer NOT NULL,
+  lo           jsonb,            -- exclusive lower bound (NULL: from the start)
+  hi           jsonb,            -- inclusive upper bound (NULL: to the end)
+  rows         bigint NOT NULL,
+  attempts     integer NOT NULL DEFAULT 0,
+  leased_until timestamptz,
+  leased_by    text,
+  PRIMARY KEY (listener_id, chunk)
+);
+
+-- Rows whose model call failed max_attempts times. They block nothing; a change
+-- to the row, or superduper.retry(), queues them again.
+CREATE TABLE superduper._failures (
+  listener_id     integer NOT NULL,
+  pk              jsonb NOT NULL,
+  attempts        integer NOT NULL,
+  error           text NOT NULL,
+  first_failed_at timestamptz NOT NULL DEFAULT now(),
+  failed_at       timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (listener_id, pk)
+);
+
+-- Sidecars announce themselves here. `sleeping` tells triggers that someone is
+-- waiting for a NOTIFY; when no sidecar sleeps, triggers do not notify at all.
+CREATE TABLE superduper._workers (
+  id         text PRIMARY KEY,
+  hostname   text NOT NULL,
+  pid        integer NOT NULL,
+  functions  text[] NOT NULL DEFAULT '{}',
+  sleeping   boolean NOT NULL DEFAULT false,
+  started_at timestamptz NOT NULL DEFAULT now(),
+  seen_at    timestamptz NOT NULL DEFAULT now()
+);
+
+-- Per-listener SQL (triggers, claim and write functions) is rendered from these
+-- templates; the installer refreshes them from triggers/ and sql/templates/.
+CREATE TABLE superduper._templates (
+  name text PRIMARY KEY,
+  body text NOT NULL
+);

@@ -111,8 +111,12 @@ BEGIN
   WHERE name = v_name;
 
   -- A new model means new outputs: every listener using it is recomputed as a new
-  -- version, and keeps serving its old outputs until the new ones are complete.
+  -- version. The current version keeps serving its old outputs, frozen (outputs
+  -- of the new model must not mix into them), until the new one is complete;
+  -- changes made meanwhile are captured by the new version's triggers.
   SELECT coalesce(array_agg(l.name ORDER BY l.name), '{}') INTO v_rebuilt
+  FROM superduper._listeners l WHERE l.model = v_name AND l.state = 'current';
+  PERFORM superduper._listener_freeze(l.id, 'model "' || v_name || '" changed; version being rebuilt')
   FROM superduper._listeners l WHERE l.model = v_name AND l.state = 'current';
   PERFORM superduper._rebuild_listener(n, 'model "' || v_name || '" changed') FROM unnest(v_rebuilt) AS n;
 

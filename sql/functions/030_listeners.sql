@@ -374,6 +374,22 @@ AS $$
   WHERE l.id = p_id
 $$;
 
+-- Stops maintaining a version but keeps its outputs readable: its triggers,
+-- worker functions and queued work go. Used while a replacement is built.
+CREATE OR REPLACE FUNCTION superduper._listener_freeze(p_id integer, p_reason text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM superduper._listener_code_drop(p_id);
+  DELETE FROM superduper._queue WHERE listener_id = p_id;
+  DELETE FROM superduper._backfill WHERE listener_id = p_id;
+  UPDATE superduper._listeners SET frozen = true, error = 'frozen: ' || p_reason, updated_at = now()
+  WHERE id = p_id;
+END
+$$;
+
 -- Starts computing a new version of a listener from its current spec (after its
 -- model changed, or the listener it reads from was rebuilt). The current version
 -- keeps serving until the new one is complete.
@@ -394,7 +410,7 @@ BEGIN
   END IF;
   SELECT max(version) + 1 INTO v_version FROM superduper._listeners WHERE name = p_name;
   v_building := superduper._listener_version_create(v_current.spec, coalesce(v_version, v_current.version + 1), 'building');
-  UPDATE superduper._listeners SET error = 'rebuilding: ' || p_reason WHERE id = v_current.id;
+  UPDATE superduper._listeners SET error = coalesce(error, 'rebuilding: ' || p_reason) WHERE id = v_current.id;
   RETURN v_building;
 END
 $$;
@@ -426,15 +442,10 @@ BEGIN
     -- Listeners reading the old outputs stop being maintained (their triggers go
     -- with the old table) and are rebuilt from the new outputs.
     FOR v_dependent IN SELECT * FROM superduper._listener_dependents(v_old.id) LOOP
-      PERFORM superduper._listener_code_drop(v_dependent.id);
-      DELETE FROM superduper._queue WHERE listener_id = v_dependent.id;
-      DELETE FROM superduper._backfill WHERE listener_id = v_dependent.id;
       IF v_dependent.state = 'building' THEN
         PERFORM superduper._listener_version_drop(v_dependent.id, false);
       ELSE
-        UPDATE superduper._listeners
-        SET frozen = true, error = 'frozen: listener "' || v_new.name || '" it reads from was rebuilt'
-        WHERE id = v_dependent.id;
+        PERFORM superduper._listener_freeze(v_dependent.id, 'listener "' || v_new.name || '" it reads from was rebuilt');
       END IF;
       v_rebuild := v_rebuild || v_dependent.name;
     END LOOP;
@@ -542,7 +553,8 @@ BEGIN
                               'building', true);
   END IF;
 
-  IF (v_current.spec - 'filter' - 'settings') = (v_spec - 'filter' - 'settings') AND v_building.id IS NULL THEN
+  IF (v_current.spec - 'filter' - 'settings') = (v_spec - 'filter' - 'settings')
+     AND v_building.id IS NULL AND NOT v_current.frozen THEN
     -- Same model, table and keys: existing outputs stay valid, update in place.
     v_old_filter := v_current.spec ->> 'filter';
     UPDATE superduper._listeners

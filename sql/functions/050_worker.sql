@@ -44,19 +44,21 @@ $$;
 -- holds in shared mode until it commits (see _wake): when the lock is granted, no
 -- transaction that read the flag as false is still open, so the re-check of the
 -- queue the sidecar makes next sees all their rows. If the lock is not free
--- (a writer is mid-transaction) it returns false at once and the sidecar polls
--- briefly instead; it never makes a writer wait for more than this UPDATE.
+-- (a writer is mid-transaction) it returns false at once and the sidecar waits
+-- with a short timeout instead; it never makes a writer wait for more than this
+-- UPDATE.
 CREATE OR REPLACE FUNCTION superduper._worker_sleep(p_id text)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  v_locked boolean := pg_try_advisory_xact_lock(1399157348, 1);
 BEGIN
-  IF NOT pg_try_advisory_xact_lock(1399157348, 1) THEN
-    RETURN false;
-  END IF;
+  -- The flag is set either way, so that most changes are notified at once; only
+  -- when the lock was granted may the sidecar wait without polling.
   UPDATE superduper._workers SET sleeping = true, seen_at = now() WHERE id = p_id;
-  RETURN true;
+  RETURN v_locked;
 END
 $$;
 
@@ -91,12 +93,12 @@ $$;
 -- each has claimable work right now.
 CREATE OR REPLACE FUNCTION superduper._worker_listeners(p_functions text[])
 RETURNS TABLE (id integer, name text, version integer, state text, model text, runtime text,
-               model_hash text, keys text[], key_types text[], output_type text, output jsonb,
-               settings jsonb, has_work boolean)
+               model_hash text, model_config jsonb, model_artifact text, keys text[], key_types text[],
+               output_type text, output jsonb, settings jsonb, has_work boolean)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT l.id, l.name, l.version, l.state, l.model, m.runtime, m.spec_hash, l.keys, l.key_types,
+  SELECT l.id, l.name, l.version, l.state, l.model, m.runtime, m.spec_hash, m.config, m.artifact, l.keys, l.key_types,
          l.output_type, m.output, l.settings,
          EXISTS (SELECT 1 FROM superduper._queue q
                  WHERE q.listener_id = l.id
@@ -114,9 +116,12 @@ $$;
 -- Records failed rows. Each row's claimed queue entries collapse into one entry
 -- that is retried after an exponential backoff, or, once max_attempts is
 -- reached, the row moves to superduper.failures and stops blocking anything.
--- Backfill rows (no p_ack_ids for them) count as their first attempt.
+-- Backfill rows (no p_ack_ids for them) count as their first attempt. Failures
+-- that no retry can fix (a NULL key value) pass p_permanent and go straight to
+-- the failures.
 CREATE OR REPLACE FUNCTION superduper._fail(p_listener integer, p_pks text[], p_errors text[],
-                                            p_ack_pks text[], p_ack_ids bigint[])
+                                            p_ack_pks text[], p_ack_ids bigint[],
+                                            p_permanent boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -135,7 +140,8 @@ BEGIN
     RETURNING q.pk, q.attempts
   ), failed AS (
     SELECT f.pk::jsonb AS pk, f.error,
-           greatest(1, coalesce((SELECT max(a.attempts) FROM acked a WHERE a.pk = f.pk::jsonb), 1)) AS attempts
+           CASE WHEN p_permanent THEN (v_settings ->> 'max_attempts')::integer
+                ELSE greatest(1, coalesce((SELECT max(a.attempts) FROM acked a WHERE a.pk = f.pk::jsonb), 1)) END AS attempts
     FROM unnest(p_pks, p_errors) AS f(pk, error)
   ), retried AS (
     INSERT INTO superduper._queue (listener_id, pk, attempts, run_after, last_error)

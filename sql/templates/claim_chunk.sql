@@ -1,5 +1,6 @@
 -- Leases one range of the source's primary key for the backfill and returns the
--- rows in it that pass the filter, in key order. See claim.sql for sd_stamp.
+-- rows in it that pass the filter, in key order (or, if there are none, one row
+-- with only sd_chunk set). See claim.sql for sd_stamp.
 CREATE FUNCTION {{fn_claim_chunk}}(p_worker text, p_lease interval)
 RETURNS TABLE (sd_chunk integer, sd_pk text, sd_stamp bigint{{key_decl}})
 LANGUAGE plpgsql
@@ -37,5 +38,11 @@ BEGIN
     AND {{pk_row_src}} <= {{pk_row_hi}}
     AND {{filter}}
   ORDER BY {{pk_order_src}};
+  IF NOT FOUND THEN
+    -- Every row of the range is gone: still say which range was claimed, so the
+    -- sidecar can mark it done.
+    sd_chunk := v_chunk;
+    RETURN NEXT;
+  END IF;
 END
 {{q}};

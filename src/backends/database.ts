@@ -1,0 +1,33 @@
+/**
+ * What the rest of superduper needs from a database connection. Declared
+ * structurally, so that the core does not depend on a driver: each backend
+ * (backends/postgres.ts, backends/pglite.ts) is a small adapter to this.
+ */
+export interface QueryResult<Row> {
+  rows: Row[];
+  rowCount?: number | null;
+}
+
+export interface Queryable {
+  query<Row = Record<string, unknown>>(text: string, values?: readonly unknown[]): Promise<QueryResult<Row>>;
+}
+
+export interface Database extends Queryable {
+  /** Which engine this is; the embedded one lacks dblink and cross-connection NOTIFY. */
+  readonly kind: 'postgres' | 'pglite';
+  /** A connection string other processes can use, when there is one. */
+  readonly uri: string | undefined;
+  /** Runs fn in one transaction on one connection; rolls back if fn throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Calls onNotify for each NOTIFY on channel, reconnecting by itself after a
+   * lost connection; onReconnect is called after each reconnection because
+   * notifications sent meanwhile are lost. Returns the unsubscribe function.
+   */
+  listen(channel: string, onNotify: (payload: string) => void, onReconnect?: () => void): Promise<() => Promise<void>>;
+  /** A query parameter holding an array of vectors, for `$n::vector[]`, in the cheapest form this engine takes. */
+  vectorArrayParam(vectors: readonly (readonly number[])[]): unknown;
+  /** Re-reads type OIDs (pgvector's) after the extension was created. */
+  refreshTypes(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,248 @@
+import type { Database, Queryable } from './backends/database.js';
+import { connectPostgres } from './backends/postgres.js';
+import type { ListenerComponent } from './components/listener.js';
+import type { ModelComponent, StoredModel } from './components/model.js';
+import { SuperduperError } from './errors.js';
+import { install, type InstallResult } from './install.js';
+import { defaultLogger, type Logger } from './logger.js';
+import type { FunctionModel } from './models/function-runtime.js';
+import { ModelCache } from './models/registry.js';
+import { Worker, type WorkerOptions } from './worker/worker.js';
+
+export type Component = ModelComponent | ListenerComponent;
+
+/** What superduper.apply() reports per component. */
+export interface ApplyResult {
+  type: string;
+  name: string;
+  action: 'created' | 'unchanged' | 'updated' | 'rebuilding' | 'removed';
+  version?: number;
+  backfill?: number;
+  [key: string]: unknown;
+}
+
+/** A row of the superduper.status view. */
+export interface ListenerStatus {
+  listener: string;
+  version: number;
+  state: 'current' | 'building' | 'frozen';
+  model: string;
+  source: string;
+  outputs: string;
+  pending: number;
+  in_flight: number;
+  failed: number;
+  done: number | null;
+  /** Age of the oldest change not yet computed, in seconds. */
+  lag_seconds: number;
+  backfill_total: number;
+  backfill_remaining: number;
+  note: string | null;
+}
+
+export interface FailureRow {
+  listener: string;
+  version: number;
+  primary_key: string[];
+  attempts: number;
+  error: string;
+  failed_at: Date;
+}
+
+export interface ConnectOptions {
+  logger?: Logger;
+  /** Pool size for a connection string (default 10). */
+  maxConnections?: number;
+}
+
+/**
+ * Connects to a database with superduper's SQL layer (see `install`).
+ *
+ * @example
+ * const db = await connect('postgres://localhost/app');
+ * await db.install();
+ * await db.apply(listener({ name: 'docs_embedding', model: 'minilm', table: 'docs', keys: ['body'] }));
+ * await db.start(); // a sidecar in this process
+ */
+export async function connect(target: string | Database, options: ConnectOptions = {}): Promise<Superduper> {
+  const database = typeof target === 'string' ? await connectPostgres(target, { maxConnections: options.maxConnections }) : target;
+  return new Superduper(database, options.logger ?? defaultLogger(), typeof target === 'string');
+}
+
+export class Superduper {
+  readonly db: Database;
+  readonly logger: Logger;
+  /** Models loaded in this process (shared by its sidecars); function models registered here. */
+  readonly models: ModelCache;
+  readonly #ownsDatabase: boolean;
+  readonly #workers = new Set<Worker>();
+
+  constructor(db: Database, logger: Logger, ownsDatabase = false) {
+    this.db = db;
+    this.logger = logger;
+    this.#ownsDatabase = ownsDatabase;
+    this.models = new ModelCache({ fetchArtifact: (sha) => this.#fetchArtifact(sha) }, logger);
+  }
+
+  /** Installs or upgrades the SQL layer; see install.ts. */
+  install(): Promise<InstallResult> {
+    return install(this.db);
+  }
+
+  /**
+   * Applies components (models, listeners) in one transaction. Re-applying an
+   * unchanged component is a no-op; a changed listener is updated in place or
+   * rebuilt as a new version (see docs/sql.md).
+   */
+  async apply(...components: Array<Component | Record<string, unknown>>): Promise<ApplyResult[]> {
+    const specs: Array<Record<string, unknown>> = [];
+    const uploads: StoredModel[] = [];
+    const seen = new Set<unknown>();
+    const add = (component: Component | Record<string, unknown>) => {
+      if (seen.has(component)) return;
+      seen.add(component);
+      if (isListener(component)) {
+        if (typeof component.model !== 'string') add(component.model);
+        specs.push(component.spec);
+      } else if (isFunctionModel(component)) {
+        this.models.functions.register(component);
+        specs.push(component.spec);
+      } else if (isStoredModel(component)) {
+        uploads.push(component);
+        specs.push(component.spec);
+      } else {
+        specs.push(component as Record<string, unknown>);
+      }
+    };
+    components.forEach(add);
+
+    const results = await this.db.transaction(async (tx) => {
+      for (const model of uploads) {
+        const index = specs.indexOf(model.spec);
+        specs[index] = await storeModelFiles(tx, model);
+      }
+      const result = await tx.query<{ result: ApplyResult[] }>('SELECT superduper.apply($1::jsonb) AS result', [JSON.stringify(specs)]);
+      return result.rows[0]?.result ?? [];
+    });
+    for (const worker of this.#workers) worker.refresh();
+    return results;
+  }
+
+  /** Removes a listener (or a model no listener uses). */
+  async remove(name: string, options: { keepOutputs?: boolean; cascade?: boolean } = {}): Promise<ApplyResult[]> {
+    const result = await this.db.query<{ result: ApplyResult[] }>('SELECT superduper.remove($1, $2, $3) AS result', [
+      name,
+      options.keepOutputs ?? false,
+      options.cascade ?? false,
+    ]);
+    return result.rows[0]?.result ?? [];
+  }
+
+  async status(): Promise<ListenerStatus[]> {
+    const result = await this.db.query<ListenerStatus>(
+      `SELECT listener, version, state, model, source, outputs, pending::int, in_flight::int, failed::int,
+              done::int, extract(epoch FROM lag)::float8 AS lag_seconds, backfill_total::int,
+              backfill_remaining::int, note
+       FROM superduper.status`,
+    );
+    return result.rows;
+  }
+
+  async failures(listener?: string): Promise<FailureRow[]> {
+    const result = await this.db.query<FailureRow>(
+      `SELECT listener, version, ARRAY(SELECT jsonb_array_elements_text(primary_key)) AS primary_key,
+              attempts, error, failed_at
+       FROM superduper.failures WHERE $1::text IS NULL OR listener = $1 ORDER BY listener, failed_at`,
+      [listener ?? null],
+    );
+    return result.rows;
+  }
+
+  /** Queues a listener's failed rows again; returns how many. */
+  async retry(listener: string): Promise<number> {
+    const result = await this.db.query<{ count: string }>('SELECT superduper.retry($1) AS count', [listener]);
+    return Number(result.rows[0]?.count ?? 0);
+  }
+
+  /** The qualified name of a listener's outputs table, e.g. superduper.out_docs_embedding. */
+  async outputsTable(listener: string): Promise<string> {
+    const result = await this.db.query<{ table: string }>('SELECT superduper.outputs($1)::text AS table', [listener]);
+    return result.rows[0]!.table;
+  }
+
+  /**
+   * Starts a sidecar in this process. Besides every model stored in the
+   * database, it runs the function models applied through this object.
+   */
+  async start(options: Partial<WorkerOptions> = {}): Promise<Worker> {
+    const worker = new Worker(this.db, this.models, { logger: this.logger, ...options });
+    await worker.start();
+    this.#workers.add(worker);
+    return worker;
+  }
+
+  /**
+   * Resolves when the given listeners (default: all) have nothing pending or in
+   * flight and no version being rebuilt. Rejects after timeoutMs.
+   */
+  async waitUntilIdle(
+    options: { listeners?: string[]; timeoutMs?: number; pollMs?: number; onProgress?: (status: ListenerStatus[]) => void } = {},
+  ): Promise<ListenerStatus[]> {
+    const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+    for (;;) {
+      const status = (await this.status()).filter((s) => !options.listeners || options.listeners.includes(s.listener));
+      options.onProgress?.(status);
+      const busy = status.filter((s) => s.pending > 0 || s.in_flight > 0 || s.state === 'building');
+      if (busy.length === 0) return status;
+      if (Date.now() > deadline) {
+        throw new SuperduperError(
+          `timed out waiting for listener(s) ${busy.map((s) => `${s.listener} (pending ${s.pending}, in flight ${s.in_flight})`).join(', ')}`,
+          { hint: 'Is a sidecar running? Start one with "superduper start <uri>" or db.start().' },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 50));
+    }
+  }
+
+  /** Stops this object's sidecars (gracefully), unloads models, closes the connection if it opened it. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#workers].map((worker) => worker.stop()));
+    this.#workers.clear();
+    await this.models.close();
+    if (this.#ownsDatabase) await this.db.close();
+  }
+
+  async #fetchArtifact(sha256: string): Promise<Uint8Array> {
+    const result = await this.db.query<{ bytes: Buffer }>('SELECT bytes FROM superduper._artifacts WHERE sha256 = $1', [sha256]);
+    const row = result.rows[0];
+    if (!row) throw new SuperduperError(`artifact ${sha256} is not stored in this database`);
+    return new Uint8Array(row.bytes.buffer, row.bytes.byteOffset, row.bytes.byteLength);
+  }
+}
+
+async function storeModelFiles(tx: Queryable, model: StoredModel): Promise<Record<string, unknown>> {
+  const put = async (bytes: Uint8Array) => {
+    const result = await tx.query<{ sha: string }>('SELECT superduper.put_artifact($1) AS sha', [Buffer.from(bytes)]);
+    return result.rows[0]!.sha;
+  };
+  const spec = { ...model.spec };
+  if (model.artifact) spec.artifact = await put(await model.artifact());
+  if (model.files) {
+    const config = { ...(spec.config as Record<string, unknown>) };
+    for (const [key, load] of Object.entries(model.files)) config[key] = await put(await load());
+    spec.config = config;
+  }
+  return spec;
+}
+
+function isListener(value: unknown): value is ListenerComponent {
+  return (value as ListenerComponent)?.kind === 'listener';
+}
+
+function isFunctionModel(value: unknown): value is FunctionModel {
+  return (value as FunctionModel)?.kind === 'model' && (value as FunctionModel).runtime === 'function';
+}
+
+function isStoredModel(value: unknown): value is StoredModel {
+  return (value as StoredModel)?.kind === 'model' && (value as FunctionModel).runtime !== 'function';
+}

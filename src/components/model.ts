@@ -1,0 +1,52 @@
+import { readFile } from 'node:fs/promises';
+import type { FunctionModel } from '../models/function-runtime.js';
+import type { OutputSpec } from '../models/types.js';
+
+/** A model whose file is stored in the database (put_artifact) when it is applied. */
+export interface StoredModel {
+  readonly kind: 'model';
+  readonly name: string;
+  readonly runtime: string;
+  /** The spec without "artifact"; apply() fills it with the stored file's hash. */
+  readonly spec: Record<string, unknown>;
+  readonly artifact?: () => Promise<Uint8Array>;
+  /** Further files referenced from config by hash, e.g. a tokenizer. */
+  readonly files?: Record<string, () => Promise<Uint8Array>>;
+}
+
+export type ModelComponent = FunctionModel | StoredModel;
+
+export interface OnnxModelOptions {
+  name: string;
+  /** Path of the .onnx file, or its bytes. */
+  file: string | Uint8Array;
+  output: OutputSpec;
+  /** ONNX input to feed (default: the graph's only input). */
+  input?: string;
+  /** ONNX output to store (default: the graph's first output). */
+  outputName?: string;
+  /** For text inputs: the hashing word tokenizer (see models/word-tokenizer.ts). */
+  tokenizer?: { type: 'words'; vocab_size: number; max_length: number };
+  /** onnxruntime intra-op threads. */
+  threads?: number;
+}
+
+/**
+ * An ONNX model run by onnxruntime-node. The file's bytes are stored in the
+ * database, so every sidecar, on any machine, loads the same model.
+ */
+export function onnxModel(options: OnnxModelOptions): StoredModel {
+  const config: Record<string, unknown> = {};
+  if (options.input) config.input = options.input;
+  if (options.outputName) config.output = options.outputName;
+  if (options.tokenizer) config.tokenizer = options.tokenizer;
+  if (options.threads) config.threads = options.threads;
+  const file = options.file;
+  return {
+    kind: 'model',
+    name: options.name,
+    runtime: 'onnx',
+    spec: { type: 'model', name: options.name, runtime: 'onnx', output: options.output, config },
+    artifact: async () => (typeof file === 'string' ? new Uint8Array(await readFile(file)) : file),
+  };
+}

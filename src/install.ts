@@ -1,0 +1,170 @@
+import type { Database, Queryable } from './backends/database.js';
+import { SuperduperError } from './errors.js';
+import { bootstrapSql, codeVersion, functionFiles, migrations, schemaSql, templates } from './generated/sql.js';
+
+/** Advisory lock key taken by every install step: one installer at a time. */
+const INSTALL_LOCK = 'SELECT pg_catalog.pg_advisory_xact_lock(1399157348, 0)';
+
+export interface InstallResult {
+  /** Migration versions applied by this call (empty when already current). */
+  applied: number[];
+  codeVersion: string;
+  via: 'installer' | 'extension';
+  extensions: { vector: string; dblink: string | null };
+  warnings: string[];
+}
+
+/**
+ * Installs or upgrades the SQL layer (schema `superduper`) in a database. Safe to
+ * run any number of times and from several processes at once: each migration runs
+ * in its own transaction under an advisory lock and is recorded in
+ * `superduper._migrations`; the functions are recreated afterwards. Refuses to
+ * touch a database whose layer is newer than this code.
+ */
+export async function install(db: Database): Promise<InstallResult> {
+  const warnings: string[] = [];
+  const extensions = await ensureExtensions(db, warnings);
+
+  const extension = await db.query<{ extversion: string }>(
+    `SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'superduper'`,
+  );
+  if (extension.rows[0]) {
+    const installedVersion = extension.rows[0].extversion;
+    if (compareVersions(installedVersion, codeVersion) < 0) {
+      throw new SuperduperError(
+        `superduper is installed in this database as an extension (version ${installedVersion}), older than this code (${codeVersion})`,
+        { hint: `On the database host run "make -C extension install", then in the database: ALTER EXTENSION superduper UPDATE;` },
+      );
+    }
+    await checkNotNewer(db);
+    return { applied: [], codeVersion, via: 'extension', extensions, warnings };
+  }
+
+  await db.transaction(async (tx) => {
+    await tx.query(INSTALL_LOCK);
+    await tx.query(schemaSql);
+    await tx.query(bootstrapSql);
+  });
+  await checkNotNewer(db);
+
+  const applied: number[] = [];
+  for (const migration of migrations) {
+    const ran = await db.transaction(async (tx) => {
+      await tx.query(INSTALL_LOCK);
+      const done = await tx.query<{ sha256: string }>(
+        'SELECT sha256 FROM superduper._migrations WHERE version = $1',
+        [migration.version],
+      );
+      if (done.rows[0]) {
+        if (done.rows[0].sha256 !== migration.sha256) {
+          warnings.push(`migration ${migration.version} (${migration.name}) differs from the one applied to this database`);
+        }
+        return false;
+      }
+      await tx.query(migration.sql);
+      await tx.query('INSERT INTO superduper._migrations (version, name, sha256) VALUES ($1, $2, $3)', [
+        migration.version,
+        migration.name,
+        migration.sha256,
+      ]);
+      return true;
+    });
+    if (ran) applied.push(migration.version);
+  }
+
+  await db.transaction(async (tx) => {
+    await tx.query(INSTALL_LOCK);
+    await installCode(tx);
+  });
+  await db.refreshTypes();
+  return { applied, codeVersion, via: 'installer', extensions, warnings };
+}
+
+/** Functions, views and templates: recreated on every install. */
+async function installCode(tx: Queryable): Promise<void> {
+  for (const file of functionFiles) {
+    await tx.query(file.sql);
+  }
+  for (const [name, body] of Object.entries(templates)) {
+    await tx.query(
+      `INSERT INTO superduper._templates (name, body) VALUES ($1, $2)
+       ON CONFLICT (name) DO UPDATE SET body = excluded.body`,
+      [name, body],
+    );
+  }
+  await tx.query(
+    `INSERT INTO superduper._meta (key, value) VALUES ('code_version', $1)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    [codeVersion],
+  );
+}
+
+async function checkNotNewer(db: Queryable): Promise<void> {
+  const state = await db.query<{ migration: number | null; code_version: string | null }>(
+    `SELECT (SELECT max(version) FROM superduper._migrations) AS migration,
+            (SELECT value FROM superduper._meta WHERE key = 'code_version') AS code_version`,
+  );
+  const { migration, code_version: installedCode } = state.rows[0] ?? { migration: null, code_version: null };
+  const latest = migrations.at(-1)?.version ?? 0;
+  if ((migration !== null && migration > latest) || (installedCode && compareVersions(installedCode, codeVersion) > 0)) {
+    throw new SuperduperError(
+      `this database's superduper layer (code ${installedCode ?? '?'}, migration ${migration}) is newer than this code (${codeVersion}, migration ${latest}); nothing was changed`,
+      { hint: 'Upgrade the superduper package on this machine.', code: 'SUPERDUPER_NEWER_DATABASE' },
+    );
+  }
+}
+
+/**
+ * pgvector is required (outputs are vector columns); dblink is needed only for
+ * superduper.embed/like called from SQL sessions, so its absence is a warning.
+ */
+async function ensureExtensions(db: Database, warnings: string[]): Promise<InstallResult['extensions']> {
+  const available = await db.query<{ name: string; installed_version: string | null }>(
+    `SELECT name, installed_version FROM pg_catalog.pg_available_extensions WHERE name IN ('vector', 'dblink')`,
+  );
+  const find = (name: string) => available.rows.find((row) => row.name === name);
+  const vector = find('vector');
+  if (!vector) {
+    throw new SuperduperError('pgvector is not installed on this PostgreSQL server (extension "vector" is not available)', {
+      hint:
+        'Install pgvector on the database server (Debian/Ubuntu: apt install postgresql-<version>-pgvector; ' +
+        'or build it from https://github.com/pgvector/pgvector), then run install again.',
+      code: 'SUPERDUPER_NO_PGVECTOR',
+    });
+  }
+  const create = async (name: string) => {
+    try {
+      await db.query(`CREATE EXTENSION IF NOT EXISTS ${name}`);
+    } catch (error) {
+      throw new SuperduperError(`could not create extension "${name}": ${(error as Error).message}`, {
+        hint: `Ask a superuser to run CREATE EXTENSION ${name}; in this database, then run install again.`,
+        cause: error,
+      });
+    }
+  };
+  if (!vector.installed_version) await create('vector');
+  const dblink = find('dblink');
+  if (dblink && !dblink.installed_version) await create('dblink');
+  if (!dblink) {
+    warnings.push(
+      'dblink is not available on this server: superduper.embed() and text queries in superduper.like() will not work from SQL sessions ' +
+        '(install PostgreSQL contrib to enable them); everything else works.',
+    );
+  }
+  const versions = await db.query<{ extname: string; extversion: string }>(
+    `SELECT extname, extversion FROM pg_catalog.pg_extension WHERE extname IN ('vector', 'dblink')`,
+  );
+  const version = (name: string) => versions.rows.find((row) => row.extname === name)?.extversion ?? null;
+  return { vector: version('vector') ?? '?', dblink: version('dblink') };
+}
+
+/** Compares dotted numeric versions ("0.10.2" > "0.9.9"). */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split(/[.-]/).map((part) => Number.parseInt(part, 10) || 0);
+  const pb = b.split(/[.-]/).map((part) => Number.parseInt(part, 10) || 0);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const diff = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (diff !== 0) return Math.sign(diff);
+  }
+  return 0;
+}

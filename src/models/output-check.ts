@@ -1,0 +1,59 @@
+import type { OutputSpec } from './types.js';
+
+/**
+ * Checks one model output against the model's declared output and returns it in
+ * the form the write function takes, or throws a message naming what is wrong.
+ */
+export function checkOutput(output: unknown, spec: OutputSpec, model: string): unknown {
+  const fail = (what: string): never => {
+    throw new Error(`model "${model}" returned ${what}; its output is declared as ${describeSpec(spec)}`);
+  };
+  if (output === null || output === undefined) fail(String(output));
+  switch (spec.type) {
+    case 'vector': {
+      const values = ArrayBuffer.isView(output) ? Array.from(output as unknown as ArrayLike<number>) : output;
+      if (!Array.isArray(values)) fail(`a ${typeof output} where a vector belongs`);
+      const vector = values as unknown[];
+      if (vector.length !== spec.dim) fail(`a vector of ${vector.length} numbers`);
+      for (const value of vector) {
+        if (typeof value !== 'number' || !Number.isFinite(value)) fail(`a vector containing ${String(value)}`);
+      }
+      return vector;
+    }
+    case 'float':
+      if (typeof output !== 'number' || !Number.isFinite(output)) fail(describeValue(output));
+      return output;
+    case 'integer':
+      if (typeof output === 'bigint') return output.toString();
+      if (typeof output !== 'number' || !Number.isInteger(output)) fail(describeValue(output));
+      return output;
+    case 'boolean':
+      if (typeof output !== 'boolean') fail(describeValue(output));
+      return output;
+    case 'text':
+      if (typeof output !== 'string') fail(describeValue(output));
+      if ((output as string).includes('\u0000')) fail('text containing a NUL character');
+      return output;
+    case 'jsonb': {
+      let text: string | undefined;
+      try {
+        text = JSON.stringify(output);
+      } catch (error) {
+        fail(`a value that is not JSON (${(error as Error).message})`);
+      }
+      if (text === undefined) fail(describeValue(output));
+      return text;
+    }
+  }
+}
+
+export function describeSpec(spec: OutputSpec): string {
+  return spec.type === 'vector' ? `vector(${spec.dim})` : spec.type;
+}
+
+function describeValue(value: unknown): string {
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.slice(0, 40))}`;
+  if (typeof value === 'number') return `the number ${value}`;
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  return `a ${typeof value}`;
+}

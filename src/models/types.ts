@@ -1,0 +1,39 @@
+/** What a model produces per input row; decides the type of the outputs column. */
+export type OutputSpec =
+  | { type: 'vector'; dim: number }
+  | { type: 'jsonb' }
+  | { type: 'text' }
+  | { type: 'float' }
+  | { type: 'integer' }
+  | { type: 'boolean' };
+
+/** A model as registered in superduper._models (and in `superduper.models`). */
+export interface ModelRecord {
+  name: string;
+  runtime: string;
+  output: OutputSpec;
+  config: Record<string, unknown>;
+  artifact: string | null;
+  spec_hash: string;
+}
+
+/**
+ * A loaded model. `predict` gets a batch of inputs and returns one output per
+ * input, in order. Each input is the value of the listener's key column, or an
+ * object of column name to value when the listener has several keys.
+ */
+export interface LoadedModel {
+  predict(inputs: readonly unknown[]): Promise<unknown[]>;
+  close?(): Promise<void>;
+}
+
+export interface RuntimeContext {
+  /** Bytes of a stored artifact (superduper._artifacts), by SHA-256. */
+  fetchArtifact(sha256: string): Promise<Uint8Array>;
+}
+
+/** Knows how to load models of one `runtime`; a new runtime is a new file. */
+export interface ModelRuntime {
+  readonly name: string;
+  load(model: ModelRecord, context: RuntimeContext): Promise<LoadedModel>;
+}

@@ -1,0 +1,272 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Database } from '../backends/database.js';
+import { describeError, isTransientDatabaseError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { ModelCache } from '../models/registry.js';
+import { runBatch, type InFlight, type ListenerInfo } from './batch.js';
+
+export interface WorkerOptions {
+  logger: Logger;
+  /** How often to look for work even without a NOTIFY (lost while disconnected). Default 2000 ms. */
+  reconcileMs?: number;
+  /** How often to tell the database this sidecar is alive. Default 2000 ms. */
+  heartbeatMs?: number;
+  /** After how long without a heartbeat another sidecar's claims are released. Default 15000 ms. */
+  deadAfterMs?: number;
+  /** How long a graceful stop waits for the batch in flight. Default 30000 ms. */
+  stopTimeoutMs?: number;
+}
+
+/**
+ * The sidecar loop. Stateless: its identity, claims and sleeping flag live in the
+ * database, so any number of these, on any machines, share the work.
+ *
+ * While there is work it claims batches round-robin across listeners. When there
+ * is none it sets its sleeping flag (superduper._worker_sleep), checks once more,
+ * and waits for a NOTIFY or the reconciliation timer.
+ */
+export class Worker {
+  readonly id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  readonly #db: Database;
+  readonly #models: ModelCache;
+  readonly #log: Logger;
+  readonly #options: Required<Omit<WorkerOptions, 'logger'>>;
+
+  #listeners = new Map<number, ListenerInfo>();
+  readonly #hot = new Set<number>();
+  #refreshNeeded = true;
+  #stopping = false;
+  #loop: Promise<void> | undefined;
+  #wakeUp: (() => void) | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #unlisten: (() => Promise<void>) | undefined;
+  #inFlight: InFlight | undefined;
+  #lastPromoteCheck = 0;
+  #batches = 0;
+
+  constructor(db: Database, models: ModelCache, options: WorkerOptions) {
+    this.#db = db;
+    this.#models = models;
+    this.#options = {
+      reconcileMs: options.reconcileMs ?? 2000,
+      heartbeatMs: options.heartbeatMs ?? 2000,
+      deadAfterMs: options.deadAfterMs ?? 15000,
+      stopTimeoutMs: options.stopTimeoutMs ?? 30000,
+    };
+    this.#log = options.logger.child({ worker: this.id });
+  }
+
+  /** Number of batches this worker has written (for tests and progress). */
+  get batches(): number {
+    return this.#batches;
+  }
+
+  /** Re-reads the listeners now (after an apply in this process, say). */
+  refresh(): void {
+    this.#refreshNeeded = true;
+    this.#wakeUp?.();
+  }
+
+  async start(): Promise<void> {
+    await this.#register();
+    this.#unlisten = await this.#db.listen(
+      'superduper',
+      (payload) => this.#notified(payload),
+      () => {
+        // Notifications sent while we were disconnected are lost: look again.
+        this.#refreshNeeded = true;
+        this.#wakeUp?.();
+      },
+    );
+    this.#heartbeat = setInterval(() => void this.#beat(), this.#options.heartbeatMs);
+    this.#heartbeat.unref();
+    this.#loop = this.#run();
+    this.#log.info({ functions: this.#models.functions.names() }, 'sidecar started');
+  }
+
+  /**
+   * Graceful stop: the batch in flight is finished (or, after stopTimeoutMs,
+   * handed back), anything else claimed is released, and the registration goes.
+   */
+  async stop(): Promise<void> {
+    if (this.#stopping) return this.#loop;
+    this.#stopping = true;
+    this.#wakeUp?.();
+    clearInterval(this.#heartbeat);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.#options.stopTimeoutMs);
+    });
+    await Promise.race([this.#loop?.catch(() => {}), timedOut]);
+    clearTimeout(timer);
+    await this.#unlisten?.().catch(() => {});
+    await this.#db.query('SELECT superduper._worker_stop($1)', [this.id]).catch((error: unknown) => {
+      this.#log.warn({ error: describeError(error) }, 'could not release claims on stop');
+    });
+    this.#log.info({ batches: this.#batches }, 'sidecar stopped');
+  }
+
+  async #register(): Promise<void> {
+    await this.#db.query('SELECT superduper._worker_register($1, $2, $3, $4)', [
+      this.id,
+      hostname(),
+      process.pid,
+      this.#models.functions.names(),
+    ]);
+  }
+
+  #notified(payload: string): void {
+    const id = Number(payload);
+    if (this.#listeners.has(id)) this.#hot.add(id);
+    else this.#refreshNeeded = true;
+    this.#wakeUp?.();
+  }
+
+  async #beat(): Promise<void> {
+    try {
+      const released = await this.#db.query<{ released: number }>(
+        'SELECT superduper._worker_heartbeat($1, make_interval(secs => $2)) AS released',
+        [this.id, this.#options.deadAfterMs / 1000],
+      );
+      const count = released.rows[0]?.released ?? 0;
+      if (count > 0) {
+        this.#log.warn({ sidecars: count }, 'released the claims of sidecars that stopped answering');
+        this.#refreshNeeded = true;
+        this.#wakeUp?.();
+      }
+      const flight = this.#inFlight;
+      if (flight && Date.now() - flight.claimedAt > (flight.listener.settings.lease_seconds * 1000) / 3) {
+        await this.#db.query('SELECT superduper._extend_lease($1, $2, $3::text[], $4::bigint[], $5, make_interval(secs => $6))', [
+          this.id,
+          flight.listener.id,
+          flight.ackPks,
+          flight.ackIds,
+          flight.chunk,
+          flight.listener.settings.lease_seconds,
+        ]);
+        flight.claimedAt = Date.now();
+      }
+    } catch (error) {
+      if (/is not registered/.test(describeError(error))) {
+        // Presumed dead by another sidecar (a long pause); our claims were released.
+        await this.#register().catch(() => {});
+      } else {
+        this.#log.warn({ error: describeError(error) }, 'heartbeat failed');
+      }
+    }
+  }
+
+  async #refresh(): Promise<void> {
+    const result = await this.#db.query<ListenerInfo>('SELECT * FROM superduper._worker_listeners($1)', [
+      this.#models.functions.names(),
+    ]);
+    this.#listeners = new Map(result.rows.map((row) => [row.id, row]));
+    for (const id of [...this.#hot]) if (!this.#listeners.has(id)) this.#hot.delete(id);
+    for (const row of result.rows) if (row.has_work) this.#hot.add(row.id);
+    this.#refreshNeeded = false;
+    if (Date.now() - this.#lastPromoteCheck > this.#options.reconcileMs) {
+      this.#lastPromoteCheck = Date.now();
+      await this.#promote();
+    }
+  }
+
+  /** Building versions whose backfill is complete replace their current version. */
+  async #promote(): Promise<void> {
+    const result = await this.#db.query<{ promoted: number }>('SELECT superduper._promote_ready() AS promoted');
+    if ((result.rows[0]?.promoted ?? 0) > 0) {
+      this.#log.info('promoted rebuilt listener versions');
+      this.#refreshNeeded = true;
+    }
+  }
+
+  async #run(): Promise<void> {
+    let idleWait = 10;
+    while (!this.#stopping) {
+      try {
+        if (this.#refreshNeeded) await this.#refresh();
+        if (this.#hot.size > 0) {
+          await this.#workHotListeners();
+          idleWait = 10;
+          continue;
+        }
+        // Nothing known to do: raise the sleeping flag, then look once more, so
+        // that a change committed just before the flag was seen is not missed.
+        const locked = await this.#db.query<{ locked: boolean }>('SELECT superduper._worker_sleep($1) AS locked', [this.id]);
+        await this.#refresh();
+        if (this.#hot.size > 0 || this.#stopping) {
+          await this.#db.query('SELECT superduper._worker_wake($1)', [this.id]);
+          continue;
+        }
+        // Without the lock a writer was mid-transaction when the flag went up and
+        // may not notify: wait briefly, growing the wait while that persists.
+        const wait = locked.rows[0]?.locked ? this.#options.reconcileMs : idleWait;
+        idleWait = Math.min(idleWait * 2, this.#options.reconcileMs);
+        await this.#sleep(wait);
+        await this.#db.query('SELECT superduper._worker_wake($1)', [this.id]);
+        if (this.#hot.size === 0) this.#refreshNeeded = true;
+      } catch (error) {
+        if (this.#stopping) break;
+        this.#log.error({ error: describeError(error) }, 'sidecar loop error; retrying');
+        this.#refreshNeeded = true;
+        await this.#sleep(isTransientDatabaseError(error) ? 1000 : 250);
+      }
+    }
+  }
+
+  async #workHotListeners(): Promise<void> {
+    for (const id of [...this.#hot]) {
+      if (this.#stopping) return;
+      const listener = this.#listeners.get(id);
+      if (!listener) {
+        this.#hot.delete(id);
+        continue;
+      }
+      try {
+        const outcome = await runBatch(
+          {
+            db: this.#db,
+            models: this.#models,
+            workerId: this.id,
+            logger: this.#log,
+            onClaim: (claim) => {
+              this.#inFlight = claim;
+            },
+          },
+          listener,
+        );
+        if (outcome.claimed === 0) {
+          this.#hot.delete(id);
+          if (listener.state === 'building') await this.#promote();
+        } else {
+          this.#batches++;
+          this.#log.debug({ listener: listener.name, ...outcome }, 'batch');
+        }
+      } catch (error) {
+        this.#hot.delete(id);
+        if ((error as { code?: string }).code === '42883') {
+          // Its functions are gone: removed, frozen or promoted meanwhile.
+          this.#refreshNeeded = true;
+          continue;
+        }
+        throw error;
+      }
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    // A NOTIFY may have arrived between the last look and now.
+    if (this.#hot.size > 0 || this.#refreshNeeded || this.#stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wakeUp = () => {
+        this.#wakeUp = undefined;
+        done();
+      };
+    });
+  }
+}

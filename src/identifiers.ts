@@ -8,3 +8,8 @@ export function quoteIdent(name: string): string {
 export function qualify(schema: string, name: string): string {
   return `${quoteIdent(schema)}.${quoteIdent(name)}`;
 }
+
+/** An identifier for messages: bare when it needs no quotes, quoted otherwise. */
+export function displayIdent(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : quoteIdent(name);
+}

@@ -85,8 +85,9 @@ BEGIN
       RAISE EXCEPTION 'superduper.remove: listener "%" is read by listener(s) %', p_name, array_to_string(v_dependents, ', ')
         USING HINT = 'Remove those first, or pass p_cascade => true to remove them too.';
     END IF;
-    SELECT v_removed || coalesce(jsonb_agg(superduper.remove(d, p_keep_outputs, true)), '[]')
-    INTO v_removed FROM unnest(v_dependents) AS d;
+    FOR i IN 1 .. cardinality(v_dependents) LOOP
+      v_removed := v_removed || superduper.remove(v_dependents[i], p_keep_outputs, true);
+    END LOOP;
   END IF;
 
   FOR v_version IN SELECT * FROM superduper._listeners WHERE name = p_name ORDER BY version LOOP

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { LoadedModel, ModelRecord, ModelRuntime, OutputSpec } from './types.js';
 
-export type PredictFunction = (inputs: readonly any[]) => unknown[] | Promise<unknown[]>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- inputs are whatever the key columns hold
+export type PredictFunction = (inputs: any[]) => unknown[] | Promise<unknown[]>;
 
 /**
  * A model that is a TypeScript function. Its code stays in the process that
@@ -48,6 +49,6 @@ export class FunctionRuntime implements ModelRuntime {
     if (!predict) {
       throw new Error(`function model "${model.name}" is not registered in this process`);
     }
-    return { predict: async (inputs) => predict(inputs) };
+    return { predict: async (inputs) => predict([...inputs]) };
   }
 }

@@ -1,6 +1,6 @@
-import type { Database } from '../backends/database.js';
+import type { Database, Queryable } from '../backends/database.js';
 import { describeError, isTransientDatabaseError } from '../errors.js';
-import { quoteIdent } from '../identifiers.js';
+import { displayIdent, quoteIdent } from '../identifiers.js';
 import type { Logger } from '../logger.js';
 import { checkOutput } from '../models/output-check.js';
 import type { ModelCache } from '../models/registry.js';
@@ -172,9 +172,8 @@ async function computeAndWrite(
   });
 
   const { db } = context;
-  let writtenCount = 0;
-  try {
-    const result = await db.query<{ written: number }>(
+  const write = (q: Queryable) =>
+    q.query<{ written: number }>(
       `SELECT ${fn(listener.id, 'write')}($1::text[], $2, $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::integer) AS written`,
       [
         written.map((w) => w.pk),
@@ -186,21 +185,11 @@ async function computeAndWrite(
         claim.chunk,
       ],
     );
-    writtenCount = result.rows[0]?.written ?? 0;
-  } catch (error) {
-    if (isTransientDatabaseError(error) || (error as { code?: string }).code === '42883') throw error;
-    // The batch could not be written (say, a constraint on the outputs table):
-    // record it as a failure of each row rather than retrying it forever.
-    const message = `could not write outputs: ${describeError(error)}`;
-    for (const w of written) failed.push({ pk: w.pk, error: message });
-    written.length = 0;
-  }
-
-  const failures = async (list: Array<{ pk: string; error: string }>, permanent: boolean) => {
+  const recordFailures = async (q: Queryable, list: Array<{ pk: string; error: string }>, permanent: boolean) => {
     if (list.length === 0) return;
     const pks = new Set(list.map((f) => f.pk));
     const mine = claim.ackPks.flatMap((pk, i) => (pks.has(pk) ? [[pk, claim.ackIds[i]!] as const] : []));
-    await db.query('SELECT superduper._fail($1, $2::text[], $3::text[], $4::text[], $5::bigint[], $6)', [
+    await q.query('SELECT superduper._fail($1, $2::text[], $3::text[], $4::text[], $5::bigint[], $6)', [
       listener.id,
       list.map((f) => f.pk),
       list.map((f) => f.error),
@@ -209,8 +198,40 @@ async function computeAndWrite(
       permanent,
     ]);
   };
-  await failures(failed, false);
-  await failures(invalid, true);
+
+  let writtenCount = 0;
+  try {
+    if (failed.length + invalid.length === 0) {
+      writtenCount = (await write(db)).rows[0]?.written ?? 0;
+    } else {
+      // Failures and outputs commit together: a backfill range is never done
+      // while its failed rows are not yet queued for a retry.
+      writtenCount = await db.transaction(async (tx) => {
+        await recordFailures(tx, failed, false);
+        await recordFailures(tx, invalid, true);
+        return (await write(tx)).rows[0]?.written ?? 0;
+      });
+    }
+  } catch (error) {
+    if (isTransientDatabaseError(error) || (error as { code?: string }).code === '42883') throw error;
+    // The batch could not be written (say, a constraint on the outputs table):
+    // record it as a failure of each row rather than retrying it forever.
+    const message = `could not write outputs: ${describeError(error)}`;
+    const all = [...failed, ...written.map((w) => ({ pk: w.pk, error: message }))];
+    await db.transaction(async (tx) => {
+      await recordFailures(tx, all, false);
+      await recordFailures(tx, invalid, true);
+      await tx.query(`SELECT ${fn(listener.id, 'write')}('{}', '{}', '{}', $1::text[], $2::text[], $3::bigint[], $4::integer)`, [
+        gone,
+        ackPks.filter((pk) => !written.some((w) => w.pk === pk)),
+        ackIds.filter((_, i) => !written.some((w) => w.pk === ackPks[i])),
+        claim.chunk,
+      ]);
+    });
+    failed.splice(0, failed.length, ...all);
+    written.length = 0;
+  }
+
   if (failed.length + invalid.length > 0) {
     context.logger.warn(
       { listener: listener.name, failed: failed.length + invalid.length, error: (failed[0] ?? invalid[0])?.error },
@@ -267,7 +288,7 @@ function keyProblem(listener: ListenerInfo, row: ClaimedRow): string | undefined
   const values = listener.keys.map((_, i) => row[`k${i + 1}`]);
   const isEmpty = (value: unknown) => value === null || value === undefined || value === '';
   if (values.every(isEmpty)) {
-    const which = listener.keys.length === 1 ? `key column ${quoteIdent(listener.keys[0]!)} is` : `key columns ${listener.keys.map(quoteIdent).join(', ')} are`;
+    const which = listener.keys.length === 1 ? `key column ${displayIdent(listener.keys[0]!)} is` : `key columns ${listener.keys.map(displayIdent).join(', ')} are`;
     const what = values.every((v) => v === null || v === undefined) ? 'NULL' : 'empty';
     return `row ${row.sd_pk}: ${which} ${what}; listener "${listener.name}" has nothing to compute (set a value, or exclude such rows with a filter)`;
   }

@@ -1,0 +1,58 @@
+# superduper: the two commands a new user needs are
+#   make demo    the whole product on an embedded database (nothing else to install)
+#   make test    the test suite against a real PostgreSQL 15 + pgvector, which it
+#                installs (pgvector from Debian's source package) and starts
+# Everything else here is what those two depend on.
+
+SHELL := /bin/bash
+# onnxruntime-node bundles its CPU runtime; its postinstall would otherwise try
+# (and, offline, fail) to download GPU libraries.
+export ONNXRUNTIME_NODE_INSTALL := skip
+NODE_MODULES_STAMP := node_modules/.installed-stamp
+GENERATED := src/generated/sql.ts
+SQL_SOURCES := $(shell find sql triggers -name '*.sql') scripts/build-sql-module.mjs package.json extension/config-dump.sql
+
+.PHONY: all deps build sql pg pg-stop test bench demo extension typecheck clean ci
+
+all: build
+
+$(NODE_MODULES_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: $(NODE_MODULES_STAMP)
+
+$(GENERATED): $(SQL_SOURCES)
+	node scripts/build-sql-module.mjs
+
+sql: $(GENERATED)
+
+build: deps sql
+	npx tsup
+
+typecheck: deps sql
+	npx tsc --noEmit -p .
+
+pg:
+	scripts/pg.sh start
+
+pg-stop:
+	scripts/pg.sh stop
+
+test: deps pg sql
+	npx tsc --noEmit -p .
+	npx vitest run
+
+bench: build pg
+	node --expose-gc --import tsx bench/run.ts
+
+demo: build
+	node bin/superduper.js demo
+
+# Installs the extension files into the local PostgreSQL (needs write access to
+# its share directory), for CREATE EXTENSION superduper.
+extension: sql
+	$(MAKE) -C extension install
+
+clean:
+	rm -rf dist src/generated extension/superduper--*.sql extension/superduper.control

@@ -1,0 +1,81 @@
+import { Command, Option } from 'commander';
+import { codeVersion } from '../generated/sql.js';
+import { describeError, SuperduperError } from '../errors.js';
+import { applyCommand } from './commands/apply.js';
+import { failuresCommand } from './commands/failures.js';
+import { installCommand } from './commands/install.js';
+import { removeCommand } from './commands/remove.js';
+import { startCommand } from './commands/start.js';
+import { statusCommand } from './commands/status.js';
+
+const uriHelp = 'PostgreSQL connection URI (default: $SUPERDUPER_URI, then $DATABASE_URL)';
+
+export function buildProgram(): Command {
+  const program = new Command('superduper')
+    .description('AI models kept current on your database tables, and vector search from SQL.')
+    .version(codeVersion)
+    .showHelpAfterError();
+
+  program
+    .command('install')
+    .description('install or upgrade the superduper SQL layer (schema "superduper") in a database')
+    .argument('[uri]', uriHelp)
+    .action((uri?: string) => installCommand(uri));
+
+  program
+    .command('apply')
+    .description('apply the components (models, listeners) of a JSON file, and show progress while their backfill runs')
+    .argument('<file>', 'JSON file: a component spec, an array of them, or {"components": [...]}')
+    .argument('[uri]', uriHelp)
+    .option('--no-wait', 'return at once instead of showing the backfill progress')
+    .action((file: string, uri: string | undefined, options: { wait: boolean }) => applyCommand(file, uri, options));
+
+  program
+    .command('start')
+    .description('run a sidecar: compute listener outputs as rows change (stop with Ctrl-C or SIGTERM)')
+    .argument('[uri]', uriHelp)
+    .addOption(new Option('--reconcile-ms <ms>', 'look for work this often even without notifications').default(2000).argParser(Number))
+    .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
+    .action((uri: string | undefined, options: { reconcileMs: number; logLevel: string }) => startCommand(uri, options));
+
+  program
+    .command('status')
+    .description('pending, in flight, failed and done per listener, and the sidecars')
+    .argument('[uri]', uriHelp)
+    .option('--json', 'print JSON')
+    .action((uri: string | undefined, options: { json?: boolean }) => statusCommand(uri, { json: options.json ?? false }));
+
+  program
+    .command('remove')
+    .description('remove a listener (its triggers, queue and, unless --keep-outputs, its outputs), or an unused model')
+    .argument('<name>', 'listener or model name')
+    .argument('[uri]', uriHelp)
+    .option('--keep-outputs', 'keep the outputs table')
+    .option('--cascade', 'also remove listeners that read this one\'s outputs')
+    .action((name: string, uri: string | undefined, options: { keepOutputs?: boolean; cascade?: boolean }) =>
+      removeCommand(name, uri, { keepOutputs: options.keepOutputs ?? false, cascade: options.cascade ?? false }),
+    );
+
+  program
+    .command('failures')
+    .description('rows whose model call failed for good, with the error; --retry queues them again')
+    .argument('[uri]', uriHelp)
+    .argument('[listener]', 'only this listener')
+    .option('--retry', 'queue the listener\'s failed rows again')
+    .action((uri: string | undefined, listener: string | undefined, options: { retry?: boolean }) =>
+      failuresCommand(uri, listener, { retry: options.retry ?? false }),
+    );
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (error) {
+    const hint = error instanceof SuperduperError ? error.hint : undefined;
+    process.stderr.write(`error: ${describeError(error)}\n${hint ? `hint: ${hint}\n` : ''}`);
+    return 1;
+  }
+}

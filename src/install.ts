@@ -23,7 +23,12 @@ export interface InstallResult {
  */
 export async function install(db: Database): Promise<InstallResult> {
   const warnings: string[] = [];
-  const extensions = await ensureExtensions(db, warnings);
+  // Under the install lock: two installers creating pgvector at once would
+  // otherwise collide in pg_extension.
+  const extensions = await db.transaction(async (tx) => {
+    await tx.query(INSTALL_LOCK);
+    return ensureExtensions(tx, warnings);
+  });
 
   const extension = await db.query<{ extversion: string }>(
     `SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'superduper'`,
@@ -118,7 +123,7 @@ async function checkNotNewer(db: Queryable): Promise<void> {
  * pgvector is required (outputs are vector columns); dblink is needed only for
  * superduper.embed/like called from SQL sessions, so its absence is a warning.
  */
-async function ensureExtensions(db: Database, warnings: string[]): Promise<InstallResult['extensions']> {
+async function ensureExtensions(db: Queryable, warnings: string[]): Promise<InstallResult['extensions']> {
   const available = await db.query<{ name: string; installed_version: string | null }>(
     `SELECT name, installed_version FROM pg_catalog.pg_available_extensions WHERE name IN ('vector', 'dblink')`,
   );

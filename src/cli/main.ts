@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { codeVersion } from '../generated/sql.js';
-import { describeError, SuperduperError } from '../errors.js';
+import { describeError } from '../errors.js';
 import { applyCommand } from './commands/apply.js';
 import { failuresCommand } from './commands/failures.js';
 import { installCommand } from './commands/install.js';
@@ -74,8 +74,7 @@ export async function main(argv: string[]): Promise<number> {
     await buildProgram().parseAsync(argv);
     return 0;
   } catch (error) {
-    const hint = error instanceof SuperduperError ? error.hint : undefined;
-    process.stderr.write(`error: ${describeError(error)}\n${hint ? `hint: ${hint}\n` : ''}`);
+    process.stderr.write(`error: ${describeError(error)}\n`);
     return 1;
   }
 }

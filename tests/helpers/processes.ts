@@ -1,0 +1,37 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+
+export interface SidecarProcess {
+  child: ChildProcess;
+  id: string;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts tests/helpers/sidecar-process.ts and waits until it says "ready". */
+export async function startSidecarProcess(uri: string, options: { slowModelMs?: number; env?: Record<string, string> } = {}): Promise<SidecarProcess> {
+  const args = ['--import', 'tsx', 'tests/helpers/sidecar-process.ts', uri];
+  if (options.slowModelMs !== undefined) args.push(String(options.slowModelMs));
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, SUPERDUPER_LOG_LEVEL: 'warn', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const id = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`sidecar did not start: ${output}`)), 30_000);
+    child.stdout!.on('data', () => {
+      const match = /ready (\S+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`sidecar exited with ${code}: ${output}`));
+    });
+  });
+  return { child, id, output: () => output, exited };
+}

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Database, Queryable } from './backends/database.js';
 import { connectPostgres } from './backends/postgres.js';
 import type { ListenerComponent } from './components/listener.js';
@@ -138,12 +139,14 @@ export class Superduper {
     return result.rows[0]?.result ?? [];
   }
 
-  async status(): Promise<ListenerStatus[]> {
+  /** The superduper.status view. With countDone false, `done` is null and the call is cheap to poll. */
+  async status(options: { countDone?: boolean } = {}): Promise<ListenerStatus[]> {
     const result = await this.db.query<ListenerStatus>(
       `SELECT listener, version, state, model, source, outputs, pending::int, in_flight::int, failed::int,
               done::int, extract(epoch FROM lag)::float8 AS lag_seconds, backfill_total::int,
               backfill_remaining::int, note
-       FROM superduper.status`,
+       FROM superduper._status($1)`,
+      [options.countDone ?? true],
     );
     return result.rows;
   }
@@ -186,11 +189,20 @@ export class Superduper {
    * flight and no version being rebuilt. Rejects after timeoutMs.
    */
   async waitUntilIdle(
-    options: { listeners?: string[]; timeoutMs?: number; pollMs?: number; onProgress?: (status: ListenerStatus[]) => void } = {},
+    options: {
+      listeners?: string[];
+      timeoutMs?: number;
+      pollMs?: number;
+      /** Count the rows of each outputs table on every poll (for progress bars). Default false. */
+      countDone?: boolean;
+      onProgress?: (status: ListenerStatus[]) => void;
+    } = {},
   ): Promise<ListenerStatus[]> {
     const deadline = Date.now() + (options.timeoutMs ?? 60_000);
     for (;;) {
-      const status = (await this.status()).filter((s) => !options.listeners || options.listeners.includes(s.listener));
+      const status = (await this.status({ countDone: options.countDone ?? false })).filter(
+        (s) => !options.listeners || options.listeners.includes(s.listener),
+      );
       options.onProgress?.(status);
       const busy = status.filter((s) => s.pending > 0 || s.in_flight > 0 || s.state === 'building');
       if (busy.length === 0) return status;
@@ -221,7 +233,11 @@ export class Superduper {
 }
 
 async function storeModelFiles(tx: Queryable, model: StoredModel): Promise<Record<string, unknown>> {
+  // Files are stored by content hash; one already there is not sent again.
   const put = async (bytes: Uint8Array) => {
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    const stored = await tx.query('SELECT 1 FROM superduper._artifacts WHERE sha256 = $1', [sha]);
+    if (stored.rows.length > 0) return sha;
     const result = await tx.query<{ sha: string }>('SELECT superduper.put_artifact($1) AS sha', [Buffer.from(bytes)]);
     return result.rows[0]!.sha;
   };

@@ -11,7 +11,7 @@ BEGIN
   -- whatever was written.
   INSERT INTO superduper._queue (listener_id, pk)
   SELECT {{listener_id}}, {{pk_json_o}} FROM old_rows AS o
-  WHERE EXISTS (SELECT 1 FROM superduper._backfill AS b WHERE b.listener_id = {{listener_id}})
+  WHERE superduper._backfilling({{listener_id}})
      OR EXISTS (SELECT 1 FROM superduper._queue AS q
                 WHERE q.listener_id = {{listener_id}} AND q.pk = {{pk_json_o}});
   IF FOUND THEN

@@ -7,6 +7,7 @@ BEGIN
   TRUNCATE {{outputs}};
   DELETE FROM superduper._queue WHERE listener_id = {{listener_id}};
   DELETE FROM superduper._backfill WHERE listener_id = {{listener_id}};
+  DELETE FROM superduper._backfill_cursor WHERE listener_id = {{listener_id}};
   DELETE FROM superduper._failures WHERE listener_id = {{listener_id}};
   RETURN NULL;
 END

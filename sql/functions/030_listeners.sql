@@ -106,6 +106,9 @@ BEGIN
   FROM unnest(l.keys) WITH ORDINALITY AS k(name, ord)
   JOIN pg_attribute a ON a.attrelid = l.source AND a.attname = k.name;
 
+  -- Primary keys travel in three forms: as the queue's key (a JSON array of their
+  -- text forms), as text arrays between sidecar and write function (pk1, pk2...),
+  -- and in their own types once inside a statement.
   SELECT jsonb_build_object(
     'listener_id', l.id::text,
     'source', superduper._qualify(l.source_schema, l.source_table),
@@ -116,16 +119,29 @@ BEGIN
     'pk_json_n', 'jsonb_build_array(' || string_agg(format('n.%I::text', p.name), ', ' ORDER BY p.ord) || ')',
     'pk_json_o', 'jsonb_build_array(' || string_agg(format('o.%I::text', p.name), ', ' ORDER BY p.ord) || ')',
     'pk_json_src', 'jsonb_build_array(' || string_agg(format('src.%I::text', p.name), ', ' ORDER BY p.ord) || ')',
+    'pk_json_i', 'jsonb_build_array(' || string_agg(format('i.pk%s::text', p.ord), ', ' ORDER BY p.ord) || ')',
     'pk_eq_on', string_agg(format('o.%1$I = n.%1$I', p.name), ' AND ' ORDER BY p.ord),
     'pk_eq_to', string_agg(format('t.%1$I = o.%1$I', p.name), ' AND ' ORDER BY p.ord),
     'pk_eq_src_c', string_agg(format('src.%I = (c.pk ->> %s)::%s', p.name, p.ord - 1, p.type), ' AND ' ORDER BY p.ord),
-    'pk_eq_src_i', string_agg(format('src.%I = (i.pk ->> %s)::%s', p.name, p.ord - 1, p.type), ' AND ' ORDER BY p.ord),
-    'pk_eq_t_i', string_agg(format('t.%I = (i.pk ->> %s)::%s', p.name, p.ord - 1, p.type), ' AND ' ORDER BY p.ord),
-    'pk_from_json_i', string_agg(format('(i.pk ->> %s)::%s', p.ord - 1, p.type), ', ' ORDER BY p.ord),
+    'pk_eq_t_c', string_agg(format('t.%I = (c.pk ->> %s)::%s', p.name, p.ord - 1, p.type), ' AND ' ORDER BY p.ord),
+    'pk_eq_src_i', string_agg(format('src.%I = i.pk%s', p.name, p.ord), ' AND ' ORDER BY p.ord),
+    'pk_eq_t_i', string_agg(format('t.%I = i.pk%s', p.name, p.ord), ' AND ' ORDER BY p.ord),
+    'pk_cols_i', string_agg(format('i.pk%s', p.ord), ', ' ORDER BY p.ord),
+    'pk_decl', string_agg(format(', p%s text', p.ord), '' ORDER BY p.ord),
+    'pk_text_c', string_agg(format(', c.pk ->> %s', p.ord - 1), '' ORDER BY p.ord),
+    'pk_text_src', string_agg(format(', src.%I::text', p.name), '' ORDER BY p.ord),
+    'pk_params', string_agg(format('p_pk%s text[]', p.ord), ', ' ORDER BY p.ord),
+    'pk_args', string_agg(format('p_pk%s', p.ord), ', ' ORDER BY p.ord),
+    'pk_unnest_cols', string_agg(format('pk%s', p.ord), ', ' ORDER BY p.ord),
+    'pk_typed_u', string_agg(format('u.pk%1$s::%2$s AS pk%1$s', p.ord, p.type), ', ' ORDER BY p.ord),
+    'pk_values_u', string_agg(format('u.pk%1$s::%2$s', p.ord, p.type), ', ' ORDER BY p.ord),
+    'pk_eq_src_u', string_agg(format('src.%I = u.pk%s::%s', p.name, p.ord, p.type), ' AND ' ORDER BY p.ord),
+    'pk_eq_t_u', string_agg(format('t.%I = u.pk%s::%s', p.name, p.ord, p.type), ' AND ' ORDER BY p.ord),
     'pk_row_src', 'ROW(' || string_agg(format('src.%I', p.name), ', ' ORDER BY p.ord) || ')',
     'pk_row_lo', 'ROW(' || string_agg(format('(v_lo ->> %s)::%s', p.ord - 1, p.type), ', ' ORDER BY p.ord) || ')',
     'pk_row_hi', 'ROW(' || string_agg(format('(v_hi ->> %s)::%s', p.ord - 1, p.type), ', ' ORDER BY p.ord) || ')',
     'pk_order_src', string_agg(format('src.%I', p.name), ', ' ORDER BY p.ord),
+    'pk_order_src_desc', string_agg(format('src.%I DESC', p.name), ', ' ORDER BY p.ord),
     'pk_columns_ddl', string_agg(format('%I %s NOT NULL', p.name, p.type), ', ' ORDER BY p.ord)
   ) INTO v_vars
   FROM unnest(l.pk, l.pk_types) WITH ORDINALITY AS p(name, type, ord);
@@ -203,9 +219,10 @@ BEGIN
 END
 $$;
 
--- Plans the backfill: existing rows that pass the filter, split into ranges of
--- chunk_size rows by primary key. Run while the new triggers hold the table's
--- trigger lock, so no row can slip between the plan and the triggers.
+-- Starts the backfill: existing rows that pass the filter are handed out to
+-- sidecars in ranges of chunk_size keys, from a cursor at the first key (see
+-- the claim_chunk template). Only the first key and the row count are read here,
+-- so applying a listener to a large table holds its trigger lock briefly.
 CREATE OR REPLACE FUNCTION superduper._listener_backfill_plan(p_id integer)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -214,22 +231,25 @@ AS $$
 DECLARE
   l superduper._listeners;
   v_vars jsonb := superduper._listener_vars(p_id);
+  v_first jsonb;
   v_total bigint;
 BEGIN
   SELECT * INTO l FROM superduper._listeners WHERE id = p_id;
   DELETE FROM superduper._backfill WHERE listener_id = p_id;
-  EXECUTE format($sql$
-    INSERT INTO superduper._backfill (listener_id, chunk, lo, hi, rows)
-    SELECT %1$s, t.rn / %2$s, (array_agg(t.pk ORDER BY t.rn))[1],
-           (array_agg(t.pk ORDER BY t.rn DESC))[1], count(*)
-    FROM (SELECT %3$s AS pk, row_number() OVER (ORDER BY %4$s) - 1 AS rn
-          FROM %5$s AS src WHERE %6$s) AS t
-    GROUP BY t.rn / %2$s
-    $sql$,
-    p_id, (l.settings ->> 'chunk_size')::bigint, v_vars ->> 'pk_json_src', v_vars ->> 'pk_order_src',
-    v_vars ->> 'source', v_vars ->> 'filter');
-  SELECT coalesce(sum(rows), 0) INTO v_total FROM superduper._backfill WHERE listener_id = p_id;
+  DELETE FROM superduper._backfill_cursor WHERE listener_id = p_id;
+  EXECUTE format('SELECT %s FROM %s AS src WHERE %s ORDER BY %s LIMIT 1',
+                 v_vars ->> 'pk_json_src', v_vars ->> 'source', v_vars ->> 'filter', v_vars ->> 'pk_order_src')
+  INTO v_first;
+  EXECUTE format('SELECT count(*) FROM %s AS src WHERE %s', v_vars ->> 'source', v_vars ->> 'filter')
+  INTO v_total;
+  IF v_first IS NOT NULL THEN
+    INSERT INTO superduper._backfill_cursor (listener_id, next, total) VALUES (p_id, v_first, v_total);
+  END IF;
   UPDATE superduper._listeners SET backfill_total = v_total, backfill_at = now() WHERE id = p_id;
+  IF v_total > 0 THEN
+    -- Sidecars start on it as soon as the apply commits.
+    PERFORM pg_notify('superduper', p_id::text);
+  END IF;
   RETURN v_total;
 END
 $$;
@@ -355,6 +375,7 @@ BEGIN
   PERFORM superduper._listener_code_drop(p_id);
   DELETE FROM superduper._queue WHERE listener_id = p_id;
   DELETE FROM superduper._backfill WHERE listener_id = p_id;
+  DELETE FROM superduper._backfill_cursor WHERE listener_id = p_id;
   DELETE FROM superduper._failures WHERE listener_id = p_id;
   IF NOT p_keep_outputs THEN
     EXECUTE format('DROP TABLE IF EXISTS %s', superduper._qualify('superduper', l.output_table));
@@ -385,6 +406,7 @@ BEGIN
   PERFORM superduper._listener_code_drop(p_id);
   DELETE FROM superduper._queue WHERE listener_id = p_id;
   DELETE FROM superduper._backfill WHERE listener_id = p_id;
+  DELETE FROM superduper._backfill_cursor WHERE listener_id = p_id;
   UPDATE superduper._listeners SET frozen = true, error = 'frozen: ' || p_reason, updated_at = now()
   WHERE id = p_id;
 END

@@ -93,17 +93,18 @@ $$;
 -- each has claimable work right now.
 CREATE OR REPLACE FUNCTION superduper._worker_listeners(p_functions text[])
 RETURNS TABLE (id integer, name text, version integer, state text, model text, runtime text,
-               model_hash text, model_config jsonb, model_artifact text, keys text[], key_types text[],
+               model_hash text, model_config jsonb, model_artifact text, pk text[], keys text[], key_types text[],
                output_type text, output jsonb, settings jsonb, has_work boolean)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT l.id, l.name, l.version, l.state, l.model, m.runtime, m.spec_hash, m.config, m.artifact, l.keys, l.key_types,
+  SELECT l.id, l.name, l.version, l.state, l.model, m.runtime, m.spec_hash, m.config, m.artifact, l.pk, l.keys, l.key_types,
          l.output_type, m.output, l.settings,
          EXISTS (SELECT 1 FROM superduper._queue q
                  WHERE q.listener_id = l.id
                    AND (q.leased_until IS NULL OR q.leased_until < now())
                    AND (q.run_after IS NULL OR q.run_after <= now()))
+         OR EXISTS (SELECT 1 FROM superduper._backfill_cursor c WHERE c.listener_id = l.id)
          OR EXISTS (SELECT 1 FROM superduper._backfill b
                     WHERE b.listener_id = l.id AND (b.leased_until IS NULL OR b.leased_until < now()))
   FROM superduper._listeners l
@@ -186,20 +187,28 @@ DECLARE
   v_count integer := 0;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM superduper._listeners l
-                 WHERE l.state = 'building'
-                   AND NOT EXISTS (SELECT 1 FROM superduper._backfill b WHERE b.listener_id = l.id)) THEN
+                 WHERE l.state = 'building' AND NOT superduper._backfilling(l.id)) THEN
     RETURN 0;
   END IF;
   -- Same lock as apply/remove: promotion drops and renames tables.
   PERFORM pg_advisory_xact_lock(1399157348, 2);
   FOR v_id IN
     SELECT l.id FROM superduper._listeners l
-    WHERE l.state = 'building'
-      AND NOT EXISTS (SELECT 1 FROM superduper._backfill b WHERE b.listener_id = l.id)
+    WHERE l.state = 'building' AND NOT superduper._backfilling(l.id)
   LOOP
     PERFORM superduper._backfill_finished(v_id);
     v_count := v_count + 1;
   END LOOP;
   RETURN v_count;
 END
+$$;
+
+-- Whether a listener version still has existing rows to compute.
+CREATE OR REPLACE FUNCTION superduper._backfilling(p_listener integer)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT EXISTS (SELECT 1 FROM superduper._backfill_cursor WHERE listener_id = p_listener)
+      OR EXISTS (SELECT 1 FROM superduper._backfill WHERE listener_id = p_listener)
 $$;

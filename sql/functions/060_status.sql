@@ -20,7 +20,9 @@ $$;
 -- Per listener version: pending (queued or in an unclaimed backfill range), in
 -- flight (claimed by a sidecar), failed, done (rows in the outputs table), and
 -- lag: the age of the oldest change not yet computed.
-CREATE OR REPLACE FUNCTION superduper._status()
+-- p_count_done = false skips counting each outputs table (done is NULL then):
+-- cheap enough to poll while waiting for listeners to catch up.
+CREATE OR REPLACE FUNCTION superduper._status(p_count_done boolean DEFAULT true)
 RETURNS TABLE (listener text, version integer, state text, model text, source text, outputs text,
                pending bigint, in_flight bigint, failed bigint, done bigint, lag interval,
                backfill_total bigint, backfill_remaining bigint, note text)
@@ -45,6 +47,8 @@ BEGIN
            coalesce(sum(b.rows) FILTER (WHERE b.leased_until >= now()), 0)
     INTO v_b_pending, v_b_flight
     FROM superduper._backfill b WHERE b.listener_id = l.id;
+    v_b_pending := v_b_pending + coalesce(
+      (SELECT greatest(c.total - c.handed_out, 0) FROM superduper._backfill_cursor c WHERE c.listener_id = l.id), 0);
 
     listener := l.name;
     version := l.version;
@@ -55,13 +59,16 @@ BEGIN
     pending := v_q_pending + v_b_pending;
     in_flight := v_q_flight + v_b_flight;
     SELECT count(*) INTO failed FROM superduper._failures f WHERE f.listener_id = l.id;
-    BEGIN
-      EXECUTE 'SELECT count(*) FROM ' || outputs INTO done;
-    EXCEPTION WHEN undefined_table THEN
-      done := NULL;
-    END;
+    done := NULL;
+    IF p_count_done THEN
+      BEGIN
+        EXECUTE 'SELECT count(*) FROM ' || outputs INTO done;
+      EXCEPTION WHEN undefined_table THEN
+        done := NULL;
+      END;
+    END IF;
     lag := CASE
-      WHEN v_b_pending + v_b_flight > 0 THEN now() - least(l.backfill_at, coalesce(v_q_oldest, 'infinity'))
+      WHEN v_b_pending + v_b_flight > 0 OR superduper._backfilling(l.id) THEN now() - least(l.backfill_at, coalesce(v_q_oldest, 'infinity'))
       WHEN v_q_oldest IS NOT NULL THEN now() - v_q_oldest
       ELSE interval '0' END;
     backfill_total := l.backfill_total;

@@ -73,13 +73,25 @@ CREATE TABLE superduper._queue (
   PRIMARY KEY (listener_id, pk, id)
 );
 
--- Existing rows of a source table, in ranges of its primary key. A backfill is
--- claimed range by range instead of queueing every existing row one by one.
+-- Existing rows of a source table are computed in ranges of its primary key,
+-- handed out one at a time from a cursor, instead of queueing every existing row
+-- (which would cost a write per row up front, under the table's trigger lock).
+-- The cursor is the first key not yet handed out; it goes when none is left.
+CREATE TABLE superduper._backfill_cursor (
+  listener_id integer PRIMARY KEY,
+  next        jsonb NOT NULL,
+  chunks      integer NOT NULL DEFAULT 0,  -- ranges handed out so far
+  total       bigint NOT NULL,             -- rows to compute when the backfill began
+  handed_out  bigint NOT NULL DEFAULT 0    -- rows in ranges handed out so far
+);
+
+-- Ranges handed out and not yet written. A range whose lease runs out (its
+-- sidecar died) is handed out again.
 CREATE TABLE superduper._backfill (
   listener_id  integer NOT NULL,
   chunk        integer NOT NULL,
-  lo           jsonb,            -- exclusive lower bound (NULL: from the start)
-  hi           jsonb,            -- inclusive upper bound (NULL: to the end)
+  lo           jsonb NOT NULL,   -- first key of the range
+  hi           jsonb NOT NULL,   -- last key of the range
   rows         bigint NOT NULL,
   attempts     integer NOT NULL DEFAULT 0,
   leased_until timestamptz,

@@ -1,14 +1,18 @@
 -- Leases up to p_limit queued changes of one listener and returns, for each
--- distinct row, the values of its key columns as they are now.
+-- distinct row, its key (sd_pk, and p1.. as text), its queue entries, and the
+-- values of its key columns as they are now (k1..).
 --
 -- sd_stamp is the newest queue id of the row visible to the statement that read
 -- the values: the write function keeps an output only if no output from a larger
 -- stamp is already there, so an output computed from an older value never
 -- overwrites one computed from a newer value.
 CREATE FUNCTION {{fn_claim}}(p_worker text, p_limit integer, p_lease interval)
-RETURNS TABLE (sd_pk text, sd_ids bigint[], sd_attempts integer, sd_stamp bigint, sd_live boolean{{key_decl}})
+RETURNS TABLE (sd_pk text, sd_ids bigint[], sd_attempts integer, sd_stamp bigint, sd_live boolean{{pk_decl}}{{key_decl}})
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- Arrays of a thousand values make custom plans slow to build (measured: 50 ms
+-- a call for the first five calls of each connection, then 11 ms generic).
+SET plan_cache_mode = force_generic_plan
 AS {{q}}
 #variable_conflict use_column
 DECLARE
@@ -46,7 +50,7 @@ BEGIN
   SELECT c.pk::text, c.ids, c.attempts,
          (SELECT max(q.id) FROM superduper._queue AS q
           WHERE q.listener_id = {{listener_id}} AND q.pk = c.pk),
-         coalesce(s.sd_live, false){{key_from_s}}
+         coalesce(s.sd_live, false){{pk_text_c}}{{key_from_s}}
   FROM claimed AS c
   LEFT JOIN LATERAL (
     SELECT {{filter}} AS sd_live{{key_select}}

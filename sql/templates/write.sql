@@ -1,46 +1,73 @@
 -- Writes a batch of outputs and acknowledges the work it came from, in one
--- statement's transaction:
---   * outputs are upserted, kept only if the source row still exists and passes
---     the filter, and only over an output from an older (smaller) stamp;
+-- transaction:
+--   * outputs are kept only if the source row still exists and passes the
+--     filter, and never over an output from a newer (larger) stamp;
 --   * outputs of rows that are gone (p_gone, or deleted since they were read)
 --     are removed;
 --   * the claimed queue entries (p_ack_pks, p_ack_ids) and the backfill range
 --     (p_chunk) are deleted; a failure recorded for a row now computed is cleared.
+-- Keys arrive as one text array per primary key column (p_pk1, ...).
 CREATE FUNCTION {{fn_write}}(
-  p_pks text[], p_outputs {{output_type}}[], p_stamps bigint[],
+  {{pk_params}}, p_outputs {{output_type}}[], p_stamps bigint[],
   p_gone text[], p_ack_pks text[], p_ack_ids bigint[], p_chunk integer)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS {{q}}
 #variable_conflict use_column
 DECLARE
-  v_written integer;
+  v_written integer := 0;
+  v_inserted boolean := false;
 BEGIN
-  WITH input AS (
-    SELECT u.pk::jsonb AS pk, u.output, u.stamp
-    FROM unnest(p_pks, p_outputs, p_stamps) AS u(pk, output, stamp)
-  ), live AS (
-    SELECT i.* FROM input AS i
-    WHERE EXISTS (SELECT 1 FROM {{source}} AS src WHERE {{pk_eq_src_i}} AND {{filter}})
-  )
-  INSERT INTO {{outputs}} AS t ({{pk_cols}}, output, _stamp)
-  SELECT {{pk_from_json_i}}, i.output, coalesce(i.stamp, 0) FROM live AS i
-  ON CONFLICT ({{pk_cols}}) DO UPDATE
-    SET output = excluded.output, _stamp = excluded._stamp, _computed_at = now()
-    WHERE t._stamp < excluded._stamp;
-  GET DIAGNOSTICS v_written = ROW_COUNT;
+  -- Backfill rows almost never have an output yet (only when the range is
+  -- redone after a crash, or the row changed and was computed from the queue
+  -- meanwhile), and a plain INSERT costs half an upsert (measured: 2.6 ms against
+  -- 5 ms for 1000 rows). If any row does have one, the INSERT fails as a whole
+  -- and the guarded upsert below runs instead.
+  IF p_chunk IS NOT NULL THEN
+    BEGIN
+      INSERT INTO {{outputs}} ({{pk_cols}}, output, _stamp)
+      SELECT {{pk_values_u}}, u.output, coalesce(u.stamp, 0)
+      FROM unnest({{pk_args}}, p_outputs, p_stamps) AS u({{pk_unnest_cols}}, output, stamp)
+      WHERE EXISTS (SELECT 1 FROM {{source}} AS src WHERE {{pk_eq_src_u}} AND {{filter}});
+      GET DIAGNOSTICS v_written = ROW_COUNT;
+      v_inserted := true;
+    EXCEPTION WHEN unique_violation THEN
+      v_inserted := false;
+    END;
+  END IF;
 
-  DELETE FROM {{outputs}} AS t
-  USING (
-    SELECT g::jsonb AS pk FROM unnest(p_gone) AS g
-    UNION ALL
-    SELECT u::jsonb FROM unnest(p_pks) AS u
-  ) AS i
-  WHERE {{pk_eq_t_i}}
-    AND NOT EXISTS (SELECT 1 FROM {{source}} AS src WHERE {{pk_eq_src_i}} AND {{filter}});
+  IF NOT v_inserted THEN
+    -- Liveness is checked in the statement that writes: a row deleted (or
+    -- filtered out) after it was claimed gets no output.
+    INSERT INTO {{outputs}} AS t ({{pk_cols}}, output, _stamp)
+    SELECT {{pk_values_u}}, u.output, coalesce(u.stamp, 0)
+    FROM unnest({{pk_args}}, p_outputs, p_stamps) AS u({{pk_unnest_cols}}, output, stamp)
+    WHERE EXISTS (SELECT 1 FROM {{source}} AS src WHERE {{pk_eq_src_u}} AND {{filter}})
+    ON CONFLICT ({{pk_cols}}) DO UPDATE
+      SET output = excluded.output, _stamp = excluded._stamp, _computed_at = now()
+      WHERE t._stamp < excluded._stamp;
+    GET DIAGNOSTICS v_written = ROW_COUNT;
+  END IF;
 
-  IF p_ack_ids IS NOT NULL THEN
+  -- Fewer rows written than given: some are gone, or were computed meanwhile
+  -- from a newer value. Gone ones lose any output they had.
+  IF v_written < cardinality(p_outputs) THEN
+    DELETE FROM {{outputs}} AS t
+    USING unnest({{pk_args}}) AS u({{pk_unnest_cols}})
+    WHERE {{pk_eq_t_u}}
+      AND NOT EXISTS (SELECT 1 FROM {{source}} AS src WHERE {{pk_eq_src_u}} AND {{filter}});
+  END IF;
+
+  IF cardinality(p_gone) > 0 THEN
+    DELETE FROM {{outputs}} AS t
+    USING (SELECT g::jsonb AS pk FROM unnest(p_gone) AS g) AS c
+    WHERE {{pk_eq_t_c}}
+      AND NOT EXISTS (SELECT 1 FROM {{source}} AS src WHERE {{pk_eq_src_c}} AND {{filter}});
+  END IF;
+
+  IF cardinality(p_ack_ids) > 0 THEN
     DELETE FROM superduper._queue AS q
     USING unnest(p_ack_pks, p_ack_ids) AS a(pk, id)
     WHERE q.listener_id = {{listener_id}} AND q.pk = a.pk::jsonb AND q.id = a.id;
@@ -48,7 +75,8 @@ BEGIN
 
   IF EXISTS (SELECT 1 FROM superduper._failures WHERE listener_id = {{listener_id}}) THEN
     DELETE FROM superduper._failures AS f
-    WHERE f.listener_id = {{listener_id}} AND f.pk = ANY (p_pks::jsonb[]);
+    USING (SELECT {{pk_typed_u}} FROM unnest({{pk_args}}) AS u({{pk_unnest_cols}})) AS i
+    WHERE f.listener_id = {{listener_id}} AND f.pk = {{pk_json_i}};
   END IF;
 
   IF p_chunk IS NOT NULL THEN

@@ -26,7 +26,7 @@ export interface Database extends Queryable {
    */
   listen(channel: string, onNotify: (payload: string) => void, onReconnect?: () => void): Promise<() => Promise<void>>;
   /** A query parameter holding an array of vectors, for `$n::vector[]`, in the cheapest form this engine takes. */
-  vectorArrayParam(vectors: readonly (readonly number[])[]): unknown;
+  vectorArrayParam(vectors: readonly ArrayLike<number>[]): unknown;
   /** Re-reads type OIDs (pgvector's) after the extension was created. */
   refreshTypes(): Promise<void>;
   close(): Promise<void>;

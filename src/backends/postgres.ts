@@ -94,7 +94,7 @@ export async function connectPostgres(uri: string, options: PostgresOptions = {}
       const [oid] = vectorOids;
       // Binary when the vector type is known (a Buffer parameter is sent in binary
       // format by node-postgres); text otherwise.
-      return oid === undefined ? vectors.map((v) => pgvector.toSql(v as number[])) : encodeVectorArray(vectors, oid);
+      return oid === undefined ? vectors.map((v) => pgvector.toSql(Array.from(v))) : encodeVectorArray(vectors, oid);
     },
     refreshTypes,
     async close() {

@@ -25,6 +25,7 @@ export async function showProgress(db: Superduper, listeners: string[], options:
       listeners,
       timeoutMs: options.timeoutMs ?? 24 * 3600 * 1000,
       pollMs: 250,
+      countDone: true,
       onProgress: (status) => {
         for (const s of status) {
           const total = Math.max(s.backfill_total, (s.done ?? 0) + s.pending + s.in_flight);

@@ -33,6 +33,9 @@ export class OnnxRuntime implements ModelRuntime {
     const session = await ort.InferenceSession.create(bytes, {
       ...(config.threads ? { intraOpNumThreads: config.threads } : {}),
       graphOptimizationLevel: 'all',
+      // onnxruntime's threads spin after each run waiting for more work, taking
+      // CPU from the database that the sidecar writes to next.
+      extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
     });
     const outputName = config.output ?? session.outputNames[0];
     if (!outputName || !session.outputNames.includes(outputName)) {
@@ -135,6 +138,11 @@ function splitRows(tensor: ort.Tensor, rows: number, model: string): unknown[] {
   const data = tensor.data as ArrayLike<unknown>;
   const scalar = dims.length === 1 || (dims.length === 2 && dims[1] === 1);
   const out: unknown[] = [];
+  if (!scalar && data instanceof Float32Array) {
+    // Views into the output tensor, no copy: the write encodes them directly.
+    for (let row = 0; row < rows; row++) out.push(data.subarray(row * width, (row + 1) * width));
+    return out;
+  }
   for (let row = 0; row < rows; row++) {
     if (scalar) {
       out.push(plain(data[row]));

@@ -11,9 +11,13 @@ export function checkOutput(output: unknown, spec: OutputSpec, model: string): u
   if (output === null || output === undefined) fail(String(output));
   switch (spec.type) {
     case 'vector': {
-      const values = ArrayBuffer.isView(output) ? Array.from(output as unknown as ArrayLike<number>) : output;
-      if (!Array.isArray(values)) fail(`a ${typeof output} where a vector belongs`);
-      const vector = values as unknown[];
+      if (output instanceof Float32Array || output instanceof Float64Array) {
+        if (output.length !== spec.dim) fail(`a vector of ${output.length} numbers`);
+        for (let i = 0; i < output.length; i++) if (!Number.isFinite(output[i])) fail(`a vector containing ${output[i]}`);
+        return output;
+      }
+      if (!Array.isArray(output)) fail(`a ${typeof output} where a vector belongs`);
+      const vector = output as unknown[];
       if (vector.length !== spec.dim) fail(`a vector of ${vector.length} numbers`);
       for (const value of vector) {
         if (typeof value !== 'number' || !Number.isFinite(value)) fail(`a vector containing ${String(value)}`);

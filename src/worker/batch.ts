@@ -1,44 +1,11 @@
 import type { Database, Queryable } from '../backends/database.js';
 import { describeError, isTransientDatabaseError } from '../errors.js';
-import { displayIdent, quoteIdent } from '../identifiers.js';
+import { displayIdent } from '../identifiers.js';
 import type { Logger } from '../logger.js';
-import { checkOutput } from '../models/output-check.js';
 import type { ModelCache } from '../models/registry.js';
-import type { LoadedModel, OutputSpec } from '../models/types.js';
-
-/** A listener version as a sidecar sees it (superduper._worker_listeners). */
-export interface ListenerInfo {
-  id: number;
-  name: string;
-  version: number;
-  state: 'current' | 'building';
-  model: string;
-  runtime: string;
-  model_hash: string;
-  model_config: Record<string, unknown>;
-  model_artifact: string | null;
-  keys: string[];
-  key_types: string[];
-  output_type: string;
-  output: OutputSpec;
-  settings: {
-    batch_size: number;
-    chunk_size: number;
-    max_attempts: number;
-    lease_seconds: number;
-  };
-  has_work: boolean;
-}
-
-/** A row returned by a claim function: its key, its queue entries, its key values. */
-interface ClaimedRow {
-  sd_pk: string | null;
-  sd_ids?: string[];
-  sd_stamp: string | null;
-  sd_live?: boolean;
-  sd_chunk?: number;
-  [key: `k${number}`]: unknown;
-}
+import type { LoadedModel } from '../models/types.js';
+import { jsonKey, listenerFunction, type ClaimedRow, type InFlight, type ListenerInfo } from './listener-info.js';
+import { predictIsolatingFailures } from './predict.js';
 
 export interface BatchOutcome {
   /** Rows (or empty ranges) claimed; 0 means the listener had nothing claimable. */
@@ -53,19 +20,16 @@ export interface BatchContext {
   models: ModelCache;
   workerId: string;
   logger: Logger;
-  /** Called with the claimed work, so the sidecar can extend its lease or hand it back. */
-  onClaim?(claim: InFlight | undefined): void;
+  /** Called with claimed work and again when it is done, so the sidecar can extend its lease. */
+  onClaim?(claim: InFlight, done: boolean): void;
 }
 
-export interface InFlight {
-  listener: ListenerInfo;
-  ackPks: string[];
-  ackIds: string[];
-  chunk: number | null;
-  claimedAt: number;
+interface Failure {
+  key: string;
+  error: string;
+  /** No retry can fix it (a NULL key value): straight to the failures. */
+  permanent: boolean;
 }
-
-const fn = (listenerId: number, suffix: string) => `superduper.${quoteIdent(`_l${listenerId}_${suffix}`)}`;
 
 /**
  * One unit of work for one listener: claim (queued changes first, else a
@@ -77,7 +41,7 @@ export async function runBatch(context: BatchContext, listener: ListenerInfo): P
   const lease = listener.settings.lease_seconds;
   let source: BatchOutcome['source'] = 'queue';
   let rows = (
-    await db.query<ClaimedRow>(`SELECT * FROM ${fn(listener.id, 'claim')}($1, $2, make_interval(secs => $3))`, [
+    await db.query<ClaimedRow>(`SELECT * FROM ${listenerFunction(listener.id, 'claim')}($1, $2, make_interval(secs => $3))`, [
       workerId,
       listener.settings.batch_size,
       lease,
@@ -85,53 +49,72 @@ export async function runBatch(context: BatchContext, listener: ListenerInfo): P
   ).rows;
   if (rows.length === 0) {
     source = 'backfill';
-    rows = (await db.query<ClaimedRow>(`SELECT * FROM ${fn(listener.id, 'claim_chunk')}($1, make_interval(secs => $2))`, [workerId, lease]))
-      .rows;
+    rows = (
+      await db.query<ClaimedRow>(`SELECT * FROM ${listenerFunction(listener.id, 'claim_chunk')}($1, make_interval(secs => $2), $3)`, [
+        workerId,
+        lease,
+        listener.settings.chunk_size,
+      ])
+    ).rows;
   }
   if (rows.length === 0) return { claimed: 0, written: 0, failed: 0, source: 'none' };
 
-  const chunk = source === 'backfill' ? (rows[0]?.sd_chunk ?? null) : null;
-  const ackPks: string[] = [];
-  const ackIds: string[] = [];
-  if (source === 'queue') {
-    for (const row of rows) {
-      for (const id of row.sd_ids ?? []) {
-        ackPks.push(row.sd_pk as string);
-        ackIds.push(id);
-      }
+  const inFlight: InFlight = {
+    listener,
+    ackPks: [],
+    ackIds: [],
+    chunk: source === 'backfill' ? (rows[0]?.sd_chunk ?? null) : null,
+    claimedAt: Date.now(),
+  };
+  for (const row of rows) {
+    for (const id of row.sd_ids ?? []) {
+      inFlight.ackPks.push(row.sd_pk!);
+      inFlight.ackIds.push(id);
     }
   }
-  context.onClaim?.({ listener, ackPks, ackIds, chunk, claimedAt: Date.now() });
+  context.onClaim?.(inFlight, false);
   try {
-    return await computeAndWrite(context, listener, rows, { ackPks, ackIds, chunk, source });
+    return { ...(await computeAndWrite(context, listener, rows, inFlight)), claimed: rows.length, source };
   } finally {
-    context.onClaim?.(undefined);
+    context.onClaim?.(inFlight, true);
   }
 }
 
+/**
+ * The rows are kept in parallel arrays (keys per column, inputs, outputs): a
+ * backfill range is a thousand rows, and an object per row per step is where
+ * the garbage collector's time went.
+ */
 async function computeAndWrite(
   context: BatchContext,
   listener: ListenerInfo,
   rows: ClaimedRow[],
-  claim: { ackPks: string[]; ackIds: string[]; chunk: number | null; source: 'queue' | 'backfill' },
-): Promise<BatchOutcome> {
+  claim: InFlight,
+): Promise<{ written: number; failed: number }> {
   const gone: string[] = [];
-  const todo: Array<{ pk: string; stamp: string | null; input: unknown }> = [];
-  const invalid: Array<{ pk: string; error: string }> = [];
+  const failures: Failure[] = [];
+  const live: ClaimedRow[] = [];
+  const inputs: unknown[] = [];
+  const singleKey = listener.keys.length === 1;
   for (const row of rows) {
-    if (row.sd_pk === null) continue; // an emptied backfill range
+    if (row.p1 === null || row.p1 === undefined) continue; // an emptied backfill range
     if (row.sd_live === false) {
-      gone.push(row.sd_pk);
+      gone.push(jsonKey(listener, row));
       continue;
     }
     const problem = keyProblem(listener, row);
-    if (problem) invalid.push({ pk: row.sd_pk, error: problem });
-    else todo.push({ pk: row.sd_pk, stamp: row.sd_stamp, input: modelInput(listener, row) });
+    if (problem) {
+      failures.push({ key: jsonKey(listener, row), error: problem, permanent: true });
+      continue;
+    }
+    live.push(row);
+    inputs.push(singleKey ? row.k1 : Object.fromEntries(listener.keys.map((key, i) => [key, row[`k${i + 1}`]])));
   }
 
-  const written: Array<{ pk: string; stamp: string | null; output: unknown }> = [];
-  const failed: Array<{ pk: string; error: string }> = [];
-  if (todo.length > 0) {
+  // Compute, in model batches of batch_size.
+  const outputs: unknown[] = new Array(live.length);
+  const ok = new Uint8Array(live.length);
+  if (live.length > 0) {
     let model: LoadedModel | undefined;
     try {
       model = await context.models.get({
@@ -144,163 +127,129 @@ async function computeAndWrite(
       });
     } catch (error) {
       const message = `could not load model "${listener.model}": ${describeError(error)}`;
-      for (const item of todo) failed.push({ pk: item.pk, error: message });
+      for (const row of live) failures.push({ key: jsonKey(listener, row), error: message, permanent: false });
     }
     if (model) {
-      for (let start = 0; start < todo.length; start += listener.settings.batch_size) {
-        const slice = todo.slice(start, start + listener.settings.batch_size);
-        const results = await predictIsolatingFailures(model, listener, slice.map((item) => item.input));
+      const size = listener.settings.batch_size;
+      for (let start = 0; start < live.length; start += size) {
+        const results = await predictIsolatingFailures(model, listener, inputs.slice(start, start + size));
         results.forEach((result, i) => {
-          const item = slice[i]!;
-          if (result.ok) written.push({ pk: item.pk, stamp: item.stamp, output: result.value });
-          else failed.push({ pk: item.pk, error: result.error });
+          if (result.ok) {
+            outputs[start + i] = result.value;
+            ok[start + i] = 1;
+          } else {
+            failures.push({ key: jsonKey(listener, live[start + i]!), error: result.error, permanent: false });
+          }
         });
       }
     }
   }
 
-  // Failed rows must not be acknowledged by the write: _fail collapses their
-  // queue entries into a retry (or a failure record).
-  const failedPks = new Set([...failed, ...invalid].map((f) => f.pk));
-  const ackPks: string[] = [];
-  const ackIds: string[] = [];
-  claim.ackPks.forEach((pk, i) => {
-    if (!failedPks.has(pk)) {
-      ackPks.push(pk);
-      ackIds.push(claim.ackIds[i]!);
-    }
-  });
+  // What to write: the rows that computed (usually all of them).
+  let written = live;
+  let writtenOutputs = outputs;
+  if (ok.some((flag) => flag === 0)) {
+    written = live.filter((_, i) => ok[i] === 1);
+    writtenOutputs = outputs.filter((_, i) => ok[i] === 1);
+  }
+  // Failed rows are not acknowledged by the write: _fail turns their queue
+  // entries into a retry (or a failure record).
+  let ackPks = claim.ackPks;
+  let ackIds = claim.ackIds;
+  if (failures.length > 0 && ackPks.length > 0) {
+    const failed = new Set(failures.map((f) => f.key));
+    const keep = ackPks.map((pk) => !failed.has(pk));
+    ackPks = ackPks.filter((_, i) => keep[i]);
+    ackIds = ackIds.filter((_, i) => keep[i]);
+  }
 
   const { db } = context;
-  const write = (q: Queryable) =>
-    q.query<{ written: number }>(
-      `SELECT ${fn(listener.id, 'write')}($1::text[], $2, $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::integer) AS written`,
-      [
-        written.map((w) => w.pk),
-        outputsParam(db, listener.output, written.map((w) => w.output)),
-        written.map((w) => w.stamp),
-        gone,
-        ackPks,
-        ackIds,
-        claim.chunk,
-      ],
-    );
-  const recordFailures = async (q: Queryable, list: Array<{ pk: string; error: string }>, permanent: boolean) => {
-    if (list.length === 0) return;
-    const pks = new Set(list.map((f) => f.pk));
-    const mine = claim.ackPks.flatMap((pk, i) => (pks.has(pk) ? [[pk, claim.ackIds[i]!] as const] : []));
-    await q.query('SELECT superduper._fail($1, $2::text[], $3::text[], $4::text[], $5::bigint[], $6)', [
-      listener.id,
-      list.map((f) => f.pk),
-      list.map((f) => f.error),
-      mine.map(([pk]) => pk),
-      mine.map(([, id]) => id),
-      permanent,
-    ]);
-  };
+  const write = (q: Queryable, rowsToWrite: ClaimedRow[], outputsToWrite: unknown[]) =>
+    writeOutputs(q, db, listener, { rows: rowsToWrite, outputs: outputsToWrite, gone, ackPks, ackIds, chunk: claim.chunk });
 
   let writtenCount = 0;
   try {
-    if (failed.length + invalid.length === 0) {
-      writtenCount = (await write(db)).rows[0]?.written ?? 0;
+    if (failures.length === 0) {
+      writtenCount = await write(db, written, writtenOutputs);
     } else {
       // Failures and outputs commit together: a backfill range is never done
       // while its failed rows are not yet queued for a retry.
       writtenCount = await db.transaction(async (tx) => {
-        await recordFailures(tx, failed, false);
-        await recordFailures(tx, invalid, true);
-        return (await write(tx)).rows[0]?.written ?? 0;
+        await recordFailures(tx, listener, failures, claim);
+        return write(tx, written, writtenOutputs);
       });
     }
   } catch (error) {
     if (isTransientDatabaseError(error) || (error as { code?: string }).code === '42883') throw error;
     // The batch could not be written (say, a constraint on the outputs table):
-    // record it as a failure of each row rather than retrying it forever.
+    // each row becomes a failure rather than being retried forever.
     const message = `could not write outputs: ${describeError(error)}`;
-    const all = [...failed, ...written.map((w) => ({ pk: w.pk, error: message }))];
+    for (const row of written) failures.push({ key: jsonKey(listener, row), error: message, permanent: false });
+    const unwritten = new Set(written.map((row) => jsonKey(listener, row)));
+    const keep = ackPks.map((pk) => !unwritten.has(pk));
+    ackPks = ackPks.filter((_, i) => keep[i]);
+    ackIds = ackIds.filter((_, i) => keep[i]);
     await db.transaction(async (tx) => {
-      await recordFailures(tx, all, false);
-      await recordFailures(tx, invalid, true);
-      await tx.query(`SELECT ${fn(listener.id, 'write')}('{}', '{}', '{}', $1::text[], $2::text[], $3::bigint[], $4::integer)`, [
-        gone,
-        ackPks.filter((pk) => !written.some((w) => w.pk === pk)),
-        ackIds.filter((_, i) => !written.some((w) => w.pk === ackPks[i])),
-        claim.chunk,
-      ]);
+      await recordFailures(tx, listener, failures, claim);
+      await writeOutputs(tx, db, listener, { rows: [], outputs: [], gone, ackPks, ackIds, chunk: claim.chunk });
     });
-    failed.splice(0, failed.length, ...all);
-    written.length = 0;
+    writtenCount = 0;
   }
 
-  if (failed.length + invalid.length > 0) {
-    context.logger.warn(
-      { listener: listener.name, failed: failed.length + invalid.length, error: (failed[0] ?? invalid[0])?.error },
-      'rows failed',
-    );
+  if (failures.length > 0) {
+    context.logger.warn({ listener: listener.name, failed: failures.length, error: failures[0]!.error }, 'rows failed');
   }
-  return { claimed: rows.length, written: writtenCount, failed: failed.length + invalid.length, source: claim.source };
+  return { written: writtenCount, failed: failures.length };
 }
 
-type PredictResult = { ok: true; value: unknown } | { ok: false; error: string };
-
-/**
- * Runs the model on a batch; if the batch fails, runs each row alone, so that one
- * bad row fails alone and the others are written.
- */
-async function predictIsolatingFailures(model: LoadedModel, listener: ListenerInfo, inputs: unknown[]): Promise<PredictResult[]> {
-  const check = (value: unknown): PredictResult => {
-    try {
-      return { ok: true, value: checkOutput(value, listener.output, listener.model) };
-    } catch (error) {
-      return { ok: false, error: (error as Error).message };
-    }
-  };
-  try {
-    const outputs = await model.predict(inputs);
-    if (!Array.isArray(outputs) || outputs.length !== inputs.length) {
-      throw new Error(
-        `model "${listener.model}" returned ${Array.isArray(outputs) ? `${outputs.length} outputs` : `a ${typeof outputs}`} for ${inputs.length} inputs`,
-      );
-    }
-    return outputs.map(check);
-  } catch (batchError) {
-    if (inputs.length === 1) return [{ ok: false, error: modelError(listener, batchError) }];
-    const results: PredictResult[] = [];
-    for (const input of inputs) {
-      try {
-        const [output, ...extra] = await model.predict([input]);
-        results.push(extra.length > 0 ? { ok: false, error: `model "${listener.model}" returned ${extra.length + 1} outputs for 1 input` } : check(output));
-      } catch (error) {
-        results.push({ ok: false, error: modelError(listener, error) });
-      }
-    }
-    return results;
-  }
+async function writeOutputs(
+  q: Queryable,
+  db: Database,
+  listener: ListenerInfo,
+  batch: { rows: ClaimedRow[]; outputs: unknown[]; gone: string[]; ackPks: string[]; ackIds: string[]; chunk: number | null },
+): Promise<number> {
+  const pkCount = listener.pk.length;
+  const pkParams = listener.pk.map((_, i) => `$${i + 1}::text[]`).join(', ');
+  const at = (n: number) => `$${pkCount + n}`;
+  const sql = `SELECT ${listenerFunction(listener.id, 'write')}(${pkParams}, ${at(1)}, ${at(2)}::bigint[], ${at(3)}::text[], ${at(4)}::text[], ${at(5)}::bigint[], ${at(6)}::integer) AS written`;
+  const stamped = batch.rows.some((row) => row.sd_stamp !== null);
+  const result = await q.query<{ written: number }>(sql, [
+    ...listener.pk.map((_, i) => batch.rows.map((row) => row[`p${i + 1}`])),
+    listener.output.type === 'vector' ? db.vectorArrayParam(batch.outputs as ArrayLike<number>[]) : batch.outputs,
+    // NULL when no row has a stamp (a backfill range with nothing queued): unnest
+    // pads it with NULLs, and a thousand-element array of NULLs is not sent.
+    stamped ? batch.rows.map((row) => row.sd_stamp) : null,
+    batch.gone,
+    batch.ackPks,
+    batch.ackIds,
+    batch.chunk,
+  ]);
+  return result.rows[0]?.written ?? 0;
 }
 
-function modelError(listener: ListenerInfo, error: unknown): string {
-  const message = describeError(error);
-  return message.includes(`model "${listener.model}"`) ? message : `model "${listener.model}" failed: ${message}`;
+async function recordFailures(q: Queryable, listener: ListenerInfo, failures: Failure[], claim: InFlight): Promise<void> {
+  for (const permanent of [false, true]) {
+    const list = failures.filter((f) => f.permanent === permanent);
+    if (list.length === 0) continue;
+    const keys = new Set(list.map((f) => f.key));
+    const mine = claim.ackPks.flatMap((pk, i) => (keys.has(pk) ? [[pk, claim.ackIds[i]!] as const] : []));
+    await q.query('SELECT superduper._fail($1, $2::text[], $3::text[], $4::text[], $5::bigint[], $6)', [
+      listener.id,
+      list.map((f) => f.key),
+      list.map((f) => f.error),
+      mine.map(([pk]) => pk),
+      mine.map(([, id]) => id),
+      permanent,
+    ]);
+  }
 }
 
 /** NULL (or empty text) key values cannot be computed: say which column of which row. */
 function keyProblem(listener: ListenerInfo, row: ClaimedRow): string | undefined {
-  const values = listener.keys.map((_, i) => row[`k${i + 1}`]);
   const isEmpty = (value: unknown) => value === null || value === undefined || value === '';
-  if (values.every(isEmpty)) {
-    const which = listener.keys.length === 1 ? `key column ${displayIdent(listener.keys[0]!)} is` : `key columns ${listener.keys.map(displayIdent).join(', ')} are`;
-    const what = values.every((v) => v === null || v === undefined) ? 'NULL' : 'empty';
-    return `row ${row.sd_pk}: ${which} ${what}; listener "${listener.name}" has nothing to compute (set a value, or exclude such rows with a filter)`;
-  }
-  return undefined;
-}
-
-function modelInput(listener: ListenerInfo, row: ClaimedRow): unknown {
-  if (listener.keys.length === 1) return row.k1;
-  return Object.fromEntries(listener.keys.map((key, i) => [key, row[`k${i + 1}`]]));
-}
-
-function outputsParam(db: Database, spec: OutputSpec, outputs: unknown[]): unknown {
-  if (spec.type === 'vector') return db.vectorArrayParam(outputs as number[][]);
-  return outputs;
+  for (let i = 0; i < listener.keys.length; i++) if (!isEmpty(row[`k${i + 1}`])) return undefined;
+  const values = listener.keys.map((_, i) => row[`k${i + 1}`]);
+  const which = listener.keys.length === 1 ? `key column ${displayIdent(listener.keys[0]!)} is` : `key columns ${listener.keys.map(displayIdent).join(', ')} are`;
+  const what = values.every((v) => v === null || v === undefined) ? 'NULL' : 'empty';
+  return `row ${jsonKey(listener, row)}: ${which} ${what}; listener "${listener.name}" has nothing to compute (set a value, or exclude such rows with a filter)`;
 }

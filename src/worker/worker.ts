@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Database } from '../backends/database.js';
-import { describeError, isTransientDatabaseError } from '../errors.js';
+import { describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ModelCache } from '../models/registry.js';
-import { runBatch, type InFlight, type ListenerInfo } from './batch.js';
+import { runBatch } from './batch.js';
+import type { InFlight, ListenerInfo } from './listener-info.js';
 
 export interface WorkerOptions {
   logger: Logger;
@@ -16,6 +17,8 @@ export interface WorkerOptions {
   deadAfterMs?: number;
   /** How long a graceful stop waits for the batch in flight. Default 30000 ms. */
   stopTimeoutMs?: number;
+  /** Batches in flight at once (claim, compute and write overlap). Default 2. */
+  concurrency?: number;
 }
 
 /**
@@ -41,7 +44,7 @@ export class Worker {
   #wakeUp: (() => void) | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #unlisten: (() => Promise<void>) | undefined;
-  #inFlight: InFlight | undefined;
+  readonly #inFlight = new Set<InFlight>();
   #lastPromoteCheck = 0;
   #batches = 0;
 
@@ -53,6 +56,7 @@ export class Worker {
       heartbeatMs: options.heartbeatMs ?? 2000,
       deadAfterMs: options.deadAfterMs ?? 15000,
       stopTimeoutMs: options.stopTimeoutMs ?? 30000,
+      concurrency: Math.max(1, options.concurrency ?? 2),
     };
     this.#log = options.logger.child({ worker: this.id });
   }
@@ -135,8 +139,8 @@ export class Worker {
         this.#refreshNeeded = true;
         this.#wakeUp?.();
       }
-      const flight = this.#inFlight;
-      if (flight && Date.now() - flight.claimedAt > (flight.listener.settings.lease_seconds * 1000) / 3) {
+      for (const flight of this.#inFlight) {
+        if (Date.now() - flight.claimedAt <= (flight.listener.settings.lease_seconds * 1000) / 3) continue;
         await this.#db.query('SELECT superduper._extend_lease($1, $2, $3::text[], $4::bigint[], $5, make_interval(secs => $6))', [
           this.id,
           flight.listener.id,
@@ -182,9 +186,11 @@ export class Worker {
 
   async #run(): Promise<void> {
     let idleWait = 10;
+    let failures = 0;
     while (!this.#stopping) {
       try {
         if (this.#refreshNeeded) await this.#refresh();
+        failures = 0;
         if (this.#hot.size > 0) {
           await this.#workHotListeners();
           idleWait = 10;
@@ -207,51 +213,64 @@ export class Worker {
         if (this.#hot.size === 0) this.#refreshNeeded = true;
       } catch (error) {
         if (this.#stopping) break;
-        this.#log.error({ error: describeError(error) }, 'sidecar loop error; retrying');
+        // Back off while the database stays unreachable (or the error persists):
+        // 250 ms, doubling, at most 10 s.
+        failures++;
+        const wait = Math.min(250 * 2 ** (failures - 1), 10_000);
+        this.#log.error({ error: describeError(error), retryInMs: wait }, 'sidecar loop error; retrying');
         this.#refreshNeeded = true;
-        await this.#sleep(isTransientDatabaseError(error) ? 1000 : 250);
+        await this.#sleep(wait);
       }
     }
   }
 
+  /**
+   * Runs batches of the listeners known to have work, round-robin, in
+   * `concurrency` lanes: while one lane's model computes, another's claim or
+   * write is in the database, so neither waits for the other.
+   */
   async #workHotListeners(): Promise<void> {
-    for (const id of [...this.#hot]) {
-      if (this.#stopping) return;
-      const listener = this.#listeners.get(id);
-      if (!listener) {
-        this.#hot.delete(id);
-        continue;
-      }
-      try {
-        const outcome = await runBatch(
-          {
-            db: this.#db,
-            models: this.#models,
-            workerId: this.id,
-            logger: this.#log,
-            onClaim: (claim) => {
-              this.#inFlight = claim;
+    let turn = 0;
+    const next = (): ListenerInfo | undefined => {
+      const ids = [...this.#hot];
+      if (ids.length === 0) return undefined;
+      const id = ids[turn++ % ids.length]!;
+      return this.#listeners.get(id);
+    };
+    const lane = async () => {
+      while (!this.#stopping && this.#hot.size > 0) {
+        const listener = next();
+        if (!listener) return;
+        try {
+          const outcome = await runBatch(
+            {
+              db: this.#db,
+              models: this.#models,
+              workerId: this.id,
+              logger: this.#log,
+              onClaim: (claim, done) => (done ? this.#inFlight.delete(claim) : this.#inFlight.add(claim)),
             },
-          },
-          listener,
-        );
-        if (outcome.claimed === 0) {
-          this.#hot.delete(id);
-          if (listener.state === 'building') await this.#promote();
-        } else {
-          this.#batches++;
-          this.#log.debug({ listener: listener.name, ...outcome }, 'batch');
+            listener,
+          );
+          if (outcome.claimed === 0) {
+            this.#hot.delete(listener.id);
+            if (listener.state === 'building') await this.#promote();
+          } else {
+            this.#batches++;
+            this.#log.debug({ listener: listener.name, ...outcome }, 'batch');
+          }
+        } catch (error) {
+          this.#hot.delete(listener.id);
+          if ((error as { code?: string }).code === '42883') {
+            // Its functions are gone: removed, frozen or promoted meanwhile.
+            this.#refreshNeeded = true;
+            continue;
+          }
+          throw error;
         }
-      } catch (error) {
-        this.#hot.delete(id);
-        if ((error as { code?: string }).code === '42883') {
-          // Its functions are gone: removed, frozen or promoted meanwhile.
-          this.#refreshNeeded = true;
-          continue;
-        }
-        throw error;
       }
-    }
+    };
+    await Promise.all(Array.from({ length: this.#options.concurrency }, lane));
   }
 
   #sleep(ms: number): Promise<void> {

@@ -1,4 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll } from 'vitest';
+
+// Every child started by a test file is killed when the file ends, passed or not.
+const children = new Set<ChildProcess>();
+afterAll(() => {
+  for (const child of children) child.kill('SIGKILL');
+});
 
 export interface SidecarProcess {
   child: ChildProcess;
@@ -15,6 +22,8 @@ export async function startSidecarProcess(uri: string, options: { slowModelMs?: 
     env: { ...process.env, SUPERDUPER_LOG_LEVEL: 'warn', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));

@@ -73,10 +73,10 @@ describe('a listener kept current by triggers and a sidecar', () => {
     try {
       await client.query('BEGIN');
       await client.query(`UPDATE docs SET note = 'x'`);
-      const queued = await client.query(`SELECT count(*)::int AS n FROM superduper._queue`);
+      const queued = await client.query(`SELECT count(*)::int AS n FROM superduper._changes`);
       expect(queued.rows[0].n).toBe(0);
       await client.query(`UPDATE docs SET body = body || '!' WHERE id = 1`);
-      const queuedAfterKeyChange = await client.query(`SELECT count(*)::int AS n FROM superduper._queue`);
+      const queuedAfterKeyChange = await client.query(`SELECT count(*)::int AS n FROM superduper._changes`);
       expect(queuedAfterKeyChange.rows[0].n).toBe(1);
       await client.query('ROLLBACK');
     } finally {

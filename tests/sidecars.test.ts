@@ -87,14 +87,18 @@ describe('claims of sidecars that died', () => {
 });
 
 describe('waking', () => {
-  it('a change whose NOTIFY never came is found by the reconciliation scan', async () => {
+  it('work whose NOTIFY never came is found by the reconciliation scan', async () => {
     await database.sql.query(`CREATE TABLE quiet (id int PRIMARY KEY, body text)`);
     await db.apply(listener({ name: 'quiet_l', model: 'features', table: 'quiet', keys: ['body'] }));
     const worker = await db.start({ reconcileMs: 300 });
     await eventually(async () => (await database.sql.query(`SELECT bool_and(sleeping) AS s FROM superduper._workers`)).rows[0].s);
-    // Pretend nobody sleeps, so the trigger does not notify.
-    await database.sql.query(`UPDATE superduper._workers SET sleeping = false`);
+    // A change logged without a NOTIFY (as if the notification were lost).
+    await database.sql.query(`ALTER TABLE quiet DISABLE TRIGGER USER`);
     await database.sql.query(`INSERT INTO quiet VALUES (1, 'unannounced')`);
+    await database.sql.query(`ALTER TABLE quiet ENABLE TRIGGER USER`);
+    await database.sql.query(
+      `INSERT INTO superduper._changes (listener_id, pk) SELECT id, '["1"]' FROM superduper._listeners WHERE name = 'quiet_l'`,
+    );
     await eventually(async () => (await outputCount('quiet_l')) === 1, 5_000, 'the reconciliation scan');
     await worker.stop();
   });

@@ -140,8 +140,8 @@ describe('coalescing', () => {
     await db.close();
     db = await connectTest(database);
     for (let i = 1; i <= 20; i++) await database.sql.query(`UPDATE hot SET body = $1 WHERE id = 1`, [`v${i}`]);
-    const queued = await database.sql.query(`SELECT count(*)::int AS n FROM superduper._queue`);
-    expect(queued.rows[0].n).toBe(20);
+    const logged = await database.sql.query(`SELECT count(*)::int AS n FROM superduper._changes`);
+    expect(logged.rows[0].n).toBe(20);
     await db.apply(functionModel({ name: 'record', output: { type: 'text' }, predict: (ins: string[]) => ins.map((t) => (seen.push(t), t)) }));
     await db.start({ reconcileMs: 100 });
     await db.waitUntilIdle();

@@ -1,18 +1,24 @@
--- AFTER INSERT: queue every inserted row that passes the listener's filter.
+-- BEFORE INSERT, per row: log the new row's key for the sidecars.
+--
+-- The hot path of every write, so it is as lean as measured to be possible in
+-- PL/pgSQL: no SECURITY DEFINER and no SET clause (each costs ~5% of insert
+-- throughput; the writer appends to a log every role may append to), an
+-- unindexed append-only log, and a lock probe instead of a table lookup to see
+-- whether a sidecar sleeps (see superduper._wake). BEFORE, not AFTER: ~10% cheaper;
+-- the trigger's name sorts after the table's own triggers, so the key it logs is
+-- the final one.
 CREATE FUNCTION {{fn_insert}}() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql
 AS {{q}}
 BEGIN
-  INSERT INTO superduper._queue (listener_id, pk)
-  SELECT {{listener_id}}, {{pk_json_n}} FROM new_rows AS n WHERE {{filter}};
-  IF FOUND THEN
-    PERFORM superduper._wake({{listener_id}});
+  {{insert_when}}
+  INSERT INTO superduper._changes (listener_id, pk) VALUES ({{listener_id}}, {{pk_json_new}});
+  IF NOT pg_catalog.pg_try_advisory_xact_lock_shared(1399157348, 1) THEN
+    PERFORM pg_catalog.pg_notify('superduper', '{{listener_id}}');
   END IF;
-  RETURN NULL;
+  RETURN NEW;
 END
 {{q}};
 
-CREATE TRIGGER {{trg_insert}} AFTER INSERT ON {{source}}
-REFERENCING NEW TABLE AS new_rows
-FOR EACH STATEMENT EXECUTE FUNCTION {{fn_insert}}();
+CREATE TRIGGER {{trg_insert}} BEFORE INSERT ON {{source}}
+FOR EACH ROW EXECUTE FUNCTION {{fn_insert}}();

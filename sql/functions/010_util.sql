@@ -69,21 +69,21 @@ AS $$
     coalesce((p_settings ->> 'backoff_max_seconds')::float8, 300)))
 $$;
 
--- Called by every listener trigger that enqueued something. It notifies only when
--- a sidecar is asleep (NOTIFY costs a global lock at commit, halving insert
--- throughput when done for every statement). The shared advisory lock, held until
--- this transaction ends, is what makes skipping the NOTIFY safe: a sidecar sets its
--- sleeping flag only while it holds the same lock exclusively (see _worker_sleep),
--- so every transaction that read the flag before it was set has committed by then,
--- and the sidecar's re-check of the queue after setting the flag sees its rows.
+-- Wakes sleeping sidecars after a change was logged, and only then: NOTIFY costs a
+-- global lock at commit (it halves insert throughput when sent for every
+-- statement). A sleeping sidecar holds advisory lock (1399157348, 1) exclusively
+-- (superduper._sleep_lock). A writer's shared try-lock therefore fails exactly when
+-- someone sleeps, and then it notifies. When it succeeds, the writer holds the
+-- lock shared until it commits, so no sidecar can start sleeping before this
+-- change is visible to the look a sidecar takes right after getting the lock.
+-- The insert trigger template inlines the same test (it is the hot path).
 CREATE OR REPLACE FUNCTION superduper._wake(p_listener integer)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  PERFORM pg_advisory_xact_lock_shared(1399157348, 1);
-  IF EXISTS (SELECT 1 FROM superduper._workers WHERE sleeping) THEN
+  IF NOT pg_try_advisory_xact_lock_shared(1399157348, 1) THEN
     PERFORM pg_notify('superduper', p_listener::text);
   END IF;
 END

@@ -146,29 +146,95 @@ BEGIN
   ) INTO v_vars
   FROM unnest(l.pk, l.pk_types) WITH ORDINALITY AS p(name, type, ord);
 
+  -- Row triggers see the row as NEW/OLD. A filter is evaluated on them as a
+  -- one-row table named src, so its bare column names resolve.
+  v_vars := v_vars || jsonb_build_object(
+    'pk_json_new', 'jsonb_build_array(' || (SELECT string_agg(format('NEW.%I::text', p), ', ' ORDER BY o) FROM unnest(l.pk) WITH ORDINALITY AS x(p, o)) || ')',
+    'pk_json_old', 'jsonb_build_array(' || (SELECT string_agg(format('OLD.%I::text', p), ', ' ORDER BY o) FROM unnest(l.pk) WITH ORDINALITY AS x(p, o)) || ')',
+    'pk_eq_t_old', (SELECT string_agg(format('t.%1$I = OLD.%1$I', p), ' AND ') FROM unnest(l.pk) AS p),
+    'pk_changed', '(' || (SELECT string_agg(format('OLD.%1$I IS DISTINCT FROM NEW.%1$I', p), ' OR ') FROM unnest(l.pk) AS p) || ')',
+    'insert_when', CASE WHEN l.filter IS NULL THEN ''
+                        ELSE E'IF NOT EXISTS (SELECT 1 FROM (SELECT NEW.*) AS src WHERE ' || v_filter || E') THEN\n    RETURN NEW;\n  END IF;' END,
+    'filter_new', CASE WHEN l.filter IS NULL THEN 'true'
+                       ELSE 'EXISTS (SELECT 1 FROM (SELECT NEW.*) AS src WHERE ' || v_filter || ')' END,
+    'filter_old', CASE WHEN l.filter IS NULL THEN 'true'
+                       ELSE 'EXISTS (SELECT 1 FROM (SELECT OLD.*) AS src WHERE ' || v_filter || ')' END);
+
   SELECT v_vars || jsonb_build_object(
     'key_decl', string_agg(format(', k%s %s', k.ord, k.type), '' ORDER BY k.ord),
     'key_select', string_agg(format(', src.%I AS k%s', k.name, k.ord), '' ORDER BY k.ord),
     'key_from_s', string_agg(format(', s.k%s', k.ord), '' ORDER BY k.ord),
-    'keys_same_on', string_agg(
-      CASE WHEN v_eq_ops[k.ord] THEN format('o.%1$I IS NOT DISTINCT FROM n.%1$I', k.name)
-           ELSE format('o.%1$I::text IS NOT DISTINCT FROM n.%1$I::text', k.name) END,
-      ' AND ' ORDER BY k.ord)
+    'keys_changed', '(' || string_agg(
+      CASE WHEN v_eq_ops[k.ord] THEN format('OLD.%1$I IS DISTINCT FROM NEW.%1$I', k.name)
+           ELSE format('OLD.%1$I::text IS DISTINCT FROM NEW.%1$I::text', k.name) END,
+      ' OR ' ORDER BY k.ord) || ')'
   ) INTO v_vars
   FROM unnest(l.keys, l.key_types) WITH ORDINALITY AS k(name, type, ord);
+
+  -- The update trigger fires only when a column that matters changed: the
+  -- primary key, a key column, or a column the filter reads. Other UPDATEs do
+  -- not even call the trigger function.
+  SELECT v_vars || jsonb_build_object('update_when', '(' || string_agg(
+      CASE WHEN EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
+                        WHERE am.amname = 'btree' AND oc.opcdefault AND oc.opcintype = a.atttypid)
+           THEN format('OLD.%1$I IS DISTINCT FROM NEW.%1$I', a.attname)
+           ELSE format('OLD.%1$I::text IS DISTINCT FROM NEW.%1$I::text', a.attname) END,
+      ' OR ' ORDER BY a.attnum) || ')')
+  INTO v_vars
+  FROM pg_attribute a
+  WHERE a.attrelid = l.source
+    AND a.attname = ANY (l.pk || l.keys || superduper._filter_columns(l.source, l.filter));
 
   RETURN v_vars || jsonb_build_object(
     'fn_insert', format('superduper.%I', '_l' || l.id || '_on_insert'),
     'fn_update', format('superduper.%I', '_l' || l.id || '_on_update'),
     'fn_delete', format('superduper.%I', '_l' || l.id || '_on_delete'),
     'fn_truncate', format('superduper.%I', '_l' || l.id || '_on_truncate'),
-    'trg_insert', quote_ident('superduper_l' || l.id || '_insert'),
-    'trg_update', quote_ident('superduper_l' || l.id || '_update'),
-    'trg_delete', quote_ident('superduper_l' || l.id || '_delete'),
-    'trg_truncate', quote_ident('superduper_l' || l.id || '_truncate'),
+    'trg_insert', quote_ident(superduper._trigger_name(l.id, 'insert')),
+    'trg_update', quote_ident(superduper._trigger_name(l.id, 'update')),
+    'trg_delete', quote_ident(superduper._trigger_name(l.id, 'delete')),
+    'trg_truncate', quote_ident(superduper._trigger_name(l.id, 'truncate')),
     'fn_claim', format('superduper.%I', '_l' || l.id || '_claim'),
     'fn_claim_chunk', format('superduper.%I', '_l' || l.id || '_claim_chunk'),
     'fn_write', format('superduper.%I', '_l' || l.id || '_write'));
+END
+$$;
+
+-- Trigger names start with "~" so that they sort after (and so fire after) the
+-- table's own triggers, which PostgreSQL fires in name order: the insert trigger
+-- runs BEFORE INSERT (measured ~10% cheaper than AFTER) and must see the key
+-- the other BEFORE triggers settled on.
+CREATE OR REPLACE FUNCTION superduper._trigger_name(p_listener integer, p_event text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT '~superduper_l' || p_listener || '_' || p_event
+$$;
+
+-- The columns of p_source that a filter expression reads, found by letting
+-- PostgreSQL parse it into a temporary view and reading the view's dependencies.
+CREATE OR REPLACE FUNCTION superduper._filter_columns(p_source regclass, p_filter text)
+RETURNS text[]
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_view text := '_superduper_filter_' || substr(md5(random()::text), 1, 12);
+  v_columns text[];
+BEGIN
+  IF p_filter IS NULL THEN
+    RETURN '{}';
+  END IF;
+  EXECUTE format(E'CREATE TEMPORARY VIEW %I AS SELECT 1 AS x FROM %s AS src WHERE (\n%s\n)', v_view, p_source, p_filter);
+  SELECT coalesce(array_agg(DISTINCT a.attname::text), '{}') INTO v_columns
+  FROM pg_depend d
+  JOIN pg_rewrite r ON r.oid = d.objid
+  JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+  WHERE d.classid = 'pg_rewrite'::regclass AND r.ev_class = format('pg_temp.%I', v_view)::regclass
+    AND d.refobjid = p_source AND d.refobjsubid > 0;
+  EXECUTE format('DROP VIEW pg_temp.%I', v_view);
+  RETURN v_columns;
 END
 $$;
 
@@ -203,8 +269,8 @@ DECLARE
 BEGIN
   SELECT * INTO l FROM superduper._listeners WHERE id = p_id;
   FOREACH v_event IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
-    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = l.source AND tgname = 'superduper_l' || l.id || '_' || v_event) THEN
-      EXECUTE format('DROP TRIGGER %I ON %s', 'superduper_l' || l.id || '_' || v_event,
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = l.source AND tgname = superduper._trigger_name(l.id, v_event)) THEN
+      EXECUTE format('DROP TRIGGER %I ON %s', superduper._trigger_name(l.id, v_event),
                      superduper._qualify(l.source_schema, l.source_table));
     END IF;
     EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I()', '_l' || l.id || '_on_' || v_event);

@@ -39,35 +39,64 @@ BEGIN
 END
 $$;
 
--- A sidecar that found no work calls this before waiting for a NOTIFY. It sets
--- the sleeping flag only while holding the lock that every enqueuing transaction
--- holds in shared mode until it commits (see _wake): when the lock is granted, no
--- transaction that read the flag as false is still open, so the re-check of the
--- queue the sidecar makes next sees all their rows. If the lock is not free
--- (a writer is mid-transaction) it returns false at once and the sidecar waits
--- with a short timeout instead; it never makes a writer wait for more than this
--- UPDATE.
-CREATE OR REPLACE FUNCTION superduper._worker_sleep(p_id text)
+-- A sidecar that found no work calls this, on a connection it keeps while it
+-- waits, before waiting for a NOTIFY. The session lock it takes is what makes
+-- writers notify (see _wake). It is granted only when no writer is between its
+-- trigger and its commit; the sidecar then drains and looks once more, and sees
+-- every change committed so far. When it is not granted (a writer is mid-
+-- transaction, or another sidecar sleeps holding it), the sidecar waits with a
+-- timeout instead. It never makes a writer wait.
+CREATE OR REPLACE FUNCTION superduper._sleep_lock(p_worker text)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-  v_locked boolean := pg_try_advisory_xact_lock(1399157348, 1);
 BEGIN
-  -- The flag is set either way, so that most changes are notified at once; only
-  -- when the lock was granted may the sidecar wait without polling.
-  UPDATE superduper._workers SET sleeping = true, seen_at = now() WHERE id = p_id;
-  RETURN v_locked;
+  UPDATE superduper._workers SET sleeping = true, seen_at = now() WHERE id = p_worker;
+  RETURN pg_try_advisory_lock(1399157348, 1);
 END
 $$;
 
-CREATE OR REPLACE FUNCTION superduper._worker_wake(p_id text)
+-- Called by a sidecar when it wakes (on the same connection as _sleep_lock).
+CREATE OR REPLACE FUNCTION superduper._sleep_unlock(p_worker text)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-  UPDATE superduper._workers SET sleeping = false, seen_at = now() WHERE id = p_id AND sleeping
+BEGIN
+  PERFORM pg_advisory_unlock(1399157348, 1)
+  FROM pg_locks
+  WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = 1399157348 AND objid = 1 AND granted;
+  UPDATE superduper._workers SET sleeping = false, seen_at = now() WHERE id = p_worker AND sleeping;
+END
+$$;
+
+-- Moves the change log into the queue: one queue entry per row and listener,
+-- with a new id (the version stamp, see superduper._change_id) and the oldest
+-- change's time (for lag). One sidecar drains at a time; the others skip, and
+-- the next claim drains again. Entries of listeners that no longer exist go.
+CREATE OR REPLACE FUNCTION superduper._drain()
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_moved bigint;
+BEGIN
+  IF NOT pg_try_advisory_xact_lock(1399157348, 3) THEN
+    RETURN 0;
+  END IF;
+  WITH moved AS (
+    DELETE FROM superduper._changes RETURNING listener_id, pk, at
+  )
+  INSERT INTO superduper._queue (listener_id, pk, enqueued_at)
+  SELECT m.listener_id, m.pk, min(m.at)
+  FROM moved AS m
+  WHERE EXISTS (SELECT 1 FROM superduper._listeners l WHERE l.id = m.listener_id AND NOT l.frozen)
+  GROUP BY m.listener_id, m.pk;
+  GET DIAGNOSTICS v_moved = ROW_COUNT;
+  RETURN v_moved;
+END
 $$;
 
 -- A sidecar shutting down hands back what it has claimed but not written. The
@@ -90,14 +119,17 @@ $$;
 
 -- The listeners a sidecar can work on: all those whose model it can run (a
 -- function model runs only in the process that registered it), and whether
--- each has claimable work right now.
+-- each has claimable work right now (after draining the change log).
 CREATE OR REPLACE FUNCTION superduper._worker_listeners(p_functions text[])
 RETURNS TABLE (id integer, name text, version integer, state text, model text, runtime text,
                model_hash text, model_config jsonb, model_artifact text, pk text[], keys text[], key_types text[],
                output_type text, output jsonb, settings jsonb, has_work boolean)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+  PERFORM superduper._drain();
+  RETURN QUERY
   SELECT l.id, l.name, l.version, l.state, l.model, m.runtime, m.spec_hash, m.config, m.artifact, l.pk, l.keys, l.key_types,
          l.output_type, m.output, l.settings,
          EXISTS (SELECT 1 FROM superduper._queue q
@@ -111,7 +143,8 @@ AS $$
   JOIN superduper._models m ON m.name = l.model
   WHERE NOT l.frozen
     AND (m.runtime <> 'function' OR m.name = ANY (coalesce(p_functions, '{}')))
-  ORDER BY l.id
+  ORDER BY l.id;
+END
 $$;
 
 -- Records failed rows. Each row's claimed queue entries collapse into one entry

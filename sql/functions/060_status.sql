@@ -36,6 +36,8 @@ DECLARE
   v_q_oldest timestamptz;
   v_b_pending bigint;
   v_b_flight bigint;
+  v_logged bigint;
+  v_logged_oldest timestamptz;
 BEGIN
   FOR l IN SELECT * FROM superduper._listeners ORDER BY name, version LOOP
     SELECT count(*) FILTER (WHERE q.leased_until IS NULL OR q.leased_until < now()),
@@ -43,6 +45,11 @@ BEGIN
            min(q.enqueued_at)
     INTO v_q_pending, v_q_flight, v_q_oldest
     FROM superduper._queue q WHERE q.listener_id = l.id;
+    -- Changes still in the log (not yet drained into the queue) are pending too.
+    SELECT count(*), min(c.at) INTO v_logged, v_logged_oldest
+    FROM superduper._changes c WHERE c.listener_id = l.id;
+    v_q_pending := v_q_pending + v_logged;
+    v_q_oldest := least(v_q_oldest, v_logged_oldest);
     SELECT coalesce(sum(b.rows) FILTER (WHERE b.leased_until IS NULL OR b.leased_until < now()), 0),
            coalesce(sum(b.rows) FILTER (WHERE b.leased_until >= now()), 0)
     INTO v_b_pending, v_b_flight

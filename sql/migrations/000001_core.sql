@@ -57,13 +57,34 @@ CREATE TABLE superduper._listeners (
 CREATE UNIQUE INDEX _listeners_one_current ON superduper._listeners (name) WHERE state = 'current';
 CREATE UNIQUE INDEX _listeners_one_building ON superduper._listeners (name) WHERE state = 'building';
 
--- Changed rows waiting for a sidecar. Triggers only ever INSERT here (append-only,
--- so a user's write never waits on a sidecar's lock); repeated changes of one row
--- are coalesced when claimed, and `id` doubles as the version stamp of the change.
+-- Queue entries get ids from this sequence when the change log is drained into
+-- the queue. Drains run one at a time, and a row's second change cannot commit
+-- before its first (it waits for the row lock), so the ids of one row's changes
+-- grow in the order the changes happened: an id is a version stamp.
+CREATE SEQUENCE superduper._change_id;
+
+-- The change log: what triggers append to, in the writer's transaction. No
+-- index and no sequence on purpose: each costs the writer several percent of an
+-- INSERT's throughput (measured with pgbench, see docs/benchmarks.md). Sidecars
+-- move its rows into the indexed queue (superduper._drain), coalescing repeated
+-- changes of a row.
+CREATE TABLE superduper._changes (
+  listener_id integer NOT NULL,
+  pk          jsonb NOT NULL,
+  at          timestamptz NOT NULL DEFAULT now()
+) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000,
+        autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 10000);
+
+-- Any role that writes to a source table runs its insert trigger, which appends
+-- here. An entry only makes a sidecar look at a row again.
+GRANT USAGE ON SCHEMA superduper TO PUBLIC;
+GRANT INSERT ON superduper._changes TO PUBLIC;
+
+-- Changed rows waiting for a sidecar, indexed for claiming.
 CREATE TABLE superduper._queue (
   listener_id  integer NOT NULL,
   pk           jsonb NOT NULL,
-  id           bigint GENERATED ALWAYS AS IDENTITY,
+  id           bigint NOT NULL DEFAULT nextval('superduper._change_id'),
   enqueued_at  timestamptz NOT NULL DEFAULT now(),
   attempts     integer NOT NULL DEFAULT 0,
   run_after    timestamptz,
@@ -111,14 +132,14 @@ CREATE TABLE superduper._failures (
   PRIMARY KEY (listener_id, pk)
 );
 
--- Sidecars announce themselves here. `sleeping` tells triggers that someone is
--- waiting for a NOTIFY; when no sidecar sleeps, triggers do not notify at all.
+-- Sidecars announce themselves here, for status and so that the claims of one
+-- that stopped answering can be released by the others.
 CREATE TABLE superduper._workers (
   id         text PRIMARY KEY,
   hostname   text NOT NULL,
   pid        integer NOT NULL,
   functions  text[] NOT NULL DEFAULT '{}',
-  sleeping   boolean NOT NULL DEFAULT false,
+  sleeping   boolean NOT NULL DEFAULT false,  -- for display only
   started_at timestamptz NOT NULL DEFAULT now(),
   seen_at    timestamptz NOT NULL DEFAULT now()
 );

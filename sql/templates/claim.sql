@@ -20,6 +20,9 @@ DECLARE
   v_ids bigint[];
   v_attempts integer[];
 BEGIN
+  -- Changes still in the log become queue entries first (one drain at a time).
+  PERFORM superduper._drain();
+
   WITH picked AS (
     SELECT q.pk, q.id FROM superduper._queue AS q
     WHERE q.listener_id = {{listener_id}}

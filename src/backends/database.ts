@@ -17,6 +17,8 @@ export interface Database extends Queryable {
   readonly kind: 'postgres' | 'pglite';
   /** A connection string other processes can use, when there is one. */
   readonly uri: string | undefined;
+  /** Runs fn on one connection held for its duration (for session-level locks), not in a transaction. */
+  withConnection<T>(fn: (connection: Queryable) => Promise<T>): Promise<T>;
   /** Runs fn in one transaction on one connection; rolls back if fn throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /**

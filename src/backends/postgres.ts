@@ -54,6 +54,19 @@ export async function connectPostgres(uri: string, options: PostgresOptions = {}
     query<Row>(text: string, values?: readonly unknown[]): Promise<QueryResult<Row>> {
       return pool.query(text, values as unknown[]) as unknown as Promise<QueryResult<Row>>;
     },
+    async withConnection<T>(fn: (connection: Queryable) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      let broken = false;
+      try {
+        return await fn({ query: (text, values) => client.query(text, values as unknown[]) as never });
+      } catch (error) {
+        broken = true;
+        throw error;
+      } finally {
+        // A connection that failed mid-use may hold session state (a lock): drop it.
+        client.release(broken);
+      }
+    },
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       const client = await pool.connect();
       try {

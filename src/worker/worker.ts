@@ -22,12 +22,12 @@ export interface WorkerOptions {
 }
 
 /**
- * The sidecar loop. Stateless: its identity, claims and sleeping flag live in the
- * database, so any number of these, on any machines, share the work.
+ * The sidecar loop. Stateless: its identity and claims live in the database, so
+ * any number of these, on any machines, share the work.
  *
  * While there is work it claims batches round-robin across listeners. When there
- * is none it sets its sleeping flag (superduper._worker_sleep), checks once more,
- * and waits for a NOTIFY or the reconciliation timer.
+ * is none it takes the sleep lock (superduper._sleep_lock), looks once more, and
+ * waits for a NOTIFY or the reconciliation timer.
  */
 export class Worker {
   readonly id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -46,6 +46,10 @@ export class Worker {
   #unlisten: (() => Promise<void>) | undefined;
   readonly #inFlight = new Set<InFlight>();
   #lastPromoteCheck = 0;
+  #markStopped: () => void = () => {};
+  readonly #stopped = new Promise<void>((resolve) => {
+    this.#markStopped = resolve;
+  });
   #batches = 0;
 
   constructor(db: Database, models: ModelCache, options: WorkerOptions) {
@@ -96,6 +100,7 @@ export class Worker {
   async stop(): Promise<void> {
     if (this.#stopping) return this.#loop;
     this.#stopping = true;
+    this.#markStopped();
     this.#wakeUp?.();
     clearInterval(this.#heartbeat);
     let timer: NodeJS.Timeout | undefined;
@@ -196,21 +201,22 @@ export class Worker {
           idleWait = 10;
           continue;
         }
-        // Nothing known to do: raise the sleeping flag, then look once more, so
-        // that a change committed just before the flag was seen is not missed.
-        const locked = await this.#db.query<{ locked: boolean }>('SELECT superduper._worker_sleep($1) AS locked', [this.id]);
-        await this.#refresh();
-        if (this.#hot.size > 0 || this.#stopping) {
-          await this.#db.query('SELECT superduper._worker_wake($1)', [this.id]);
-          continue;
-        }
-        // Without the lock a writer was mid-transaction when the flag went up and
-        // may not notify: wait briefly, growing the wait while that persists.
-        const wait = locked.rows[0]?.locked ? this.#options.reconcileMs : idleWait;
-        idleWait = Math.min(idleWait * 2, this.#options.reconcileMs);
-        await this.#sleep(wait);
-        await this.#db.query('SELECT superduper._worker_wake($1)', [this.id]);
-        if (this.#hot.size === 0) this.#refreshNeeded = true;
+        // Nothing known to do: sleep. See superduper._sleep_lock for why taking the
+        // lock, then looking once more, cannot miss a change.
+        idleWait = await this.#db.withConnection(async (connection) => {
+          const locked = await connection.query<{ locked: boolean }>('SELECT superduper._sleep_lock($1) AS locked', [this.id]);
+          try {
+            await this.#refresh();
+            if (this.#hot.size > 0 || this.#stopping) return 10;
+            // Without the lock, writers may not notify: wait briefly, and longer
+            // while that lasts.
+            await this.#sleep(locked.rows[0]?.locked ? this.#options.reconcileMs : idleWait);
+            if (this.#hot.size === 0) this.#refreshNeeded = true;
+            return Math.min(idleWait * 2, this.#options.reconcileMs);
+          } finally {
+            await connection.query('SELECT superduper._sleep_unlock($1)', [this.id]);
+          }
+        });
       } catch (error) {
         if (this.#stopping) break;
         // Back off while the database stays unreachable (or the error persists):
@@ -219,7 +225,9 @@ export class Worker {
         const wait = Math.min(250 * 2 ** (failures - 1), 10_000);
         this.#log.error({ error: describeError(error), retryInMs: wait }, 'sidecar loop error; retrying');
         this.#refreshNeeded = true;
-        await this.#sleep(wait);
+        // Only a stop ends this wait early: notifications keep coming while the
+        // error lasts, and must not turn the backoff into a busy loop.
+        await Promise.race([new Promise((resolve) => setTimeout(resolve, wait).unref()), this.#stopped]);
       }
     }
   }
@@ -273,9 +281,12 @@ export class Worker {
     await Promise.all(Array.from({ length: this.#options.concurrency }, lane));
   }
 
+  /**
+   * Waits ms, or until woken (a NOTIFY, a stop). Returns at once if work is
+   * already known: a NOTIFY may have arrived between the last look and now.
+   */
   #sleep(ms: number): Promise<void> {
-    // A NOTIFY may have arrived between the last look and now.
-    if (this.#hot.size > 0 || this.#refreshNeeded || this.#stopping) return Promise.resolve();
+    if (this.#stopping || this.#hot.size > 0 || this.#refreshNeeded) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
       function done() {

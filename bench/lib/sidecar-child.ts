@@ -1,0 +1,34 @@
+/**
+ * A sidecar in its own process, as in production, for benchmarks.
+ *   node bench/dist/sidecar-child.mjs <uri> [busy-model-ms]
+ * With busy-model-ms it registers function model "busy", which spends that much
+ * CPU per call (a stand-in for a small model) and returns a 16-d vector.
+ * Prints "ready" once started; SIGTERM stops it.
+ */
+import { connect } from '../../src/client.js';
+import { createLogger } from '../../src/logger.js';
+import { functionModel } from '../../src/models/function-runtime.js';
+
+const [uri, busyMs] = process.argv.slice(2);
+const db = await connect(uri!, { logger: createLogger(process.env.SUPERDUPER_LOG_LEVEL ?? 'warn') });
+if (busyMs !== undefined) {
+  const ms = Number(busyMs);
+  await db.apply(
+    functionModel({
+      name: 'busy',
+      output: { type: 'vector', dim: 16 },
+      version: `busy-${ms}`,
+      predict: (inputs: string[]) => {
+        const until = performance.now() + ms;
+        while (performance.now() < until);
+        return inputs.map((text) => Array.from({ length: 16 }, (_, i) => (text.length + i) % 7));
+      },
+    }),
+  );
+}
+await db.start();
+process.stdout.write(`ready ${process.pid}\n`);
+process.once('SIGTERM', async () => {
+  await db.close();
+  process.exit(0);
+});

@@ -4,7 +4,7 @@
  * bulk-writes the outputs (keyset-paged reads of chunk_size rows, one INSERT per
  * chunk, binary vectors), with no queue, no claims, no version checks.
  *
- *   node --import tsx bench/backfill.ts [rows=100000] [rounds=3]
+ *   make bench ONLY=backfill
  */
 import ort from 'onnxruntime-node';
 import type { Superduper } from '../src/client.js';
@@ -119,9 +119,4 @@ export async function backfillBenchmark(rows = 100_000, rounds = 5): Promise<Bac
     await db.close();
     await dropDatabase('superduper_bench_backfill');
   }
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const [rows, rounds] = process.argv.slice(2).map(Number);
-  console.log(JSON.stringify(await backfillBenchmark(rows || undefined, rounds || undefined), null, 2));
 }

@@ -5,7 +5,7 @@
  * outputs table, delivered at the sidecar's commit). The sidecar runs in its
  * own process, with a model that spends ~1 ms of CPU per call.
  *
- *   node bench/dist/streaming.mjs [rate=100] [seconds=20]
+ *   make bench ONLY=streaming
  */
 import { join } from 'node:path';
 import pg from 'pg';
@@ -80,9 +80,4 @@ export async function streamingBenchmark(rate = 100, seconds = 20, modelMs = 1):
     await db.close();
     await dropDatabase('superduper_bench_streaming');
   }
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const [rate, seconds] = process.argv.slice(2).map(Number);
-  console.log(JSON.stringify(await streamingBenchmark(rate || undefined, seconds || undefined), null, 2));
 }

@@ -1,0 +1,47 @@
+/**
+ * Runs the benchmarks and writes docs/benchmarks.md and bench/results/latest.json.
+ * `make bench` builds this file (with the sources it imports) into bench/dist/
+ * and runs it; pass names to run only some: make bench ONLY="backfill streaming".
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { backfillBenchmark, BACKFILL, type BackfillResult } from './backfill.js';
+import { memoryBenchmark, type MemoryResult } from './memory.js';
+import { streamingBenchmark, type StreamingResult } from './streaming.js';
+import { writeOverheadBenchmark, type WriteOverheadResult } from './write-overhead.js';
+
+const root = join(import.meta.dirname, '..', '..');
+const only = (process.env.ONLY ?? '').split(/[\s,]+/).filter(Boolean);
+const wanted = (name: string) => only.length === 0 || only.includes(name);
+
+interface Results {
+  date: string;
+  machine: string;
+  backfill?: BackfillResult;
+  streaming?: StreamingResult;
+  writeOverhead?: WriteOverheadResult;
+  memory?: MemoryResult;
+}
+
+const results: Results = {
+  date: new Date().toISOString(),
+  machine: `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL 15 (scripts/pg.sh)`,
+};
+
+const step = async <T>(name: string, run: () => Promise<T>): Promise<T | undefined> => {
+  if (!wanted(name)) return undefined;
+  process.stderr.write(`bench: ${name}...\n`);
+  const result = await run();
+  process.stderr.write(`bench: ${name}: ${JSON.stringify(result)}\n`);
+  return result;
+};
+
+results.backfill = await step('backfill', () => backfillBenchmark());
+results.streaming = await step('streaming', () => streamingBenchmark());
+results.writeOverhead = await step('write-overhead', () => writeOverheadBenchmark());
+results.memory = await step('memory', () => memoryBenchmark());
+
+mkdirSync(join(root, 'bench', 'results'), { recursive: true });
+writeFileSync(join(root, 'bench', 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);

@@ -134,6 +134,27 @@ describe('superduper install', () => {
     expect(cli('status', uri)).toMatch(/nums_lin\s+1\s+current\s+lin\s+public\.nums\s+2\s+0\s+0\s+0/);
     expect(JSON.parse(cli('status', uri, '--json'))[0]).toMatchObject({ listener: 'nums_lin', pending: 2 });
     expect(cli('remove', 'nums_lin', uri)).toContain('listener nums_lin: removed (outputs dropped)');
+
+    // With a sidecar running, apply shows a progress bar until the backfill is done.
+    await client.query(`INSERT INTO nums SELECT g, g FROM generate_series(3, 5000) g`);
+    const sidecar = await connect(uri, { logger: createLogger('silent') });
+    await sidecar.start();
+    try {
+      // Not spawnSync: the sidecar runs in this process and must keep running.
+      const { execFile } = await import('node:child_process');
+      const run = await new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(process.execPath, ['--import', 'tsx', 'tests/helpers/cli.ts', 'apply', join(dir, 'spec.json'), uri], (error, stdout, stderr) =>
+          resolve({ status: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+      expect(run.status).toBe(0);
+      expect(run.stdout).toContain('listener nums_lin: created (version 1), 5000 existing row(s) to compute');
+      expect(run.stderr).toMatch(/nums_lin \|[█░]+\| 5000\/5000 rows/);
+      const done = await client.query(`SELECT count(*)::int AS n FROM superduper.out_nums_lin`);
+      expect(done.rows[0].n).toBe(5000);
+    } finally {
+      await sidecar.close();
+    }
     await client.end();
   });
 

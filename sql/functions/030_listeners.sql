@@ -427,6 +427,22 @@ BEGIN
 END
 $$;
 
+-- Stops maintaining a listener version: drops its triggers and functions and
+-- forgets its pending work (queued, logged, backfill). Its outputs stay.
+CREATE OR REPLACE FUNCTION superduper._listener_stop(p_id integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM superduper._listener_code_drop(p_id);
+  DELETE FROM superduper._queue WHERE listener_id = p_id;
+  DELETE FROM superduper._backfill WHERE listener_id = p_id;
+  DELETE FROM superduper._backfill_cursor WHERE listener_id = p_id;
+  -- Log entries of a listener that no longer exists are dropped by the next drain.
+END
+$$;
+
 -- Drops a listener version: its code, queue, backfill, failures, its outputs
 -- table unless kept, and its registry row.
 CREATE OR REPLACE FUNCTION superduper._listener_version_drop(p_id integer, p_keep_outputs boolean)
@@ -438,10 +454,7 @@ DECLARE
   l superduper._listeners;
 BEGIN
   SELECT * INTO l FROM superduper._listeners WHERE id = p_id;
-  PERFORM superduper._listener_code_drop(p_id);
-  DELETE FROM superduper._queue WHERE listener_id = p_id;
-  DELETE FROM superduper._backfill WHERE listener_id = p_id;
-  DELETE FROM superduper._backfill_cursor WHERE listener_id = p_id;
+  PERFORM superduper._listener_stop(p_id);
   DELETE FROM superduper._failures WHERE listener_id = p_id;
   IF NOT p_keep_outputs THEN
     EXECUTE format('DROP TABLE IF EXISTS %s', superduper._qualify('superduper', l.output_table));
@@ -469,10 +482,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  PERFORM superduper._listener_code_drop(p_id);
-  DELETE FROM superduper._queue WHERE listener_id = p_id;
-  DELETE FROM superduper._backfill WHERE listener_id = p_id;
-  DELETE FROM superduper._backfill_cursor WHERE listener_id = p_id;
+  PERFORM superduper._listener_stop(p_id);
   UPDATE superduper._listeners SET frozen = true, error = 'frozen: ' || p_reason, updated_at = now()
   WHERE id = p_id;
 END

@@ -3,14 +3,18 @@ import type { Database, Queryable } from './backends/database.js';
 import { connectPostgres } from './backends/postgres.js';
 import type { ListenerComponent } from './components/listener.js';
 import type { ModelComponent, StoredModel } from './components/model.js';
+import type { VectorIndexComponent } from './components/vector-index.js';
 import { SuperduperError } from './errors.js';
 import { install, type InstallResult } from './install.js';
 import { defaultLogger, type Logger } from './logger.js';
 import type { FunctionModel } from './models/function-runtime.js';
 import { ModelCache } from './models/registry.js';
 import { Worker, type WorkerOptions } from './worker/worker.js';
+import type { Kysely } from 'kysely';
+import { createKysely } from './kysely.js';
+import { search, TableQuery, type SearchHit, type SearchOptions } from './search.js';
 
-export type Component = ModelComponent | ListenerComponent;
+export type Component = ModelComponent | ListenerComponent | VectorIndexComponent;
 
 /** What superduper.apply() reports per component. */
 export interface ApplyResult {
@@ -77,12 +81,38 @@ export class Superduper {
   readonly models: ModelCache;
   readonly #ownsDatabase: boolean;
   readonly #workers = new Set<Worker>();
+  #kysely: Kysely<any> | undefined;
 
   constructor(db: Database, logger: Logger, ownsDatabase = false) {
     this.db = db;
     this.logger = logger;
     this.#ownsDatabase = ownsDatabase;
     this.models = new ModelCache({ fetchArtifact: (sha) => this.#fetchArtifact(sha) }, logger);
+  }
+
+  /** A Kysely query builder on this database (for typed queries mixing data and outputs). */
+  get kysely(): Kysely<any> {
+    this.#kysely ??= createKysely(this.db);
+    return this.#kysely;
+  }
+
+  /**
+   * Vector search through superduper.like(): the k rows nearest to a text query
+   * (embedded by a sidecar, or from the cache) or to a vector.
+   */
+  search(index: string, query: string | ArrayLike<number>, options: SearchOptions = {}): Promise<SearchHit[]> {
+    return search(this.db, index, query, options);
+  }
+
+  /** A table, for searches composed with Kysely: db.table('docs').like({ body: 'text' }, { index }). */
+  table(name: string, options: { schema?: string } = {}): TableQuery {
+    return new TableQuery(this.kysely, this.db, name, options.schema);
+  }
+
+  /** A model's prediction for one input, computed by a sidecar (superduper.predict). */
+  async predict(model: string, input: unknown): Promise<unknown> {
+    const result = await this.db.query<{ output: unknown }>('SELECT superduper.predict($1, $2::jsonb) AS output', [model, JSON.stringify(input)]);
+    return result.rows[0]?.output;
   }
 
   /** Installs or upgrades the SQL layer; see install.ts. */
@@ -111,6 +141,8 @@ export class Superduper {
       } else if (isStoredModel(component)) {
         uploads.push(component);
         specs.push(component.spec);
+      } else if ((component as VectorIndexComponent).kind === 'vector_index') {
+        specs.push((component as VectorIndexComponent).spec);
       } else {
         specs.push(component as Record<string, unknown>);
       }
@@ -221,6 +253,7 @@ export class Superduper {
     await Promise.all([...this.#workers].map((worker) => worker.stop()));
     this.#workers.clear();
     await this.models.close();
+    await this.#kysely?.destroy();
     if (this.#ownsDatabase) await this.db.close();
   }
 

@@ -9,3 +9,6 @@ export { connectPostgres, type PostgresOptions } from './backends/postgres.js';
 export { Worker, type WorkerOptions } from './worker/worker.js';
 export { SuperduperError } from './errors.js';
 export { createLogger, type Logger } from './logger.js';
+export { TableQuery, type SearchHit, type SearchOptions } from './search.js';
+export { createKysely, superduperDialect } from './kysely.js';
+export { vectorIndex, type VectorIndexComponent, type VectorIndexOptions } from './components/vector-index.js';

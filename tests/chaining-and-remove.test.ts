@@ -88,12 +88,12 @@ describe('remove', () => {
   });
 
   it('an unknown name says so and lists the listeners', async () => {
-    await expect(db.remove('nope')).rejects.toThrow(/no listener or model named 'nope'/);
+    await expect(db.remove('nope')).rejects.toThrow(/no listener, vector index or model named 'nope'/);
   });
 
   it('a model in use cannot be removed', async () => {
     await db.apply(listener({ name: 'uses_measure', model: 'measure', table: 'posts', keys: ['body'] }));
-    await expect(db.remove('measure')).rejects.toThrow(/model "measure" is used by listener\(s\) uses_measure/);
+    await expect(db.remove('measure')).rejects.toThrow(/model "measure" is used by uses_measure/);
     await db.remove('uses_measure');
     await expect(db.remove('measure')).resolves.toEqual([{ type: 'model', name: 'measure', action: 'removed' }]);
   });

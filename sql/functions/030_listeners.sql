@@ -238,6 +238,25 @@ BEGIN
 END
 $$;
 
+-- Grants SELECT on p_to to every role (and PUBLIC) that has SELECT on p_from.
+CREATE OR REPLACE FUNCTION superduper._copy_select_grants(p_from regclass, p_to regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_grantee oid;
+BEGIN
+  FOR v_grantee IN
+    SELECT DISTINCT a.grantee FROM pg_class c, aclexplode(c.relacl) AS a
+    WHERE c.oid = p_from AND a.privilege_type = 'SELECT'
+  LOOP
+    EXECUTE format('GRANT SELECT ON %s TO %s', p_to,
+                   CASE WHEN v_grantee = 0 THEN 'PUBLIC' ELSE v_grantee::regrole::text END);
+  END LOOP;
+END
+$$;
+
 -- Renders and runs the per-version triggers and worker functions.
 CREATE OR REPLACE FUNCTION superduper._listener_code_create(p_id integer)
 RETURNS void
@@ -416,11 +435,15 @@ BEGIN
   EXECUTE format('CREATE TABLE %s (%s, output %s, _stamp bigint NOT NULL DEFAULT 0, '
                  '_computed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (%s))',
                  v_vars ->> 'outputs', v_vars ->> 'pk_columns_ddl', v_output_type, v_vars ->> 'pk_cols');
+  -- Whoever may read the source may read its outputs (as of now: later grants on
+  -- the source are not copied; superduper.like() also checks the source itself).
+  PERFORM superduper._copy_select_grants(v_source, (v_vars ->> 'outputs')::regclass);
   EXECUTE format('COMMENT ON TABLE %s IS %L', v_vars ->> 'outputs',
                  format('Outputs of superduper listener %s (version %s): model %s on %s of %s. Join on %s.',
                         v_name, p_version, v_model.name, array_to_string(v_keys, ', '), v_source,
                         array_to_string(v_pk, ', ')));
 
+  PERFORM superduper._vector_indexes_attach(v_id);
   PERFORM superduper._listener_code_create(v_id);
   PERFORM superduper._listener_backfill_plan(v_id);
   RETURN v_id;
@@ -560,6 +583,11 @@ BEGIN
   SET state = 'current', output_table = v_stable, error = NULL, updated_at = now()
   WHERE id = v_new.id;
   PERFORM superduper._listener_code_create(v_new.id);
+  -- Searches now read the new outputs (and the query model follows the
+  -- listener's, unless the vector index names its own).
+  UPDATE superduper._vector_indexes SET query_model = coalesce(spec ->> 'query_model', v_new.model), updated_at = now()
+  WHERE listener = v_new.name;
+  PERFORM superduper._vector_index_code_create(id) FROM superduper._vector_indexes WHERE listener = v_new.name;
 
   PERFORM superduper._rebuild_listener(n, 'listener "' || v_new.name || '" it reads from was rebuilt')
   FROM (SELECT DISTINCT unnest(v_rebuild) AS n) AS d;

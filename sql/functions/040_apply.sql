@@ -47,9 +47,10 @@ BEGIN
   CASE p_spec ->> 'type'
     WHEN 'model' THEN RETURN superduper._apply_model(p_spec);
     WHEN 'listener' THEN RETURN superduper._apply_listener(p_spec, p_search_path);
+    WHEN 'vector_index' THEN RETURN superduper._apply_vector_index(p_spec);
     ELSE
       RAISE EXCEPTION 'superduper.apply: unknown component type %', coalesce(quote_literal(p_spec ->> 'type'), '(missing "type")')
-        USING HINT = 'Known types: model, listener.';
+        USING HINT = 'Known types: model, listener, vector_index.';
   END CASE;
 END
 $$;
@@ -70,11 +71,27 @@ DECLARE
 BEGIN
   PERFORM pg_advisory_xact_lock(1399157348, 2);
   IF NOT EXISTS (SELECT 1 FROM superduper._listeners WHERE name = p_name) THEN
+    IF EXISTS (SELECT 1 FROM superduper._vector_indexes WHERE name = p_name) THEN
+      PERFORM superduper._vector_index_drop(id) FROM superduper._vector_indexes WHERE name = p_name;
+      RETURN jsonb_build_array(jsonb_build_object('type', 'vector_index', 'name', p_name, 'action', 'removed'));
+    END IF;
     IF EXISTS (SELECT 1 FROM superduper._models WHERE name = p_name) THEN
       RETURN superduper._remove_model(p_name);
     END IF;
-    RAISE EXCEPTION 'superduper.remove: no listener or model named %', coalesce(quote_literal(p_name), 'NULL')
+    RAISE EXCEPTION 'superduper.remove: no listener, vector index or model named %', coalesce(quote_literal(p_name), 'NULL')
       USING HINT = 'Listeners: ' || coalesce((SELECT string_agg(DISTINCT quote_literal(name), ', ') FROM superduper._listeners), '(none)');
+  END IF;
+
+  -- Vector indexes over this listener's outputs go with it, only when asked.
+  IF EXISTS (SELECT 1 FROM superduper._vector_indexes WHERE listener = p_name) THEN
+    IF NOT p_cascade THEN
+      RAISE EXCEPTION 'superduper.remove: listener "%" is searched by vector index(es) %', p_name,
+        (SELECT string_agg(name, ', ' ORDER BY name) FROM superduper._vector_indexes WHERE listener = p_name)
+        USING HINT = 'Remove those first, or pass p_cascade => true to remove them too.';
+    END IF;
+    SELECT v_removed || coalesce(jsonb_agg(jsonb_build_object('type', 'vector_index', 'name', name, 'action', 'removed')), '[]')
+    INTO v_removed FROM superduper._vector_indexes WHERE listener = p_name;
+    PERFORM superduper._vector_index_drop(id) FROM superduper._vector_indexes WHERE listener = p_name;
   END IF;
 
   SELECT array_agg(DISTINCT d.name) INTO v_dependents
@@ -107,10 +124,12 @@ AS $$
 DECLARE
   v_users text[];
 BEGIN
-  SELECT array_agg(DISTINCT name ORDER BY name) INTO v_users FROM superduper._listeners WHERE model = p_name;
+  SELECT array_agg(DISTINCT name ORDER BY name) INTO v_users
+  FROM (SELECT name FROM superduper._listeners WHERE model = p_name
+        UNION SELECT name FROM superduper._vector_indexes WHERE query_model = p_name) AS u;
   IF v_users IS NOT NULL THEN
-    RAISE EXCEPTION 'superduper.remove: model "%" is used by listener(s) %', p_name, array_to_string(v_users, ', ')
-      USING HINT = 'Remove those listeners first.';
+    RAISE EXCEPTION 'superduper.remove: model "%" is used by %', p_name, array_to_string(v_users, ', ')
+      USING HINT = 'Remove those listeners and vector indexes first.';
   END IF;
   DELETE FROM superduper._models WHERE name = p_name;
   -- Model files no model refers to any more.

@@ -35,6 +35,7 @@ BEGIN
   END IF;
   UPDATE superduper._queue SET leased_until = NULL, leased_by = NULL WHERE leased_by = ANY (v_dead);
   UPDATE superduper._backfill SET leased_until = NULL, leased_by = NULL WHERE leased_by = ANY (v_dead);
+  UPDATE superduper._requests SET status = 'pending', claimed_by = NULL WHERE status = 'running' AND claimed_by = ANY (v_dead);
   RETURN cardinality(v_dead);
 END
 $$;
@@ -113,6 +114,7 @@ BEGIN
   UPDATE superduper._backfill
   SET leased_until = NULL, leased_by = NULL, attempts = greatest(attempts - 1, 0)
   WHERE leased_by = p_id;
+  UPDATE superduper._requests SET status = 'pending', claimed_by = NULL WHERE status = 'running' AND claimed_by = p_id;
   DELETE FROM superduper._workers WHERE id = p_id;
 END
 $$;

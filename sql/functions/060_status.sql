@@ -110,3 +110,10 @@ FROM superduper._failures f JOIN superduper._listeners l ON l.id = f.listener_id
 CREATE OR REPLACE VIEW superduper.workers AS
 SELECT w.id, w.hostname, w.pid, w.functions, w.sleeping, w.started_at, w.seen_at
 FROM superduper._workers w;
+
+CREATE OR REPLACE VIEW superduper.vector_indexes AS
+SELECT v.name, v.listener, v.query_model, v.measure, (v.options ->> 'm')::integer AS m,
+       (v.options ->> 'ef_construction')::integer AS ef_construction, (v.options ->> 'ef_search')::integer AS ef_search,
+       superduper._qualify('superduper', l.output_table) AS outputs, v.created_at, v.updated_at
+FROM superduper._vector_indexes v
+LEFT JOIN superduper._listeners l ON l.name = v.listener AND l.state = 'current';

@@ -12,11 +12,19 @@ export interface Queryable {
   query<Row = Record<string, unknown>>(text: string, values?: readonly unknown[]): Promise<QueryResult<Row>>;
 }
 
+/** One connection taken from a backend, until released. */
+export interface Connection extends Queryable {
+  /** Gives the connection back; `broken` drops it (it may hold session state). */
+  release(broken?: boolean): void;
+}
+
 export interface Database extends Queryable {
   /** Which engine this is; the embedded one lacks dblink and cross-connection NOTIFY. */
   readonly kind: 'postgres' | 'pglite';
   /** A connection string other processes can use, when there is one. */
   readonly uri: string | undefined;
+  /** Takes one connection for exclusive use (query builders' transactions); release it after. */
+  acquire(): Promise<Connection>;
   /** Runs fn on one connection held for its duration (for session-level locks), not in a transaction. */
   withConnection<T>(fn: (connection: Queryable) => Promise<T>): Promise<T>;
   /** Runs fn in one transaction on one connection; rolls back if fn throws. */

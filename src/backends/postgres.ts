@@ -54,6 +54,13 @@ export async function connectPostgres(uri: string, options: PostgresOptions = {}
     query<Row>(text: string, values?: readonly unknown[]): Promise<QueryResult<Row>> {
       return pool.query(text, values as unknown[]) as unknown as Promise<QueryResult<Row>>;
     },
+    async acquire() {
+      const client = await pool.connect();
+      return {
+        query: (text: string, values?: readonly unknown[]) => client.query(text, values as unknown[]) as never,
+        release: (broken?: boolean) => client.release(broken),
+      };
+    },
     async withConnection<T>(fn: (connection: Queryable) => Promise<T>): Promise<T> {
       const client = await pool.connect();
       let broken = false;

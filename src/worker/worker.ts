@@ -5,6 +5,7 @@ import { describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ModelCache } from '../models/registry.js';
 import { runBatch } from './batch.js';
+import { RequestServer } from './requests.js';
 import type { InFlight, ListenerInfo } from './listener-info.js';
 
 const VACUUM_LOG = 'VACUUM (SKIP_LOCKED) superduper._changes';
@@ -50,6 +51,7 @@ export class Worker {
   #refreshes = 0;
   #unlisten: (() => Promise<void>) | undefined;
   readonly #inFlight = new Set<InFlight>();
+  readonly #requests: RequestServer;
   #lastPromoteCheck = 0;
   #markStopped: () => void = () => {};
   readonly #stopped = new Promise<void>((resolve) => {
@@ -68,6 +70,7 @@ export class Worker {
       concurrency: Math.max(1, options.concurrency ?? 2),
     };
     this.#log = options.logger.child({ worker: this.id });
+    this.#requests = new RequestServer(db, models, this.id, this.#log);
   }
 
   /** Number of batches this worker has written (for tests and progress). */
@@ -97,6 +100,7 @@ export class Worker {
     this.#maintenance = setInterval(() => void this.#vacuumLog(), 1000);
     this.#maintenance.unref();
     this.#loop = this.#run();
+    this.#requests.wake();
     this.#log.info({ functions: this.#models.functions.names() }, 'sidecar started');
   }
 
@@ -115,7 +119,7 @@ export class Worker {
     const timedOut = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, this.#options.stopTimeoutMs);
     });
-    await Promise.race([this.#loop?.catch(() => {}), timedOut]);
+    await Promise.race([Promise.all([this.#loop?.catch(() => {}), this.#requests.idle()]), timedOut]);
     clearTimeout(timer);
     await this.#unlisten?.().catch(() => {});
     await this.#db.query('SELECT superduper._worker_stop($1)', [this.id]).catch((error: unknown) => {
@@ -134,6 +138,10 @@ export class Worker {
   }
 
   #notified(payload: string): void {
+    if (payload === 'request') {
+      this.#requests.wake();
+      return;
+    }
     const id = Number(payload);
     if (this.#listeners.has(id)) this.#hot.add(id);
     else this.#refreshNeeded = true;
@@ -193,6 +201,7 @@ export class Worker {
 
   async #refresh(): Promise<void> {
     this.#refreshes++;
+    this.#requests.wake();
     const result = await this.#db.query<ListenerInfo>('SELECT * FROM superduper._worker_listeners($1)', [
       this.#models.functions.names(),
     ]);

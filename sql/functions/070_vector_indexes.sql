@@ -1,0 +1,295 @@
+-- Vector indexes: an approximate (HNSW) index over a listener's vector outputs,
+-- with the model that embeds queries, searched by superduper.like().
+
+-- Distance operator, index operator class, and score (higher is better) per measure.
+CREATE OR REPLACE FUNCTION superduper._measure(p_measure text, OUT operator text, OUT opclass text, OUT score text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_schema text := regexp_replace(superduper._vector_type(), '\.vector$', '');
+BEGIN
+  CASE p_measure
+    WHEN 'cosine' THEN operator := '<=>'; opclass := 'vector_cosine_ops'; score := '1 - (%s)';
+    WHEN 'l2' THEN operator := '<->'; opclass := 'vector_l2_ops'; score := '-(%s)';
+    WHEN 'ip' THEN operator := '<#>'; opclass := 'vector_ip_ops'; score := '-(%s)';
+    ELSE RAISE EXCEPTION 'superduper: unknown measure %', quote_literal(p_measure)
+      USING HINT = 'Use cosine, l2 or ip.';
+  END CASE;
+  operator := format('OPERATOR(%s.%s)', v_schema, operator);
+  opclass := v_schema || '.' || opclass;
+END
+$$;
+
+-- Creates the HNSW index of every vector index on a listener version's outputs
+-- table (called when a version is created, and when a vector index is applied).
+CREATE OR REPLACE FUNCTION superduper._vector_indexes_attach(p_listener_id integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  l superduper._listeners;
+  v superduper._vector_indexes;
+  m record;
+BEGIN
+  SELECT * INTO l FROM superduper._listeners WHERE id = p_listener_id;
+  FOR v IN SELECT * FROM superduper._vector_indexes WHERE listener = l.name LOOP
+    m := superduper._measure(v.measure);
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON superduper.%I USING hnsw (output %s) WITH (m = %s, ef_construction = %s)',
+                   superduper._vector_index_name(v.id, l.id), l.output_table, m.opclass,
+                   (v.options ->> 'm')::integer, (v.options ->> 'ef_construction')::integer);
+  END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION superduper._vector_index_name(p_index integer, p_listener_id integer)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT format('_vi%s_hnsw_l%s', p_index, p_listener_id)
+$$;
+
+-- Renders the per-index search function (sql/templates/search.sql) for the
+-- listener's current version.
+CREATE OR REPLACE FUNCTION superduper._vector_index_code_create(p_index integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v superduper._vector_indexes;
+  l superduper._listeners;
+  m record;
+  v_vars jsonb;
+BEGIN
+  SELECT * INTO v FROM superduper._vector_indexes WHERE id = p_index;
+  SELECT * INTO l FROM superduper._listeners WHERE name = v.listener AND state = 'current';
+  m := superduper._measure(v.measure);
+  EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || v.id || '_search');
+  v_vars := superduper._listener_vars(l.id);
+  v_vars := v_vars || jsonb_build_object(
+    'fn_search', format('superduper.%I', '_vi' || v.id || '_search'),
+    'index_name', quote_literal(v.name),
+    'vector_type', superduper._vector_type(),
+    'distance_o', format('(o.output %s p_query)', m.operator),
+    'score_o', format(m.score, format('o.output %s p_query', m.operator)),
+    'ef_search', ((v.options ->> 'ef_search')::integer)::text,
+    'id_o', CASE WHEN cardinality(l.pk) = 1 THEN format('o.%I::text', l.pk[1]) ELSE 'NULL::text' END,
+    'key_o', 'ARRAY[' || (SELECT string_agg(format('o.%I::text', p), ', ' ORDER BY o) FROM unnest(l.pk) WITH ORDINALITY AS x(p, o)) || ']',
+    'pk_eq_src_o', (SELECT string_agg(format('src.%1$I = o.%1$I', p), ' AND ') FROM unnest(l.pk) AS p),
+    'source_regclass', quote_literal(superduper._qualify(l.source_schema, l.source_table)) || '::regclass');
+  -- The filtered search is dynamic SQL (the filter is built at query time from
+  -- JSON, values quoted as literals); its fixed parts are rendered here, with %
+  -- doubled so that identifiers containing % survive the later format(): %1$s is
+  -- the filter, %2$s what to order by, $1 the query vector, $2 k.
+  v_vars := v_vars || jsonb_build_object(
+    'filtered_sql', quote_literal(format(
+      'SELECT %s AS id, %s AS key, %s AS score FROM %s AS o JOIN %s AS src ON %s WHERE %%1$s ORDER BY %%2$s LIMIT $2',
+      replace(v_vars ->> 'id_o', '%', '%%'), replace(v_vars ->> 'key_o', '%', '%%'),
+      format(m.score, format('o.output %s $1', m.operator)),
+      replace(v_vars ->> 'outputs', '%', '%%'), replace(v_vars ->> 'source', '%', '%%'),
+      replace(v_vars ->> 'pk_eq_src_o', '%', '%%'))),
+    'distance_param', quote_literal(format('(o.output %s $1)', m.operator)));
+  v_vars := v_vars || jsonb_build_object('q', superduper._dollar_tag(ARRAY(SELECT value FROM jsonb_each_text(v_vars))));
+  EXECUTE superduper._render('search', v_vars);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION superduper._apply_vector_index(p_spec jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_name text := p_spec ->> 'name';
+  v_listener superduper._listeners;
+  v_listener_model superduper._models;
+  v_query_model superduper._models;
+  v_measure text := coalesce(p_spec ->> 'measure', 'cosine');
+  v_options jsonb := '{"m": 16, "ef_construction": 64, "ef_search": 100}';
+  v_spec jsonb;
+  v_old superduper._vector_indexes;
+  v_id integer;
+  v_key text;
+  v_value jsonb;
+  v_unknown text;
+BEGIN
+  IF v_name IS NULL OR v_name = '' OR octet_length(v_name) > 48 THEN
+    RAISE EXCEPTION 'superduper: a vector index needs a "name" of 1 to 48 bytes';
+  END IF;
+  SELECT k INTO v_unknown FROM jsonb_object_keys(p_spec) AS k
+  WHERE k NOT IN ('type', 'name', 'listener', 'query_model', 'compatible_listener', 'measure', 'index') LIMIT 1;
+  IF v_unknown IS NOT NULL THEN
+    RAISE EXCEPTION 'superduper: vector index "%": unknown field "%"', v_name, v_unknown
+      USING HINT = 'Fields: name, listener, query_model or compatible_listener, measure, index.';
+  END IF;
+  SELECT * INTO v_listener FROM superduper._listeners WHERE name = p_spec ->> 'listener' AND state = 'current';
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'superduper: vector index "%": unknown listener %', v_name, coalesce(quote_literal(p_spec ->> 'listener'), '(missing "listener")')
+      USING HINT = 'The listener whose outputs are the vectors to search; apply it first.';
+  END IF;
+  SELECT * INTO v_listener_model FROM superduper._models WHERE name = v_listener.model;
+  IF v_listener_model.output ->> 'type' <> 'vector' THEN
+    RAISE EXCEPTION 'superduper: vector index "%": listener "%" outputs %, not vectors', v_name, v_listener.name, v_listener.output_type;
+  END IF;
+
+  -- Queries are embedded by the listener's own model unless a compatible one is
+  -- named (text queries over image vectors, say).
+  IF p_spec ? 'query_model' AND p_spec ? 'compatible_listener' THEN
+    RAISE EXCEPTION 'superduper: vector index "%": give query_model or compatible_listener, not both', v_name;
+  END IF;
+  IF p_spec ? 'compatible_listener' THEN
+    SELECT m.* INTO v_query_model FROM superduper._listeners l JOIN superduper._models m ON m.name = l.model
+    WHERE l.name = p_spec ->> 'compatible_listener' AND l.state = 'current';
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'superduper: vector index "%": unknown compatible listener %', v_name, quote_literal(p_spec ->> 'compatible_listener');
+    END IF;
+  ELSE
+    SELECT * INTO v_query_model FROM superduper._models WHERE name = coalesce(p_spec ->> 'query_model', v_listener.model);
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'superduper: vector index "%": unknown query model %', v_name, quote_literal(p_spec ->> 'query_model');
+    END IF;
+  END IF;
+  IF v_query_model.output ->> 'type' <> 'vector' OR (v_query_model.output ->> 'dim') <> (v_listener_model.output ->> 'dim') THEN
+    RAISE EXCEPTION 'superduper: vector index "%": query model "%" outputs %, but the vectors of listener "%" are %',
+      v_name, v_query_model.name, superduper._output_sql_type(v_query_model.name, v_query_model.output),
+      v_listener.name, v_listener.output_type
+      USING HINT = 'Queries and indexed vectors must have the same dimension (and come from compatible models).';
+  END IF;
+  PERFORM superduper._measure(v_measure);
+
+  IF p_spec ? 'index' THEN
+    IF jsonb_typeof(p_spec -> 'index') <> 'object' THEN
+      RAISE EXCEPTION 'superduper: vector index "%": "index" must be an object like {"m": 16, "ef_construction": 64, "ef_search": 100}', v_name;
+    END IF;
+    FOR v_key, v_value IN SELECT key, value FROM jsonb_each(p_spec -> 'index') LOOP
+      IF NOT v_options ? v_key THEN
+        RAISE EXCEPTION 'superduper: vector index "%": unknown index option "%"', v_name, v_key
+          USING HINT = 'HNSW options: m (2 to 100), ef_construction (4 to 1000), ef_search (1 to 1000).';
+      END IF;
+      -- (Parenthesized: PL/pgSQL would take the THEN of a bare CASE for the IF's.)
+      IF jsonb_typeof(v_value) <> 'number' OR (v_value #>> '{}')::numeric NOT BETWEEN
+           (CASE v_key WHEN 'm' THEN 2 WHEN 'ef_construction' THEN 4 ELSE 1 END)
+           AND (CASE v_key WHEN 'm' THEN 100 ELSE 1000 END) THEN
+        RAISE EXCEPTION 'superduper: vector index "%": index option "%" is out of range: %', v_name, v_key, v_value;
+      END IF;
+    END LOOP;
+    v_options := v_options || (p_spec -> 'index');
+  END IF;
+
+  -- query_model stays null in the spec when it is the listener's own model, so
+  -- that it follows the listener when that gets another model.
+  v_spec := jsonb_build_object('type', 'vector_index', 'name', v_name, 'listener', v_listener.name,
+                               'query_model', CASE WHEN p_spec ? 'query_model' OR p_spec ? 'compatible_listener'
+                                                   THEN v_query_model.name END,
+                               'measure', v_measure, 'index', v_options);
+  SELECT * INTO v_old FROM superduper._vector_indexes WHERE name = v_name FOR UPDATE;
+  IF FOUND AND v_old.spec = v_spec THEN
+    RETURN jsonb_build_object('type', 'vector_index', 'name', v_name, 'action', 'unchanged');
+  END IF;
+  IF FOUND THEN
+    -- Another listener, measure or graph shape: the HNSW indexes are rebuilt.
+    PERFORM superduper._vector_index_drop(v_old.id);
+  END IF;
+  INSERT INTO superduper._vector_indexes (name, listener, query_model, measure, options, spec)
+  VALUES (v_name, v_listener.name, v_query_model.name, v_measure, v_options, v_spec)
+  RETURNING id INTO v_id;
+  PERFORM superduper._vector_indexes_attach(l.id) FROM superduper._listeners l WHERE l.name = v_listener.name;
+  PERFORM superduper._vector_index_code_create(v_id);
+  RETURN jsonb_build_object('type', 'vector_index', 'name', v_name, 'action', CASE WHEN v_old.id IS NULL THEN 'created' ELSE 'updated' END);
+END
+$$;
+
+-- Drops a vector index's HNSW indexes, search function and registry row.
+CREATE OR REPLACE FUNCTION superduper._vector_index_drop(p_index integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_index text;
+BEGIN
+  FOR v_index IN
+    SELECT c.relname FROM pg_class c
+    WHERE c.relnamespace = 'superduper'::regnamespace AND c.relkind = 'i' AND c.relname LIKE '\_vi' || p_index || '\_hnsw\_l%'
+  LOOP
+    EXECUTE format('DROP INDEX superduper.%I', v_index);
+  END LOOP;
+  EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_search');
+  DELETE FROM superduper._vector_indexes WHERE id = p_index;
+END
+$$;
+
+-- A filter given to superduper.like as JSON, turned into SQL over the source
+-- table (alias src): values are quoted as literals, columns checked to exist.
+--   {"status": "published"}                column = value
+--   {"lang": ["en", "fr"]}                 column IN (...)
+--   {"year": {">=": 2020, "<": 2025}}      comparisons: = != < <= > >= in not_in like ilike is_null
+CREATE OR REPLACE FUNCTION superduper._filter_sql(p_index text, p_source regclass, p_filter jsonb)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_parts text[] := '{}';
+  v_column text;
+  v_value jsonb;
+  v_op text;
+  v_operand jsonb;
+  v_sql_op text;
+BEGIN
+  IF jsonb_typeof(p_filter) <> 'object' THEN
+    RAISE EXCEPTION 'superduper.like: index "%": the filter must be a JSON object of column conditions, like {"status": "published"}', p_index;
+  END IF;
+  FOR v_column, v_value IN SELECT key, value FROM jsonb_each(p_filter) LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = p_source AND attname = v_column AND attnum > 0 AND NOT attisdropped) THEN
+      RAISE EXCEPTION 'superduper.like: index "%": the filter names column %, which table % does not have', p_index, quote_ident(v_column), p_source
+        USING HINT = 'Columns: ' || (SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+                                      WHERE attrelid = p_source AND attnum > 0 AND NOT attisdropped);
+    END IF;
+    IF jsonb_typeof(v_value) = 'object' THEN
+      FOR v_op, v_operand IN SELECT key, value FROM jsonb_each(v_value) LOOP
+        v_parts := v_parts || superduper._filter_condition(p_index, v_column, v_op, v_operand);
+      END LOOP;
+    ELSIF jsonb_typeof(v_value) = 'array' THEN
+      v_parts := v_parts || superduper._filter_condition(p_index, v_column, 'in', v_value);
+    ELSE
+      v_parts := v_parts || superduper._filter_condition(p_index, v_column, '=', v_value);
+    END IF;
+  END LOOP;
+  RETURN CASE WHEN cardinality(v_parts) = 0 THEN 'true' ELSE array_to_string(v_parts, ' AND ') END;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION superduper._filter_condition(p_index text, p_column text, p_op text, p_value jsonb)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_literal text := CASE WHEN jsonb_typeof(p_value) IN ('null', 'array', 'object') THEN NULL ELSE quote_literal(p_value #>> '{}') END;
+BEGIN
+  IF p_op IN ('=', '!=', '<>', '<', '<=', '>', '>=', 'like', 'ilike') AND jsonb_typeof(p_value) IN ('array', 'object') THEN
+    RAISE EXCEPTION 'superduper.like: index "%": filter on %: operator % takes a single value', p_index, quote_ident(p_column), p_op;
+  END IF;
+  CASE p_op
+    WHEN '=' THEN RETURN CASE WHEN v_literal IS NULL THEN format('src.%I IS NULL', p_column) ELSE format('src.%I = %s', p_column, v_literal) END;
+    WHEN '!=', '<>' THEN RETURN CASE WHEN v_literal IS NULL THEN format('src.%I IS NOT NULL', p_column) ELSE format('src.%I <> %s', p_column, v_literal) END;
+    WHEN '<', '<=', '>', '>=' THEN RETURN format('src.%I %s %s', p_column, p_op, v_literal);
+    WHEN 'like' THEN RETURN format('src.%I::text LIKE %s', p_column, v_literal);
+    WHEN 'ilike' THEN RETURN format('src.%I::text ILIKE %s', p_column, v_literal);
+    WHEN 'is_null' THEN RETURN format('src.%I IS %s NULL', p_column, CASE WHEN (p_value #>> '{}')::boolean THEN '' ELSE 'NOT' END);
+    WHEN 'in', 'not_in' THEN
+      IF jsonb_typeof(p_value) <> 'array' OR jsonb_array_length(p_value) = 0 THEN
+        RAISE EXCEPTION 'superduper.like: index "%": filter on %: "%" takes a non-empty array', p_index, quote_ident(p_column), p_op;
+      END IF;
+      RETURN format('src.%I %s (%s)', p_column, CASE WHEN p_op = 'in' THEN 'IN' ELSE 'NOT IN' END,
+                    (SELECT string_agg(quote_literal(e), ', ') FROM jsonb_array_elements_text(p_value) AS e));
+    ELSE
+      RAISE EXCEPTION 'superduper.like: index "%": filter on %: unknown operator %', p_index, quote_ident(p_column), quote_literal(p_op)
+        USING HINT = 'Operators: = != < <= > >= in not_in like ilike is_null.';
+  END CASE;
+END
+$$;

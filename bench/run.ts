@@ -3,11 +3,12 @@
  * `make bench` builds this file (with the sources it imports) into bench/dist/
  * and runs it; pass names to run only some: make bench ONLY="backfill streaming".
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { backfillBenchmark, BACKFILL, type BackfillResult } from './backfill.js';
 import { memoryBenchmark, type MemoryResult } from './memory.js';
+import { searchBenchmark, type SearchResult } from './search.js';
 import { streamingBenchmark, type StreamingResult } from './streaming.js';
 import { writeOverheadBenchmark, type WriteOverheadResult } from './write-overhead.js';
 
@@ -22,6 +23,7 @@ interface Results {
   streaming?: StreamingResult;
   writeOverhead?: WriteOverheadResult;
   memory?: MemoryResult;
+  search?: SearchResult;
 }
 
 const results: Results = {
@@ -41,7 +43,12 @@ results.backfill = await step('backfill', () => backfillBenchmark());
 results.streaming = await step('streaming', () => streamingBenchmark());
 results.writeOverhead = await step('write-overhead', () => writeOverheadBenchmark());
 results.memory = await step('memory', () => memoryBenchmark());
+results.search = await step('search', () => searchBenchmark());
 
+// A partial run (ONLY=...) keeps the other benchmarks' last results.
 mkdirSync(join(root, 'bench', 'results'), { recursive: true });
-writeFileSync(join(root, 'bench', 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+const file = join(root, 'bench', 'results', 'latest.json');
+const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Partial<Results>) : {};
+const merged = { ...previous, ...Object.fromEntries(Object.entries(results).filter(([, value]) => value !== undefined)) };
+writeFileSync(file, `${JSON.stringify(merged, null, 2)}\n`);
 process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);

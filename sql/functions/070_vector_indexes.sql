@@ -68,9 +68,11 @@ BEGIN
   SELECT * INTO l FROM superduper._listeners WHERE name = v.listener AND state = 'current';
   m := superduper._measure(v.measure);
   EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || v.id || '_search');
+  EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || v.id || '_search_filtered');
   v_vars := superduper._listener_vars(l.id);
   v_vars := v_vars || jsonb_build_object(
     'fn_search', format('superduper.%I', '_vi' || v.id || '_search'),
+    'fn_search_filtered', format('superduper.%I', '_vi' || v.id || '_search_filtered'),
     'index_name', quote_literal(v.name),
     'vector_type', superduper._vector_type(),
     'distance_o', format('(o.output %s p_query)', m.operator),
@@ -189,6 +191,16 @@ BEGIN
   IF FOUND AND v_old.spec = v_spec THEN
     RETURN jsonb_build_object('type', 'vector_index', 'name', v_name, 'action', 'unchanged');
   END IF;
+  IF FOUND AND (v_old.spec - 'index') = (v_spec - 'index')
+     AND (v_old.options - 'ef_search') = (v_options - 'ef_search') THEN
+    -- Only ef_search (a query-time setting) or the query model changed: the
+    -- graph stays, the search functions are rendered again.
+    UPDATE superduper._vector_indexes
+    SET options = v_options, spec = v_spec, query_model = v_query_model.name, updated_at = now()
+    WHERE id = v_old.id;
+    PERFORM superduper._vector_index_code_create(v_old.id);
+    RETURN jsonb_build_object('type', 'vector_index', 'name', v_name, 'action', 'updated');
+  END IF;
   IF FOUND THEN
     -- Another listener, measure or graph shape: the HNSW indexes are rebuilt.
     PERFORM superduper._vector_index_drop(v_old.id);
@@ -218,6 +230,7 @@ BEGIN
     EXECUTE format('DROP INDEX superduper.%I', v_index);
   END LOOP;
   EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_search');
+  EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_search_filtered');
   DELETE FROM superduper._vector_indexes WHERE id = p_index;
 END
 $$;

@@ -35,80 +35,123 @@ BEGIN
 END
 $$;
 
--- Opens this session's request connection once, and returns its name.
-CREATE OR REPLACE FUNCTION superduper._dblink()
-RETURNS text
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
+-- _dblink() (opens this session's request connection once) and _request() (one
+-- round trip to a sidecar) call dblink's functions, schema-qualified with the
+-- schema dblink is installed in, which is spelled into them here: resolving it
+-- (and setting search_path) on every call cost more than the rest of a cached
+-- call. Without dblink they raise a clear error; install it and run
+-- "superduper install" again to enable model calls from SQL.
+DO $install$
 DECLARE
-  v_schema text;
+  v_dblink text := (SELECT quote_ident(n.nspname) FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+                    WHERE e.extname = 'dblink');
 BEGIN
-  SELECT n.nspname INTO v_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'dblink';
-  IF v_schema IS NULL THEN
-    RAISE EXCEPTION 'superduper: model calls from SQL need the dblink extension, which is not installed in this database'
-      USING HINT = 'CREATE EXTENSION dblink; (it ships with PostgreSQL''s contrib), or compute embeddings in your application.';
-  END IF;
-  EXECUTE format('SET LOCAL search_path = pg_catalog, %I, pg_temp', v_schema);
-  IF NOT COALESCE('superduper' = ANY (dblink_get_connections()), false) THEN
+  IF v_dblink IS NULL THEN
+    CREATE OR REPLACE FUNCTION superduper._request(p_model text, p_kind text, p_input jsonb)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $body$
     BEGIN
-      PERFORM dblink_connect('superduper', superduper._dblink_connstr());
-    EXCEPTION WHEN OTHERS THEN
-      RAISE EXCEPTION 'superduper: could not open the dblink connection for model calls: %', SQLERRM
-        USING HINT = 'Set superduper.dblink to a connection string for this database (ALTER DATABASE ... SET superduper.dblink = ''...''), '
-                     || 'or create a foreign server superduper_loopback with a user mapping; roles that are not superusers need a password.';
-    END;
+      RAISE EXCEPTION 'superduper: model calls from SQL need the dblink extension, which is not installed in this database'
+        USING HINT = 'CREATE EXTENSION dblink; (it ships with PostgreSQL''s contrib) and run "superduper install" again; '
+                     || 'or compute embeddings in your application and pass vectors to superduper.like.';
+    END
+    $body$;
+    RETURN;
   END IF;
-  RETURN 'superduper';
-END
-$$;
 
--- One round trip to a sidecar; returns the result as JSON.
-CREATE OR REPLACE FUNCTION superduper._request(p_model text, p_kind text, p_input jsonb)
-RETURNS jsonb
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  v_conn text := superduper._dblink();
-  v_schema text;
-  v_id bigint;
-  v_status text;
-  v_result text;
-  v_error text;
-  v_timeout interval := coalesce(nullif(current_setting('superduper.request_timeout', true), '')::interval, interval '5 seconds');
-  v_deadline timestamptz;
-  v_pause double precision := 0.0002;
-BEGIN
-  SELECT n.nspname INTO v_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'dblink';
-  EXECUTE format('SET LOCAL search_path = pg_catalog, %I, pg_temp', v_schema);
-  v_deadline := clock_timestamp() + v_timeout;
-  -- The input travels as a quoted literal: data, never SQL.
-  SELECT t.id INTO v_id FROM dblink(v_conn, format(
-    'WITH r AS (INSERT INTO superduper._requests (model, kind, input) VALUES (%L, %L, %L::jsonb) RETURNING id) '
-    'SELECT id, pg_notify(''superduper'', ''request'')::text FROM r', p_model, p_kind, p_input)) AS t(id bigint, n text);
-  LOOP
-    SELECT t.status, t.result, t.error INTO v_status, v_result, v_error
-    FROM dblink(v_conn, format(
-      'DELETE FROM superduper._requests WHERE id = %s AND status IN (''done'', ''failed'') RETURNING status, result::text, error', v_id))
-      AS t(status text, result text, error text);
-    IF v_status = 'done' THEN
-      RETURN v_result::jsonb;
-    ELSIF v_status = 'failed' THEN
-      RAISE EXCEPTION 'superduper: model "%" failed: %', p_model, v_error;
-    END IF;
-    IF clock_timestamp() > v_deadline THEN
-      PERFORM dblink_exec(v_conn, format('DELETE FROM superduper._requests WHERE id = %s', v_id));
-      RAISE EXCEPTION 'superduper: no sidecar answered within % (model "%")', v_timeout, p_model
-        USING HINT = 'Start one: superduper start <uri> (a function model is answered only by the process that registered it). '
-                     || 'The wait is set by superduper.request_timeout.';
-    END IF;
-    PERFORM pg_sleep(v_pause);
-    v_pause := least(v_pause * 2, 0.02);
-  END LOOP;
+  EXECUTE format($f$
+    CREATE OR REPLACE FUNCTION superduper._dblink()
+    RETURNS text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $body$
+    BEGIN
+      IF NOT coalesce('superduper' = ANY (%1$s.dblink_get_connections()), false) THEN
+        BEGIN
+          PERFORM %1$s.dblink_connect('superduper', superduper._dblink_connstr());
+          -- Sidecars announce each answer; waiting callers watch for theirs.
+          PERFORM %1$s.dblink_exec('superduper', 'LISTEN superduper_answers');
+          -- A request row lives for milliseconds and is worthless after a crash
+          -- (the waiting statement dies too): no need to wait for its WAL flush.
+          PERFORM %1$s.dblink_exec('superduper', 'SET synchronous_commit = off');
+        EXCEPTION WHEN OTHERS THEN
+          RAISE EXCEPTION 'superduper: could not open the dblink connection for model calls: %%', SQLERRM
+            USING HINT = 'Set superduper.dblink to a connection string for this database (ALTER DATABASE ... SET superduper.dblink = ''...''), '
+                         || 'or create a foreign server superduper_loopback with a user mapping; roles that are not superusers need a password.';
+        END;
+      END IF;
+      RETURN 'superduper';
+    END
+    $body$
+  $f$, v_dblink);
+
+  -- The request goes in with a NOTIFY naming it, so a sidecar takes it by
+  -- primary key; the answer comes back in the payload of a NOTIFY on
+  -- superduper_answers ("<id>:done:<json>", "<id>:failed:<error>"), read from the
+  -- connection's socket by dblink_get_notify without a round trip. An answer too
+  -- long for a payload (8000 bytes) is announced as "<id>" and fetched from the
+  -- row. Every 50 ms the row is looked at anyway.
+  EXECUTE format($f$
+    CREATE OR REPLACE FUNCTION superduper._request(p_model text, p_kind text, p_input jsonb)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $body$
+    DECLARE
+      v_conn text := superduper._dblink();
+      v_id bigint;
+      v_prefix text;
+      v_note text;
+      v_status text;
+      v_result text;
+      v_error text;
+      v_timeout interval := coalesce(nullif(current_setting('superduper.request_timeout', true), '')::interval, interval '5 seconds');
+      v_started timestamptz := clock_timestamp();
+      v_next_poll timestamptz := clock_timestamp() + interval '50 milliseconds';
+    BEGIN
+      -- The input travels as a quoted literal: data, never SQL.
+      SELECT t.id INTO v_id FROM %1$s.dblink(v_conn, format(
+        'WITH r AS (INSERT INTO superduper._requests (model, kind, input) VALUES (%%L, %%L, %%L::jsonb) RETURNING id) '
+        'SELECT id, pg_notify(''superduper'', ''request:'' || id)::text FROM r', p_model, p_kind, p_input)) AS t(id bigint, n text);
+      v_prefix := v_id || ':';
+      LOOP
+        SELECT n.extra INTO v_note FROM %1$s.dblink_get_notify(v_conn) AS n
+        WHERE n.notify_name = 'superduper_answers' AND (n.extra = v_id::text OR starts_with(n.extra, v_prefix))
+        LIMIT 1;
+        IF starts_with(v_note, v_prefix || 'done:') THEN
+          RETURN substr(v_note, length(v_prefix) + 6)::jsonb;
+        ELSIF starts_with(v_note, v_prefix || 'failed:') THEN
+          RAISE EXCEPTION 'superduper: model "%%" failed: %%', p_model, substr(v_note, length(v_prefix) + 8);
+        END IF;
+        IF v_note IS NOT NULL OR clock_timestamp() >= v_next_poll THEN
+          SELECT t.status, t.result, t.error INTO v_status, v_result, v_error
+          FROM %1$s.dblink(v_conn, format(
+            'DELETE FROM superduper._requests WHERE id = %%s AND status IN (''done'', ''failed'') RETURNING status, result::text, error', v_id))
+            AS t(status text, result text, error text);
+          IF v_status = 'done' THEN
+            RETURN v_result::jsonb;
+          ELSIF v_status = 'failed' THEN
+            RAISE EXCEPTION 'superduper: model "%%" failed: %%', p_model, v_error;
+          END IF;
+          v_next_poll := clock_timestamp() + interval '50 milliseconds';
+        END IF;
+        IF clock_timestamp() > v_started + v_timeout THEN
+          PERFORM %1$s.dblink_exec(v_conn, format('DELETE FROM superduper._requests WHERE id = %%s', v_id));
+          RAISE EXCEPTION 'superduper: no sidecar answered within %% (model "%%")', v_timeout, p_model
+            USING HINT = 'Start one: superduper start <uri> (a function model is answered only by the process that registered it). '
+                         || 'The wait is set by superduper.request_timeout.';
+        END IF;
+        -- 0.1 ms at first (a fast model answers within a few), 5 ms after a second.
+        PERFORM pg_sleep(CASE WHEN clock_timestamp() - v_started > interval '1 second' THEN 0.005 ELSE 0.0001 END);
+      END LOOP;
+    END
+    $body$
+  $f$, v_dblink);
 END
-$$;
+$install$;
 
 -- Checks a model for a call from SQL and returns it.
 CREATE OR REPLACE FUNCTION superduper._callable_model(p_function text, p_model text)
@@ -154,10 +197,18 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  m superduper._models := superduper._callable_model('embed', p_model);
+  m superduper._models;
   v_cached real[];
   v_result jsonb;
 BEGIN
+  -- The cache first, in one query: a hit is the common case of a search.
+  SELECT c.embedding INTO v_cached
+  FROM superduper._embed_cache c JOIN superduper._models mo ON mo.name = c.model AND mo.spec_hash = c.model_hash
+  WHERE c.model = p_model AND c.input_md5 = md5(p_input);
+  IF FOUND THEN
+    RETURN v_cached;
+  END IF;
+  m := superduper._callable_model('embed', p_model);
   IF m.output ->> 'type' <> 'vector' THEN
     RAISE EXCEPTION 'superduper.embed: model "%" outputs %, not vectors', p_model, m.output ->> 'type'
       USING HINT = 'Use superduper.predict for models that are not embedders.';
@@ -165,27 +216,40 @@ BEGIN
   IF p_input IS NULL OR btrim(p_input) = '' THEN
     RAISE EXCEPTION 'superduper.embed: model "%": the input is %', p_model, CASE WHEN p_input IS NULL THEN 'NULL' ELSE 'empty' END;
   END IF;
-  SELECT c.embedding INTO v_cached FROM superduper._embed_cache c
-  WHERE c.model = p_model AND c.input_md5 = md5(p_input) AND c.model_hash = m.spec_hash;
-  IF FOUND THEN
-    RETURN v_cached;
-  END IF;
   v_result := superduper._request(p_model, 'embed', to_jsonb(p_input));
   RETURN ARRAY(SELECT (x)::real FROM jsonb_array_elements_text(v_result) AS x);
 END
 $$;
 
--- Sidecars: claim pending requests for the models they can run.
-CREATE OR REPLACE FUNCTION superduper._claim_requests(p_worker text, p_functions text[], p_limit integer)
+-- Sidecars: claim pending requests for the models they can run: the one a
+-- NOTIFY named (p_id), or else the oldest (the periodic look for requests whose
+-- NOTIFY was missed). An embedding named by a NOTIFY is only read, not marked:
+-- two sidecars computing the same query embedding waste a millisecond, while the
+-- claim's write cost every request one (the first answer wins, see below). Other
+-- requests (an LLM call may cost money) are claimed.
+CREATE OR REPLACE FUNCTION superduper._claim_requests(p_worker text, p_functions text[], p_limit integer, p_id bigint DEFAULT NULL)
 RETURNS TABLE (id bigint, model text, kind text, input jsonb, model_hash text, runtime text,
                model_config jsonb, model_artifact text, output jsonb)
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+  IF p_id IS NOT NULL THEN
+    RETURN QUERY
+    SELECT r.id, r.model, r.kind, r.input, m.spec_hash, m.runtime, m.config, m.artifact, m.output
+    FROM superduper._requests r JOIN superduper._models m ON m.name = r.model
+    WHERE r.id = p_id AND r.status = 'pending' AND r.kind = 'embed'
+      AND (m.runtime <> 'function' OR m.name = ANY (coalesce(p_functions, '{}')));
+    IF FOUND THEN
+      RETURN;
+    END IF;
+  END IF;
+  RETURN QUERY
   WITH picked AS (
     SELECT r.id FROM superduper._requests r
     JOIN superduper._models m ON m.name = r.model
     WHERE r.status = 'pending'
+      AND (p_id IS NULL OR r.id = p_id)
       AND (m.runtime <> 'function' OR m.name = ANY (coalesce(p_functions, '{}')))
     ORDER BY r.id
     LIMIT p_limit
@@ -196,10 +260,11 @@ AS $$
     RETURNING r.id, r.model, r.kind, r.input
   )
   SELECT c.id, c.model, c.kind, c.input, m.spec_hash, m.runtime, m.config, m.artifact, m.output
-  FROM claimed c JOIN superduper._models m ON m.name = c.model
+  FROM claimed c JOIN superduper._models m ON m.name = c.model;
+END
 $$;
 
--- Sidecars: write results (and cache embeddings; the cache keeps at most
+-- Sidecars: write results (and cache embeddings; the cache keeps about
 -- superduper.embed_cache_size entries, default 10000, evicting the oldest).
 CREATE OR REPLACE FUNCTION superduper._answer_requests(p_ids bigint[], p_results jsonb[], p_errors text[])
 RETURNS void
@@ -209,22 +274,44 @@ AS $$
 DECLARE
   v_limit bigint := coalesce(nullif(current_setting('superduper.embed_cache_size', true), '')::bigint, 10000);
   v_excess bigint;
+  v_notes text[];
 BEGIN
-  WITH answered AS (
-    UPDATE superduper._requests r
-    SET status = CASE WHEN a.error IS NULL THEN 'done' ELSE 'failed' END,
-        result = a.result, error = a.error, done_at = clock_timestamp()
+  -- An answer that fits in a NOTIFY payload goes in it, and its row goes (one
+  -- DELETE; nothing if another sidecar answered first); a longer one is written
+  -- to the row, for the caller to fetch. Notifications are delivered at commit.
+  WITH notes AS (
+    SELECT a.id, a.result, a.error,
+           a.id || CASE WHEN a.error IS NULL THEN ':done:' || a.result::text ELSE ':failed:' || a.error END AS note
     FROM unnest(p_ids, p_results, p_errors) AS a(id, result, error)
-    WHERE r.id = a.id
-    RETURNING r.model, r.kind, r.input, a.result, a.error
+  ), removed AS (
+    DELETE FROM superduper._requests r USING notes n
+    WHERE r.id = n.id AND octet_length(n.note) < 7900
+    RETURNING r.id, r.model, r.kind, r.input, n.result, n.error, n.note
+  ), written AS (
+    UPDATE superduper._requests r
+    SET status = CASE WHEN n.error IS NULL THEN 'done' ELSE 'failed' END,
+        result = n.result, error = n.error, done_at = clock_timestamp()
+    FROM notes n
+    WHERE r.id = n.id AND octet_length(n.note) >= 7900
+    RETURNING r.id, r.model, r.kind, r.input, n.result, n.error, r.id::text AS note
+  ), answered AS (
+    SELECT * FROM removed UNION ALL SELECT * FROM written
+  ), cached AS (
+    INSERT INTO superduper._embed_cache (model, model_hash, input_md5, embedding)
+    SELECT a.model, m.spec_hash, md5(a.input #>> '{}'),
+           ARRAY(SELECT (x)::real FROM jsonb_array_elements_text(a.result) AS x)
+    FROM answered a JOIN superduper._models m ON m.name = a.model
+    WHERE a.kind = 'embed' AND a.error IS NULL
+    ON CONFLICT (model, input_md5, model_hash) DO NOTHING
   )
-  INSERT INTO superduper._embed_cache (model, model_hash, input_md5, embedding)
-  SELECT a.model, m.spec_hash, md5(a.input #>> '{}'),
-         ARRAY(SELECT (x)::real FROM jsonb_array_elements_text(a.result) AS x)
-  FROM answered a JOIN superduper._models m ON m.name = a.model
-  WHERE a.kind = 'embed' AND a.error IS NULL
-  ON CONFLICT (model, input_md5, model_hash) DO NOTHING;
+  SELECT array_agg(a.note) INTO v_notes FROM answered a;
+  PERFORM pg_notify('superduper_answers', n) FROM unnest(v_notes) AS n;
 
+  -- Counting the cache on every answer would cost more than the answer: check on
+  -- about one answer in 20, so the cache stays within a few entries of its bound.
+  IF random() >= 0.05 THEN
+    RETURN;
+  END IF;
   SELECT count(*) - v_limit INTO v_excess FROM superduper._embed_cache;
   IF v_excess > 0 THEN
     DELETE FROM superduper._embed_cache c
@@ -257,20 +344,20 @@ BEGIN
   --   SELECT d.title, l.score
   --   FROM superduper.like('docs_index', 'reset my password', 5) AS l
   --   JOIN docs d ON d.id = l.id::integer;
+  -- Like the search functions it calls, it runs with the caller's rights and
+  -- qualifies every name, so it pins no search_path (a SET clause per call costs).
   EXECUTE format($f$
     CREATE OR REPLACE FUNCTION superduper.like(p_index text, p_query text, p_k integer DEFAULT 10, p_filter jsonb DEFAULT NULL)
     RETURNS TABLE (id text, key text[], score double precision)
     LANGUAGE plpgsql STABLE
-    SET search_path = pg_catalog, pg_temp
     AS $body$
     DECLARE
       v superduper._vector_indexes := superduper._like_index(p_index, p_k);
     BEGIN
-      IF p_query IS NULL OR btrim(p_query) = '' THEN
+      IF p_query IS NULL OR pg_catalog.btrim(p_query) = '' THEN
         RAISE EXCEPTION 'superduper.like: index "%%": the query is %%', p_index, CASE WHEN p_query IS NULL THEN 'NULL' ELSE 'empty' END;
       END IF;
-      RETURN QUERY EXECUTE format('SELECT * FROM superduper.%%I($1::%1$s, $2, $3)', '_vi' || v.id || '_search')
-        USING superduper._embed(v.query_model, p_query), p_k, p_filter;
+      RETURN QUERY SELECT * FROM superduper._like_search(v.id, superduper._embed(v.query_model, p_query)::%1$s, p_k, p_filter);
     END
     $body$
   $f$, v_vector);
@@ -280,7 +367,6 @@ BEGIN
     CREATE OR REPLACE FUNCTION superduper.like(p_index text, p_query %1$s, p_k integer DEFAULT 10, p_filter jsonb DEFAULT NULL)
     RETURNS TABLE (id text, key text[], score double precision)
     LANGUAGE plpgsql STABLE
-    SET search_path = pg_catalog, pg_temp
     AS $body$
     DECLARE
       v superduper._vector_indexes := superduper._like_index(p_index, p_k);
@@ -292,11 +378,28 @@ BEGIN
       IF %2$s.vector_dims(p_query) <> v_dim THEN
         RAISE EXCEPTION 'superduper.like: index "%%" holds vectors of %% dimensions; the query has %%', p_index, v_dim, %2$s.vector_dims(p_query);
       END IF;
-      RETURN QUERY EXECUTE format('SELECT * FROM superduper.%%I($1, $2, $3)', '_vi' || v.id || '_search')
-        USING p_query, p_k, p_filter;
+      RETURN QUERY SELECT * FROM superduper._like_search(v.id, p_query, p_k, p_filter);
     END
     $body$
   $f$, v_vector, regexp_replace(v_vector, '\.vector$', ''));
+
+  -- Calls the index's search function (filtered or not).
+  EXECUTE format($f$
+    CREATE OR REPLACE FUNCTION superduper._like_search(p_index integer, p_query %1$s, p_k integer, p_filter jsonb)
+    RETURNS TABLE (id text, key text[], score double precision)
+    LANGUAGE plpgsql STABLE
+    AS $body$
+    BEGIN
+      IF p_filter IS NULL THEN
+        RETURN QUERY EXECUTE pg_catalog.format('SELECT * FROM superduper.%%I($1, $2)', '_vi' || p_index || '_search')
+          USING p_query, p_k;
+      ELSE
+        RETURN QUERY EXECUTE pg_catalog.format('SELECT * FROM superduper.%%I($1, $2, $3)', '_vi' || p_index || '_search_filtered')
+          USING p_query, p_k, p_filter;
+      END IF;
+    END
+    $body$
+  $f$, v_vector);
 END
 $install$;
 

@@ -1,4 +1,4 @@
-import type { Database } from '../backends/database.js';
+import type { Connection, Database } from '../backends/database.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { checkOutput } from '../models/output-check.js';
@@ -25,6 +25,8 @@ interface Request {
 export class RequestServer {
   #running: Promise<void> | undefined;
   #again = false;
+  #dedicated: Connection | undefined;
+  readonly #named: string[] = [];
 
   constructor(
     private readonly db: Database,
@@ -32,6 +34,12 @@ export class RequestServer {
     private readonly workerId: string,
     private readonly logger: Logger,
   ) {}
+
+  /** A request a NOTIFY named: claimed by its primary key first. */
+  take(id: string): void {
+    this.#named.push(id);
+    this.wake();
+  }
 
   /** Serves pending requests; a call while serving makes it look once more. */
   wake(): void {
@@ -52,14 +60,44 @@ export class RequestServer {
     while (this.#running) await this.#running;
   }
 
+  /**
+   * Requests go through a connection of their own, with synchronous_commit off:
+   * a request lives for milliseconds and is worthless after a crash (the caller's
+   * statement dies too), so its claim and answer need not wait for a WAL flush
+   * (measured: ~1 ms of a 5 ms round trip).
+   */
+  async #connection(): Promise<Connection> {
+    if (!this.#dedicated) {
+      const connection = await this.db.acquire();
+      try {
+        await connection.query('SET synchronous_commit = off');
+      } catch (error) {
+        connection.release(true);
+        throw error;
+      }
+      this.#dedicated = connection;
+    }
+    return this.#dedicated;
+  }
+
+  /** Gives the dedicated connection back (on stop). */
+  release(): void {
+    this.#dedicated?.release(true);
+    this.#dedicated = undefined;
+  }
+
   async #serve(): Promise<void> {
     try {
+      const db = await this.#connection();
       for (;;) {
-        const claimed = await this.db.query<Request>('SELECT * FROM superduper._claim_requests($1, $2, $3)', [
+        const named = this.#named.shift() ?? null;
+        const claimed = await db.query<Request>('SELECT * FROM superduper._claim_requests($1, $2, $3, $4)', [
           this.workerId,
           this.models.functions.names(),
           64,
+          named,
         ]);
+        if (claimed.rows.length === 0 && named !== null) continue; // taken by another sidecar, or not ours
         if (claimed.rows.length === 0) return;
         const byModel = new Map<string, Request[]>();
         for (const request of claimed.rows) byModel.set(request.model, [...(byModel.get(request.model) ?? []), request]);
@@ -76,9 +114,12 @@ export class RequestServer {
             });
           }),
         );
-        await this.db.query('SELECT superduper._answer_requests($1::bigint[], $2::jsonb[], $3::text[])', [ids, results, errors]);
+        await db.query('SELECT superduper._answer_requests($1::bigint[], $2::jsonb[], $3::text[])', [ids, results, errors]);
       }
     } catch (error) {
+      // The connection may be broken: take a new one next time.
+      this.#dedicated?.release(true);
+      this.#dedicated = undefined;
       this.logger.error({ error: describeError(error) }, 'could not serve model calls from SQL');
     }
   }
@@ -101,8 +142,15 @@ export class RequestServer {
       return outputs.map((output) => {
         try {
           const checked = checkOutput(output, first.output, first.model);
-          // Vectors travel as JSON arrays; jsonb outputs arrive as JSON text.
-          const value = first.output.type === 'vector' ? Array.from(checked as ArrayLike<number>) : first.output.type === 'jsonb' ? JSON.parse(checked as string) : checked;
+          // Vectors travel as JSON arrays, each number with 9 significant digits:
+          // enough to give back the same float4, and short enough for a 384-d
+          // answer to fit in a NOTIFY payload (with full precision it would not).
+          const value =
+            first.output.type === 'vector'
+              ? Array.from(checked as ArrayLike<number>, (x) => Number(x.toPrecision(9)))
+              : first.output.type === 'jsonb'
+                ? JSON.parse(checked as string)
+                : checked;
           return { ok: true as const, value };
         } catch (error) {
           return { ok: false as const, error: (error as Error).message };

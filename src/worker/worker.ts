@@ -122,6 +122,7 @@ export class Worker {
     await Promise.race([Promise.all([this.#loop?.catch(() => {}), this.#requests.idle()]), timedOut]);
     clearTimeout(timer);
     await this.#unlisten?.().catch(() => {});
+    this.#requests.release();
     await this.#db.query('SELECT superduper._worker_stop($1)', [this.id]).catch((error: unknown) => {
       this.#log.warn({ error: describeError(error) }, 'could not release claims on stop');
     });
@@ -138,8 +139,10 @@ export class Worker {
   }
 
   #notified(payload: string): void {
-    if (payload === 'request') {
-      this.#requests.wake();
+    if (payload.startsWith('request')) {
+      const id = payload.slice('request:'.length);
+      if (/^\d+$/.test(id)) this.#requests.take(id);
+      else this.#requests.wake();
       return;
     }
     const id = Number(payload);

@@ -132,5 +132,5 @@ RETURNS text[]
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT ARRAY['function', 'onnx']
+  SELECT ARRAY['function', 'onnx', 'transformers', 'openai', 'anthropic', 'cohere', 'text-embedder']
 $$;

@@ -1,6 +1,6 @@
 import type { Logger } from '../logger.js';
 import { FunctionRuntime } from './function-runtime.js';
-import { OnnxRuntime } from './onnx-runtime.js';
+import { builtinRuntimes } from './runtimes.js';
 import type { LoadedModel, ModelRecord, ModelRuntime, RuntimeContext } from './types.js';
 
 /**
@@ -16,7 +16,7 @@ export class ModelCache {
     private readonly context: RuntimeContext,
     private readonly logger?: Logger,
   ) {
-    for (const runtime of [this.functions, new OnnxRuntime()]) this.addRuntime(runtime);
+    for (const runtime of [this.functions, ...builtinRuntimes()]) this.addRuntime(runtime);
   }
 
   addRuntime(runtime: ModelRuntime): void {

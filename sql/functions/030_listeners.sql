@@ -620,9 +620,6 @@ BEGIN
     RAISE EXCEPTION 'superduper: listener "%": unknown field "%"', v_name, v_unknown
       USING HINT = 'Fields: name, model, table, schema, keys, filter, settings.';
   END IF;
-  IF p_spec ->> 'model' IS NULL THEN
-    RAISE EXCEPTION 'superduper: listener "%": "model" is missing', v_name;
-  END IF;
   IF v_keys IS NULL OR jsonb_typeof(v_keys) <> 'array' OR jsonb_array_length(v_keys) = 0 THEN
     RAISE EXCEPTION 'superduper: listener "%": "keys" must be a non-empty array of column names', v_name;
   END IF;
@@ -636,7 +633,8 @@ BEGIN
   RETURN jsonb_build_object(
     'type', 'listener',
     'name', v_name,
-    'model', p_spec ->> 'model',
+    -- A listener that names no model embeds with the default text embedder.
+    'model', coalesce(p_spec ->> 'model', 'default-embedder'),
     'schema', (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_source),
     'table', (SELECT relname FROM pg_class WHERE oid = v_source),
     'keys', v_keys,

@@ -1,3 +1,4 @@
+import { DEFAULT_EMBEDDER } from '../models/text-embedder-runtime.js';
 import type { ModelComponent } from './model.js';
 
 export interface ListenerSettings {
@@ -18,8 +19,8 @@ export interface ListenerSettings {
 export interface ListenerOptions {
   /** Names the listener and its outputs table, superduper.out_<name>. */
   name: string;
-  /** A registered model's name, or a model component (applied first). */
-  model: string | ModelComponent;
+  /** A registered model's name, or a model component (applied first). Default: the default text embedder. */
+  model?: string | ModelComponent;
   /** The source table, as written (no quoting needed). */
   table: string;
   /** Its schema; default: the first schema of the search_path that has the table. */
@@ -46,11 +47,11 @@ export interface ListenerComponent {
  * // outputs: SELECT d.*, o.output FROM docs d JOIN superduper.out_docs_embedding o USING (id)
  */
 export function listener(options: ListenerOptions): ListenerComponent {
-  const model = typeof options.model === 'string' ? options.model : options.model.name;
+  const model = options.model === undefined ? DEFAULT_EMBEDDER : typeof options.model === 'string' ? options.model : options.model.name;
   return {
     kind: 'listener',
     name: options.name,
-    model: options.model,
+    model: options.model ?? DEFAULT_EMBEDDER,
     spec: {
       type: 'listener',
       name: options.name,

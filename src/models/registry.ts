@@ -9,6 +9,8 @@ import type { LoadedModel, ModelRecord, ModelRuntime, RuntimeContext } from './t
  */
 export class ModelCache {
   readonly functions = new FunctionRuntime();
+  /** Every load this process made, in order: how often and how long (for status and benchmarks). */
+  readonly loads: Array<{ model: string; runtime: string; ms: number }> = [];
   readonly #runtimes = new Map<string, ModelRuntime>();
   readonly #loaded = new Map<string, Promise<LoadedModel>>();
 
@@ -31,7 +33,9 @@ export class ModelCache {
       if (!runtime) return Promise.reject(new Error(`no runtime "${model.runtime}" in this sidecar (model "${model.name}")`));
       const started = performance.now();
       loaded = runtime.load(model, this.context).then((result) => {
-        this.logger?.info({ model: model.name, runtime: model.runtime, ms: Math.round(performance.now() - started) }, 'model loaded');
+        const ms = Math.round(performance.now() - started);
+        this.loads.push({ model: model.name, runtime: model.runtime, ms });
+        this.logger?.info({ model: model.name, runtime: model.runtime, ms }, 'model loaded');
         return result;
       });
       // A failed load is retried on the next batch rather than cached forever.

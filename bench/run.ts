@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { apiModelsBenchmark, type ApiModelsResult } from './api-models.js';
 import { backfillBenchmark, BACKFILL, type BackfillResult } from './backfill.js';
 import { memoryBenchmark, type MemoryResult } from './memory.js';
 import { onnxEmbedderBenchmark, type OnnxEmbedderResult } from './onnx-embedder.js';
@@ -26,6 +27,7 @@ interface Results {
   memory?: MemoryResult;
   search?: SearchResult;
   onnxEmbedder?: OnnxEmbedderResult;
+  apiModels?: ApiModelsResult;
 }
 
 const results: Results = {
@@ -47,6 +49,7 @@ results.writeOverhead = await step('write-overhead', () => writeOverheadBenchmar
 results.memory = await step('memory', () => memoryBenchmark());
 results.search = await step('search', () => searchBenchmark());
 results.onnxEmbedder = await step('onnx-embedder', () => onnxEmbedderBenchmark());
+results.apiModels = await step('api-models', () => apiModelsBenchmark());
 
 // A partial run (ONLY=...) keeps the other benchmarks' last results.
 mkdirSync(join(root, 'bench', 'results'), { recursive: true });

@@ -12,3 +12,14 @@ export { createLogger, type Logger } from './logger.js';
 export { TableQuery, type SearchHit, type SearchOptions } from './search.js';
 export { createKysely, superduperDialect } from './kysely.js';
 export { vectorIndex, type VectorIndexComponent, type VectorIndexOptions } from './components/vector-index.js';
+export {
+  anthropicMessages,
+  cohereEmbed,
+  openaiChat,
+  openaiEmbeddings,
+  type ApiModelOptions,
+  type CohereEmbedOptions,
+  type EmbeddingOptions,
+  type OpenAiEmbeddingOptions,
+  type PromptOptions,
+} from './components/api-model.js';

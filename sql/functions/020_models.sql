@@ -86,6 +86,19 @@ BEGIN
   IF jsonb_typeof(v_config) <> 'object' THEN
     RAISE EXCEPTION 'superduper: model "%": "config" must be a JSON object', v_name;
   END IF;
+  -- A model's config is readable by anyone who can read superduper.models: a key
+  -- there would be stored in plain text, so it is refused before it is written.
+  -- (The value is not repeated in the message: it may be a real key.)
+  PERFORM 1 FROM jsonb_object_keys(v_config) AS k
+  WHERE k ~* '^(api[_-]?key|key|token|access[_-]?token|secret|password|authorization|bearer)$';
+  IF FOUND THEN
+    RAISE EXCEPTION 'superduper: model "%": config holds an API key or secret; keys are never stored in the database', v_name
+      USING HINT = 'Put the key in an environment variable of the sidecars and name it in config.api_key_env.';
+  END IF;
+  IF jsonb_typeof(v_config -> 'api_key_env') = 'string' AND (v_config ->> 'api_key_env') !~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN
+    RAISE EXCEPTION 'superduper: model "%": config.api_key_env must name an environment variable (letters, digits and _), not hold the key itself', v_name
+      USING HINT = 'If you pasted a key there, rotate it.';
+  END IF;
   IF v_artifact IS NOT NULL AND NOT EXISTS (SELECT 1 FROM superduper._artifacts WHERE sha256 = v_artifact) THEN
     RAISE EXCEPTION 'superduper: model "%": artifact % is not stored', v_name, v_artifact
       USING HINT = 'Store the file first: SELECT superduper.put_artifact(<bytes>).';

@@ -1,4 +1,7 @@
 import type { ModelRuntime } from './types.js';
+import { AnthropicRuntime } from './api/anthropic.js';
+import { CohereRuntime } from './api/cohere.js';
+import { OpenAiRuntime } from './api/openai.js';
 import { OnnxRuntime } from './onnx-runtime.js';
 import { TextEmbedderRuntime } from './text-embedder-runtime.js';
 
@@ -8,5 +11,5 @@ import { TextEmbedderRuntime } from './text-embedder-runtime.js';
  * lists the same names, so that a typo fails at apply time.
  */
 export function builtinRuntimes(): ModelRuntime[] {
-  return [new OnnxRuntime(), new TextEmbedderRuntime()];
+  return [new OnnxRuntime(), new TextEmbedderRuntime(), new OpenAiRuntime(), new AnthropicRuntime(), new CohereRuntime()];
 }

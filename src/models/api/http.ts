@@ -1,0 +1,162 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SuperduperError } from '../../errors.js';
+
+/**
+ * Where and how a model API is called. The error messages name all of it, since
+ * the person reading a failure in superduper.failures did not write the request.
+ */
+export interface ApiEndpoint {
+  /** Starts every error message, e.g. `model "summary" (openai chat)`. */
+  label: string;
+  /** Names the service in errors: openai, anthropic, cohere. */
+  provider: string;
+  baseUrl: string;
+  /** The environment variable the key came from, or null when no key is sent. */
+  keyEnv: string | null;
+  headers: Record<string, string>;
+  timeoutMs: number;
+  maxRetries: number;
+}
+
+/*
+ * Errors are SuperduperErrors whose code says what kind of failure it is (calls.ts
+ * branches on it):
+ *   api_auth         401/403: nothing will work until the key is fixed
+ *   api_unavailable  429, 5xx, network errors, timeouts, after the retries
+ *   api_input        400, 413, 422: most likely about this request's input
+ *   api_setup        another 4xx (404: an unknown model, a wrong base_url)
+ *   api_response     a 2xx whose body is not what the API documents
+ */
+
+/** The first retry waits about this long; each later one twice as long. */
+const FIRST_BACKOFF_MS = 500;
+const MAX_BACKOFF_MS = 8_000;
+/**
+ * A Retry-After longer than this is not waited for within a batch: the rows fail
+ * and come back with the listener's own backoff, so a rate-limited API does not
+ * hold a sidecar lane (and its claims) for minutes.
+ */
+const MAX_RETRY_AFTER_MS = 60_000;
+
+/** POSTs a JSON body and returns the parsed JSON answer, retrying what a retry can fix. */
+export async function postJson(endpoint: ApiEndpoint, path: string, body: unknown): Promise<unknown> {
+  const url = `${endpoint.baseUrl.replace(/\/+$/, '')}${path}`;
+  const where = `${endpoint.provider} at ${endpoint.baseUrl}`;
+  for (let attempt = 0; ; attempt++) {
+    const retriesLeft = attempt < endpoint.maxRetries;
+    let status: number;
+    let text: string;
+    let retryAfter: string | null = null;
+    try {
+      // The timeout covers reading the body too: a stalled stream is a timeout.
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json', ...endpoint.headers },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(endpoint.timeoutMs),
+      });
+      status = response.status;
+      retryAfter = response.headers.get('retry-after');
+      text = await response.text();
+    } catch (error) {
+      const reason = isTimeout(error) ? `no answer within ${endpoint.timeoutMs} ms (timeout_ms)` : networkMessage(error);
+      if (!retriesLeft) throw unavailable(endpoint, `${where} could not be reached: ${reason}`, attempt, error);
+      await sleep(backoffMs(attempt));
+      continue;
+    }
+
+    if (status >= 200 && status < 300) {
+      try {
+        return JSON.parse(text);
+      } catch {
+        throw new SuperduperError(`${endpoint.label}: ${where} answered ${url} with something that is not JSON: ${quote(text)}`, {
+          code: 'api_response',
+        });
+      }
+    }
+    const message = apiMessage(text);
+    if (status === 429 || status >= 500) {
+      const wait = retryAfterMs(retryAfter) ?? backoffMs(attempt);
+      if (wait > MAX_RETRY_AFTER_MS) {
+        throw unavailable(endpoint, `${where} answered HTTP ${status} and asks to wait ${Math.ceil(wait / 1000)} s: ${message}`, attempt);
+      }
+      if (!retriesLeft) throw unavailable(endpoint, `${where} answered HTTP ${status}: ${message}`, attempt);
+      await sleep(wait);
+      continue;
+    }
+    if (status === 401 || status === 403) {
+      const key = endpoint.keyEnv ? `the API key from the environment variable ${endpoint.keyEnv}` : 'the request (no API key was sent: api_key_env is null)';
+      throw new SuperduperError(`${endpoint.label}: ${where} refused ${key} (HTTP ${status}): ${message}`, {
+        code: 'api_auth',
+        hint: endpoint.keyEnv
+          ? `Set ${endpoint.keyEnv} to a valid key in the environment of every sidecar and restart them (keys are read when a model is loaded), then superduper.retry() the listener.`
+          : 'Name the environment variable holding the key in config.api_key_env.',
+      });
+    }
+    // 400, 413 and 422 are how these APIs reject an input (too long, empty...);
+    // anything else (404 for an unknown model or a wrong base_url) is the setup.
+    const aboutInput = status === 400 || status === 413 || status === 422;
+    throw new SuperduperError(`${endpoint.label}: ${where} rejected the request to ${url} (HTTP ${status}): ${message}`, {
+      code: aboutInput ? 'api_input' : 'api_setup',
+      hint: aboutInput ? undefined : 'Check config.model and config.base_url.',
+    });
+  }
+}
+
+function unavailable(endpoint: ApiEndpoint, what: string, retries: number, cause?: unknown): SuperduperError {
+  return new SuperduperError(`${endpoint.label}: ${what}${retries > 0 ? ` (after ${retries} ${retries === 1 ? 'retry' : 'retries'})` : ''}`, {
+    code: 'api_unavailable',
+    cause,
+  });
+}
+
+/** Exponential, with jitter so that sidecars rate-limited together do not retry together. */
+function backoffMs(attempt: number): number {
+  const base = Math.min(FIRST_BACKOFF_MS * 2 ** attempt, MAX_BACKOFF_MS);
+  return Math.round(base * (0.75 + Math.random() * 0.25));
+}
+
+/** Retry-After is either seconds or an HTTP date (RFC 9110 §10.2.3). */
+export function retryAfterMs(header: string | null, now = Date.now()): number | undefined {
+  if (header === null || header.trim() === '') return undefined;
+  const value = header.trim();
+  if (/^\d+(\.\d+)?$/.test(value)) return Math.round(Number(value) * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** The message in an error body, in the shapes OpenAI, Anthropic, Cohere and their imitators use. */
+function apiMessage(text: string): string {
+  try {
+    const body = JSON.parse(text) as { error?: unknown; message?: unknown; detail?: unknown };
+    const error = body?.error as { message?: unknown } | string | undefined;
+    const message = typeof error === 'string' ? error : (error?.message ?? body?.message ?? body?.detail);
+    if (typeof message === 'string' && message !== '') return message;
+  } catch {
+    // Not JSON (a proxy's HTML page, say): quote it.
+  }
+  return text.trim() === '' ? '(empty body)' : quote(text);
+}
+
+function quote(text: string): string {
+  return JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}…` : text);
+}
+
+function isTimeout(error: unknown): boolean {
+  const name = (error as { name?: string })?.name;
+  return name === 'TimeoutError' || name === 'AbortError';
+}
+
+/** fetch says "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND...) is in its cause. */
+function networkMessage(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } })?.cause;
+  return [(error as Error)?.message, cause?.code ?? cause?.message].filter(Boolean).join(': ');
+}
+
+/** An answer that parsed but is not shaped as the API documents (a wrong base_url, an incompatible server). */
+export function unexpectedAnswer(endpoint: ApiEndpoint, expected: string, body: unknown): SuperduperError {
+  return new SuperduperError(`${endpoint.label}: ${endpoint.provider} at ${endpoint.baseUrl} answered without ${expected}: ${quote(JSON.stringify(body) ?? '')}`, {
+    code: 'api_response',
+    hint: 'Check config.base_url: it must point at a server speaking this API.',
+  });
+}

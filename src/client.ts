@@ -277,9 +277,9 @@ async function storeModelFiles(tx: Queryable, model: StoredModel): Promise<Recor
   const spec = { ...model.spec };
   if (model.artifact) spec.artifact = await put(await model.artifact());
   if (model.files) {
-    const config = { ...(spec.config as Record<string, unknown>) };
-    for (const [key, load] of Object.entries(model.files)) config[key] = await put(await load());
-    spec.config = config;
+    const files: Record<string, string> = {};
+    for (const [path, load] of Object.entries(model.files)) files[path] = await put(await load());
+    spec.config = { ...(spec.config as Record<string, unknown>), files };
   }
   return spec;
 }

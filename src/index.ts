@@ -23,3 +23,5 @@ export {
   type OpenAiEmbeddingOptions,
   type PromptOptions,
 } from './components/api-model.js';
+export { transformersModel, type TransformersModelOptions } from './components/transformers-model.js';
+export { TransformersRuntime } from './models/transformers-runtime.js';

@@ -10,7 +10,7 @@ export interface StoredModel {
   /** The spec without "artifact"; apply() fills it with the stored file's hash. */
   readonly spec: Record<string, unknown>;
   readonly artifact?: () => Promise<Uint8Array>;
-  /** Further files referenced from config by hash, e.g. a tokenizer. */
+  /** Further files (a model folder), by path: stored as config.files = {path: SHA-256}. */
   readonly files?: Record<string, () => Promise<Uint8Array>>;
 }
 

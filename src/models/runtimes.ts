@@ -4,6 +4,7 @@ import { CohereRuntime } from './api/cohere.js';
 import { OpenAiRuntime } from './api/openai.js';
 import { OnnxRuntime } from './onnx-runtime.js';
 import { TextEmbedderRuntime } from './text-embedder-runtime.js';
+import { TransformersRuntime } from './transformers-runtime.js';
 
 /**
  * The model runtimes every sidecar has, besides the function runtime (which is
@@ -11,5 +12,5 @@ import { TextEmbedderRuntime } from './text-embedder-runtime.js';
  * lists the same names, so that a typo fails at apply time.
  */
 export function builtinRuntimes(): ModelRuntime[] {
-  return [new OnnxRuntime(), new TextEmbedderRuntime(), new OpenAiRuntime(), new AnthropicRuntime(), new CohereRuntime()];
+  return [new OnnxRuntime(), new TextEmbedderRuntime(), new OpenAiRuntime(), new AnthropicRuntime(), new CohereRuntime(), new TransformersRuntime()];
 }

@@ -3,6 +3,7 @@ import type { Superduper } from '../src/client.js';
 import { listener } from '../src/components/listener.js';
 import { onnxModel } from '../src/components/model.js';
 import { connectTest, createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { linearModel } from '../src/models/onnx-builder.js';
 import { housePriceGraph, linearRegressionGraph, logisticRegressionGraph } from './helpers/sklearn-graphs.js';
 
 // Tabular ONNX models as scikit-learn exports them (skl2onnx): ai.onnx.ml operators,
@@ -154,5 +155,40 @@ describe('scikit-learn style ONNX models', () => {
     const { rows } = await database.sql.query(`SELECT count(*)::int AS n, sum(output)::int AS total FROM superduper.out_many_plane`);
     expect(rows[0]).toEqual({ n: 600, total: (600 * 601) / 2 });
     expect(db.models.loads.filter((load) => load.model === 'plane_once')).toHaveLength(1);
+  });
+
+  it('a float tensor declared jsonb is stored as a JSON array', async () => {
+    await db.apply(
+      onnxModel({ name: 'spread', file: linearModel({ inputDim: 2, outputDim: 3, weights: new Float32Array([1, 2, 3, 4, 5, 6]) }), output: { type: 'jsonb' } }),
+      listener({ name: 'points_spread', model: 'spread', table: 'points', keys: ['xy'] }),
+    );
+    await db.waitUntilIdle({ listeners: ['points_spread'] });
+    const { rows } = await database.sql.query(`SELECT id, output FROM superduper.out_points_spread ORDER BY id`);
+    expect(rows.map((r) => r.output)).toEqual([
+      [5, 7, 9],
+      [2, 4, 6],
+      [-4, -5, -6],
+    ]);
+  });
+
+  it('a listener keyed by a pgvector column (an embedding) computes, and recomputes on UPDATE', async () => {
+    await database.sql.query(`CREATE TABLE embedded_points (id int PRIMARY KEY, v vector(2))`);
+    await database.sql.query(`INSERT INTO embedded_points VALUES (1, '[1,1]'), (2, '[2,0]')`);
+    await db.apply(
+      onnxModel({ name: 'plane_v', file: linearRegressionGraph({ coefficients: [2, 3], intercept: 1 }), output: { type: 'float' } }),
+      listener({ name: 'embedded_plane', model: 'plane_v', table: 'embedded_points', keys: ['v'] }),
+    );
+    await db.waitUntilIdle({ listeners: ['embedded_plane'] });
+    const outputs = async () => (await database.sql.query(`SELECT id, output FROM superduper.out_embedded_plane ORDER BY id`)).rows.map((r) => [r.id, r.output]);
+    expect(await outputs()).toEqual([
+      [1, 6],
+      [2, 5],
+    ]);
+    await database.sql.query(`UPDATE embedded_points SET v = '[0,1]' WHERE id = 2`);
+    await db.waitUntilIdle({ listeners: ['embedded_plane'] });
+    expect(await outputs()).toEqual([
+      [1, 6],
+      [2, 4],
+    ]);
   });
 });

@@ -96,11 +96,14 @@ BEGIN
 
   v_filter := CASE WHEN l.filter IS NULL THEN 'true' ELSE E'(\n' || l.filter || E'\n)' END;
 
-  -- Key columns are compared with their type's equality where it has one, and as
-  -- text otherwise (json, point, xml, ...), to decide whether an UPDATE changed them.
+  -- Key columns are compared with their type's equality where it has one in
+  -- pg_catalog, and as text otherwise (json, point, xml, and extension types such
+  -- as pgvector's, whose operators the generated functions, pinned to pg_catalog,
+  -- cannot name), to decide whether an UPDATE changed them.
   SELECT array_agg(EXISTS (
            SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
-           WHERE am.amname = 'btree' AND oc.opcdefault AND oc.opcintype = a.atttypid)
+           WHERE am.amname = 'btree' AND oc.opcdefault AND oc.opcintype = a.atttypid
+             AND oc.opcnamespace = 'pg_catalog'::regnamespace)
          ORDER BY k.ord)
   INTO v_eq_ops
   FROM unnest(l.keys) WITH ORDINALITY AS k(name, ord)
@@ -176,7 +179,8 @@ BEGIN
   -- not even call the trigger function.
   SELECT v_vars || jsonb_build_object('update_when', '(' || string_agg(
       CASE WHEN EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
-                        WHERE am.amname = 'btree' AND oc.opcdefault AND oc.opcintype = a.atttypid)
+                        WHERE am.amname = 'btree' AND oc.opcdefault AND oc.opcintype = a.atttypid
+                          AND oc.opcnamespace = 'pg_catalog'::regnamespace)
            THEN format('OLD.%1$I IS DISTINCT FROM NEW.%1$I', a.attname)
            ELSE format('OLD.%1$I::text IS DISTINCT FROM NEW.%1$I::text', a.attname) END,
       ' OR ' ORDER BY a.attnum) || ')')

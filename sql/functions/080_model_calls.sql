@@ -47,15 +47,35 @@ DECLARE
                     WHERE e.extname = 'dblink');
 BEGIN
   IF v_dblink IS NULL THEN
+    -- Without dblink no statement can wait for a sidecar. A process hosting the
+    -- database in-process (the embedded PGlite) answers instead: the call raises
+    -- SDM01 with the call in DETAIL, the host stores the answer (superduper.
+    -- _store_answer) and runs the statement again, which finds it here. Anywhere
+    -- else the error says what to install.
     CREATE OR REPLACE FUNCTION superduper._request(p_model text, p_kind text, p_input jsonb)
     RETURNS jsonb
     LANGUAGE plpgsql
+    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $body$
+    DECLARE
+      v_answer superduper._answers;
     BEGIN
-      RAISE EXCEPTION 'superduper: model calls from SQL need the dblink extension, which is not installed in this database'
-        USING HINT = 'CREATE EXTENSION dblink; (it ships with PostgreSQL''s contrib) and run "superduper install" again; '
-                     || 'or compute embeddings in your application and pass vectors to superduper.like.';
+      SELECT a.* INTO v_answer FROM superduper._answers a
+      JOIN superduper._models m ON m.name = a.model AND m.spec_hash = a.model_hash
+      WHERE a.model = p_model AND a.kind = p_kind AND a.input_md5 = md5(p_input::text);
+      IF FOUND THEN
+        IF v_answer.error IS NOT NULL THEN
+          RAISE EXCEPTION 'superduper: model "%" failed: %', p_model, v_answer.error;
+        END IF;
+        RETURN v_answer.result;
+      END IF;
+      RAISE EXCEPTION 'superduper: model "%" cannot be called from SQL here: this database has no dblink, and no superduper process hosting it answered', p_model
+        USING ERRCODE = 'SDM01',
+              DETAIL = jsonb_build_object('model', p_model, 'kind', p_kind, 'input', p_input)::text,
+              HINT = 'On a PostgreSQL server: CREATE EXTENSION dblink; (it ships with contrib) and run "superduper install" again. '
+                     || 'On the embedded database: query it while "superduper serve" (or your process) has it open. '
+                     || 'Or compute embeddings in your application and pass vectors to superduper.like.';
     END
     $body$;
     RETURN;
@@ -152,6 +172,33 @@ BEGIN
   $f$, v_dblink);
 END
 $install$;
+
+-- The embedded host's answer to a call that raised SDM01 (see _request above):
+-- an embedding goes to the query cache, anything else (and any failure) to
+-- _answers, for the statement's next run.
+CREATE OR REPLACE FUNCTION superduper._store_answer(p_model text, p_kind text, p_input jsonb, p_result jsonb, p_error text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_hash text := (SELECT spec_hash FROM superduper._models WHERE name = p_model);
+BEGIN
+  IF v_hash IS NULL THEN
+    RETURN; -- removed meanwhile: the next run raises "unknown model"
+  END IF;
+  IF p_kind = 'embed' AND p_error IS NULL THEN
+    INSERT INTO superduper._embed_cache (model, model_hash, input_md5, embedding)
+    VALUES (p_model, v_hash, md5(p_input #>> '{}'), ARRAY(SELECT (x)::real FROM jsonb_array_elements_text(p_result) AS x))
+    ON CONFLICT (model, input_md5, model_hash) DO NOTHING;
+    RETURN;
+  END IF;
+  DELETE FROM superduper._answers WHERE created_at < now() - interval '10 minutes';
+  INSERT INTO superduper._answers (model, model_hash, kind, input_md5, result, error)
+  VALUES (p_model, v_hash, p_kind, md5(p_input::text), p_result, p_error)
+  ON CONFLICT (model, kind, input_md5, model_hash) DO UPDATE SET result = excluded.result, error = excluded.error, created_at = now();
+END
+$$;
 
 -- Checks a model for a call from SQL and returns it.
 CREATE OR REPLACE FUNCTION superduper._callable_model(p_function text, p_model text)

@@ -12,7 +12,10 @@ const VACUUM_LOG = 'VACUUM (SKIP_LOCKED) superduper._changes';
 
 export interface WorkerOptions {
   logger: Logger;
-  /** How often to look for work even without a NOTIFY (lost while disconnected). Default 2000 ms. */
+  /**
+   * How often to look for work even without a NOTIFY (lost while disconnected).
+   * Default 2000 ms; 200 ms on the embedded database, where triggers cannot wake a sidecar.
+   */
   reconcileMs?: number;
   /** How often to tell the database this sidecar is alive. Default 2000 ms. */
   heartbeatMs?: number;
@@ -51,7 +54,10 @@ export class Worker {
   #refreshes = 0;
   #unlisten: (() => Promise<void>) | undefined;
   readonly #inFlight = new Set<InFlight>();
-  readonly #requests: RequestServer;
+  /** Answers model calls from SQL sessions; none on the embedded database (its host answers them). */
+  readonly #requests: RequestServer | undefined;
+  /** The embedded database: one session for everyone, so never hold it to sleep. */
+  readonly #sharedSession: boolean;
   #lastPromoteCheck = 0;
   #markStopped: () => void = () => {};
   readonly #stopped = new Promise<void>((resolve) => {
@@ -63,14 +69,15 @@ export class Worker {
     this.#db = db;
     this.#models = models;
     this.#options = {
-      reconcileMs: options.reconcileMs ?? 2000,
+      reconcileMs: options.reconcileMs ?? (db.kind === 'pglite' ? 200 : 2000),
       heartbeatMs: options.heartbeatMs ?? 2000,
       deadAfterMs: options.deadAfterMs ?? 15000,
       stopTimeoutMs: options.stopTimeoutMs ?? 30000,
       concurrency: Math.max(1, options.concurrency ?? 2),
     };
     this.#log = options.logger.child({ worker: this.id });
-    this.#requests = new RequestServer(db, models, this.id, this.#log);
+    this.#sharedSession = db.kind === 'pglite';
+    this.#requests = this.#sharedSession ? undefined : new RequestServer(db, models, this.id, this.#log);
   }
 
   /** Number of batches this worker has written (for tests and progress). */
@@ -100,7 +107,7 @@ export class Worker {
     this.#maintenance = setInterval(() => void this.#vacuumLog(), 1000);
     this.#maintenance.unref();
     this.#loop = this.#run();
-    this.#requests.wake();
+    this.#requests?.wake();
     this.#log.info({ functions: this.#models.functions.names() }, 'sidecar started');
   }
 
@@ -119,10 +126,10 @@ export class Worker {
     const timedOut = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, this.#options.stopTimeoutMs);
     });
-    await Promise.race([Promise.all([this.#loop?.catch(() => {}), this.#requests.idle()]), timedOut]);
+    await Promise.race([Promise.all([this.#loop?.catch(() => {}), this.#requests?.idle()]), timedOut]);
     clearTimeout(timer);
     await this.#unlisten?.().catch(() => {});
-    this.#requests.release();
+    this.#requests?.release();
     await this.#db.query('SELECT superduper._worker_stop($1)', [this.id]).catch((error: unknown) => {
       this.#log.warn({ error: describeError(error) }, 'could not release claims on stop');
     });
@@ -141,8 +148,8 @@ export class Worker {
   #notified(payload: string): void {
     if (payload.startsWith('request')) {
       const id = payload.slice('request:'.length);
-      if (/^\d+$/.test(id)) this.#requests.take(id);
-      else this.#requests.wake();
+      if (/^\d+$/.test(id)) this.#requests?.take(id);
+      else this.#requests?.wake();
       return;
     }
     const id = Number(payload);
@@ -204,7 +211,7 @@ export class Worker {
 
   async #refresh(): Promise<void> {
     this.#refreshes++;
-    this.#requests.wake();
+    this.#requests?.wake();
     const result = await this.#db.query<ListenerInfo>('SELECT * FROM superduper._worker_listeners($1)', [
       this.#models.functions.names(),
     ]);
@@ -237,6 +244,14 @@ export class Worker {
         if (this.#hot.size > 0) {
           await this.#workHotListeners();
           idleWait = 10;
+          continue;
+        }
+        if (this.#sharedSession) {
+          // The embedded database's triggers cannot wake a sidecar (its writers and
+          // the sidecar share one session, so the sleep lock never blocks them):
+          // look again after reconcileMs, or when the wire server sees a write.
+          await this.#sleep(this.#options.reconcileMs);
+          this.#refreshNeeded = true;
           continue;
         }
         // Nothing known to do: sleep. See superduper._sleep_lock for why taking the

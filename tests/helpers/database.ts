@@ -1,20 +1,31 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
+import type { EmbeddedDatabase } from '../../src/backends/pglite.js';
 import { connect, type Superduper } from '../../src/client.js';
 import { createLogger } from '../../src/logger.js';
-import { adminUri, TEMPLATE_DATABASE, uriFor } from './uris.js';
+import { adminUri, PGLITE_TEMPLATE_FILE, TEMPLATE_DATABASE, testBackend, uriFor } from './uris.js';
 
 export interface TestDatabase {
   name: string;
+  /** A connection string: the real server's, or the embedded database's wire server. */
   uri: string;
   /** A plain node-postgres pool for the test's own SQL (as a user's app would). */
   sql: pg.Pool;
+  /** The embedded database itself, when the tests run on PGlite (SUPERDUPER_TEST_BACKEND=pglite). */
+  embedded?: EmbeddedDatabase;
   drop(): Promise<void>;
 }
 
-/** A new database with superduper installed (a clone of the template). */
+/**
+ * A new database with superduper installed (a clone of the template): on the
+ * test PostgreSQL server, or, with SUPERDUPER_TEST_BACKEND=pglite, an embedded
+ * PGlite database opened from the template's dump and served on a local port,
+ * so that the same tests talk to it through node-postgres as they do to a server.
+ */
 export async function createTestDatabase(label: string): Promise<TestDatabase> {
   const name = `sdtest_${label.replace(/[^a-z0-9]+/gi, '_').toLowerCase()}_${randomUUID().slice(0, 8)}`;
+  if (testBackend() === 'pglite') return createEmbeddedTestDatabase(name);
   const admin = new pg.Client({ connectionString: adminUri() });
   await admin.connect();
   try {
@@ -42,8 +53,27 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
   };
 }
 
+async function createEmbeddedTestDatabase(name: string): Promise<TestDatabase> {
+  const { EmbeddedDatabase } = await import('../../src/backends/pglite.js');
+  const { serveEmbedded } = await import('../../src/embedded/wire-server.js');
+  const embedded = await EmbeddedDatabase.open({ loadDataDir: new Blob([readFileSync(PGLITE_TEMPLATE_FILE)]) });
+  const server = await serveEmbedded(embedded, { logger: createLogger('silent') });
+  const sql = new pg.Pool({ connectionString: server.uri, max: 4 });
+  sql.on('error', () => {});
+  return {
+    name,
+    uri: server.uri,
+    sql,
+    embedded,
+    async drop() {
+      await sql.end();
+      await embedded.close();
+    },
+  };
+}
+
 export async function connectTest(database: TestDatabase): Promise<Superduper> {
-  return connect(database.uri, { logger: createLogger(process.env.SUPERDUPER_LOG_LEVEL ?? 'silent') });
+  return connect(database.embedded ?? database.uri, { logger: createLogger(process.env.SUPERDUPER_LOG_LEVEL ?? 'silent') });
 }
 
 /** Polls until check() returns a truthy value; fails with the last value after timeoutMs. */

@@ -1,11 +1,14 @@
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import pg from 'pg';
-import { adminUri, TEMPLATE_DATABASE, uriFor } from './uris.js';
+import { adminUri, PGLITE_TEMPLATE_FILE, TEMPLATE_DATABASE, uriFor } from './uris.js';
 
 /**
  * Builds the SQL module, checks the project's PostgreSQL is up (make test starts
  * it), and builds a template database with the real installer; each test file
- * clones it (CREATE DATABASE ... TEMPLATE), which takes a fraction of a second.
+ * clones it (CREATE DATABASE ... TEMPLATE), which takes a fraction of a second;
+ * and an embedded (PGlite) template, for the tests that also run on PGlite.
  */
 export default async function setup(): Promise<void> {
   execFileSync(process.execPath, ['scripts/build-sql-module.mjs'], { stdio: 'ignore' });
@@ -32,5 +35,21 @@ export default async function setup(): Promise<void> {
     await install(db);
   } finally {
     await db.close();
+  }
+  await buildEmbeddedTemplate();
+}
+
+/** The same for the embedded database: installed once, dumped, opened from the dump by each test file. */
+async function buildEmbeddedTemplate(): Promise<void> {
+  const { EmbeddedDatabase } = await import('../../src/backends/pglite.js');
+  const { install } = await import('../../src/install.js');
+  const embedded = await EmbeddedDatabase.open();
+  try {
+    await install(embedded);
+    const dump = await embedded.dump();
+    mkdirSync(dirname(PGLITE_TEMPLATE_FILE), { recursive: true });
+    writeFileSync(PGLITE_TEMPLATE_FILE, Buffer.from(await dump.arrayBuffer()));
+  } finally {
+    await embedded.close();
   }
 }

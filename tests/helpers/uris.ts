@@ -10,3 +10,11 @@ export function uriFor(database: string): string {
   url.pathname = `/${database}`;
   return url.toString();
 }
+
+/** Which database the shared tests run on: the PostgreSQL server (default) or the embedded PGlite. */
+export function testBackend(): 'postgres' | 'pglite' {
+  return process.env.SUPERDUPER_TEST_BACKEND === 'pglite' ? 'pglite' : 'postgres';
+}
+
+/** The embedded template: a PGlite database with superduper installed, dumped by the global setup. */
+export const PGLITE_TEMPLATE_FILE = new URL('../../.pg/pglite-template.tar', import.meta.url).pathname;

@@ -1,0 +1,212 @@
+import { PGlite } from '@electric-sql/pglite';
+import { vector } from '@electric-sql/pglite-pgvector';
+import { SharedSession } from '../embedded/session.js';
+import { modelCallOf, MODEL_CALL_TEXT, type ModelCall, rerunnable } from '../embedded/model-call-error.js';
+import type { Connection, Database, Queryable, QueryResult } from './database.js';
+
+export interface EmbeddedOptions {
+  /** Folder of the database files; omitted: in memory, gone when closed. */
+  dataDir?: string;
+  /** A database to start from (a dump from `dump()`), for fast copies in tests. */
+  loadDataDir?: Blob;
+}
+
+/** Computes a model call raised by SQL (SDM01) and stores its answer (superduper._store_answer). */
+export type ModelCallHost = (call: ModelCall, db: Queryable) => Promise<void>;
+
+/** How many model calls one statement may need answered before it is given up on. */
+const MAX_CALLS_PER_STATEMENT = 1000;
+
+/**
+ * PostgreSQL in this process: PGlite (PostgreSQL compiled to WebAssembly) with
+ * pgvector, running the same SQL layer as a server. What differs, and how this
+ * adapter makes up for it:
+ * - one session for everyone (SharedSession): statements queue for it, and a
+ *   transaction keeps it until it ends;
+ * - no dblink, so SQL cannot wait for a sidecar: a model call not yet answered
+ *   raises SDM01; the host (the Superduper object) computes it, stores the
+ *   answer and runs the statement again (in a transaction, from a savepoint);
+ * - NOTIFY reaches only this session: listen() callbacks are fed by PGlite's own
+ *   dispatch and by the wire server (embedded/wire-server.ts).
+ */
+export class EmbeddedDatabase implements Database {
+  readonly kind = 'pglite' as const;
+  /** Set while a wire server serves this database (see serve()). */
+  uri: string | undefined;
+  readonly session = new SharedSession();
+  readonly pglite: PGlite;
+  #hosts: ModelCallHost[] = [];
+  #parsers: Record<number, (value: string) => unknown> = {};
+  readonly #listeners = new Map<string, Set<(payload: string) => void>>();
+  readonly #pgliteUnlisten = new Map<string, () => Promise<void>>();
+  #onClose: Array<() => Promise<void>> = [];
+
+  private constructor(pglite: PGlite) {
+    this.pglite = pglite;
+  }
+
+  static async open(options: EmbeddedOptions = {}): Promise<EmbeddedDatabase> {
+    const pglite = await PGlite.create({
+      ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+      ...(options.loadDataDir ? { loadDataDir: options.loadDataDir } : {}),
+      extensions: { vector },
+    });
+    const db = new EmbeddedDatabase(pglite);
+    await db.refreshTypes();
+    return db;
+  }
+
+  /**
+   * Who answers model calls from SQL: the Superduper objects open on this
+   * database, the latest first (each adds itself, and removes itself on close).
+   */
+  addModelCallHost(host: ModelCallHost): void {
+    this.#hosts.push(host);
+  }
+
+  removeModelCallHost(host: ModelCallHost): void {
+    this.#hosts = this.#hosts.filter((h) => h !== host);
+  }
+
+  get modelCallHost(): ModelCallHost | undefined {
+    return this.#hosts.at(-1);
+  }
+
+  query<Row>(text: string, values?: readonly unknown[]): Promise<QueryResult<Row>> {
+    return this.session.run(() => this.#answering(text, () => this.#execute<Row>(text, values)));
+  }
+
+  async acquire(): Promise<Connection> {
+    const held = await this.session.hold();
+    return {
+      query: (text, values) => held.run(() => this.#answering(text, () => this.#execute(text, values))) as never,
+      release: () => held.release(),
+    };
+  }
+
+  withConnection<T>(fn: (connection: Queryable) => Promise<T>): Promise<T> {
+    return this.session.run(() => fn(this));
+  }
+
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.session.run(async () => {
+      await this.pglite.exec('BEGIN');
+      try {
+        const result = await fn(this);
+        await this.pglite.exec('COMMIT');
+        return result;
+      } catch (error) {
+        await this.pglite.exec('ROLLBACK').catch(() => {});
+        throw error;
+      }
+    });
+  }
+
+  async listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>> {
+    let callbacks = this.#listeners.get(channel);
+    if (!callbacks) {
+      callbacks = new Set();
+      this.#listeners.set(channel, callbacks);
+      // NOTIFYs raised by this process's own statements come through PGlite.
+      const unlisten = await this.session.run(() => this.pglite.listen(channel, (payload) => this.notify(channel, payload)));
+      this.#pgliteUnlisten.set(channel, unlisten);
+    }
+    callbacks.add(onNotify);
+    return async () => {
+      callbacks.delete(onNotify);
+    };
+  }
+
+  /** Channels someone in this process listens on (the wire server keeps their NOTIFYs from its clients). */
+  listensTo(channel: string): boolean {
+    return (this.#listeners.get(channel)?.size ?? 0) > 0;
+  }
+
+  /** Delivers a notification to this process's listeners. */
+  notify(channel: string, payload: string): void {
+    for (const callback of this.#listeners.get(channel) ?? []) {
+      try {
+        callback(payload);
+      } catch {
+        // A listener's failure is its own; the others still hear.
+      }
+    }
+  }
+
+  vectorArrayParam(vectors: readonly ArrayLike<number>[]): unknown {
+    // An array literal of vector literals: PGlite would not quote them itself.
+    return `{${vectors.map((v) => `"[${Array.from(v).join(',')}]"`).join(',')}}`;
+  }
+
+  async refreshTypes(): Promise<void> {
+    const result = await this.session.run(() =>
+      this.pglite.query<{ oid: number }>(
+        `SELECT t.oid::int AS oid FROM pg_catalog.pg_type t WHERE t.typname = 'vector'
+           AND t.typnamespace = (SELECT e.extnamespace FROM pg_catalog.pg_extension e WHERE e.extname = 'vector')`,
+      ),
+    );
+    // As node-postgres gives them (so both backends give the same rows): int8 and
+    // numeric as strings, vectors as number arrays.
+    const parsers: Record<number, (value: string) => unknown> = { 20: (value) => value, 1700: (value) => value };
+    for (const { oid } of result.rows) parsers[oid] = (value) => JSON.parse(value) as number[];
+    this.#parsers = parsers;
+  }
+
+  /** Runs fn when the database closes (the wire server stops first). */
+  onClose(fn: () => Promise<void>): void {
+    this.#onClose.push(fn);
+  }
+
+  /** The database as a tarball, to open copies of it (loadDataDir). */
+  dump(): Promise<Blob> {
+    return this.session.run(async () => (await this.pglite.dumpDataDir('none')) as Blob);
+  }
+
+  async close(): Promise<void> {
+    const hooks = this.#onClose;
+    this.#onClose = [];
+    for (const hook of hooks) await hook();
+    for (const unlisten of this.#pgliteUnlisten.values()) await this.session.run(unlisten).catch(() => {});
+    this.#pgliteUnlisten.clear();
+    await this.session.run(() => this.pglite.close());
+  }
+
+  /** One statement (with values) or a script of several (without), as node-postgres would run them. */
+  async #execute<Row>(text: string, values?: readonly unknown[]): Promise<QueryResult<Row>> {
+    const options = { parsers: this.#parsers };
+    if (values === undefined) {
+      const results = await this.pglite.exec(text, options);
+      const last = results.at(-1);
+      return { rows: (last?.rows ?? []) as Row[], rowCount: last?.affectedRows ?? null };
+    }
+    const result = await this.pglite.query<Row>(text, [...values], options);
+    return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
+  }
+
+  /**
+   * Runs a statement, answering the model calls it raises (SDM01) and running it
+   * again. Outside a transaction the failed run left nothing behind; inside one,
+   * a savepoint taken before it is rolled back to (taken only for statements that
+   * mention a model call, the only ones that can need it, so that other errors
+   * abort the transaction as PostgreSQL's always do).
+   */
+  async #answering<T>(text: string, run: () => Promise<T>): Promise<T> {
+    const host = this.modelCallHost;
+    if (!host) return run();
+    const inTransaction = this.pglite.isInTransaction();
+    if (inTransaction ? !MODEL_CALL_TEXT.test(text) : !rerunnable(text)) return run();
+    for (let calls = 0; ; calls++) {
+      if (inTransaction) await this.pglite.exec('SAVEPOINT superduper_model_call');
+      try {
+        const result = await run();
+        if (inTransaction) await this.pglite.exec('RELEASE SAVEPOINT superduper_model_call');
+        return result;
+      } catch (error) {
+        const call = modelCallOf(error);
+        if (!call || calls >= MAX_CALLS_PER_STATEMENT) throw error;
+        if (inTransaction) await this.pglite.exec('ROLLBACK TO SAVEPOINT superduper_model_call; RELEASE SAVEPOINT superduper_model_call');
+        await host(call, this);
+      }
+    }
+  }
+}

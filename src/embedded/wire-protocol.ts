@@ -1,0 +1,168 @@
+/**
+ * Just enough of the PostgreSQL wire protocol (v3) for the embedded server to
+ * frame what clients send and read what PGlite answers: message boundaries,
+ * errors, notifications, command tags and the transaction status.
+ * https://www.postgresql.org/docs/current/protocol-message-formats.html
+ */
+
+export const SSL_REQUEST = 80877103;
+export const GSSENC_REQUEST = 80877104;
+export const CANCEL_REQUEST = 80877102;
+export const PROTOCOL_3 = 196608;
+
+/** A client message: `type` is 0 for the untyped first messages (startup, SSL, cancel). */
+export interface FrontendMessage {
+  type: number;
+  bytes: Buffer;
+}
+
+/**
+ * Splits off the complete messages at the start of buffer. Before the startup
+ * message, messages have no type byte. Returns the messages and what is left.
+ */
+export function splitFrontend(buffer: Buffer, started: boolean): { messages: FrontendMessage[]; rest: Buffer; started: boolean } {
+  const messages: FrontendMessage[] = [];
+  let offset = 0;
+  for (;;) {
+    if (!started) {
+      if (buffer.length - offset < 8) break;
+      const length = buffer.readInt32BE(offset);
+      if (buffer.length - offset < length) break;
+      const code = buffer.readInt32BE(offset + 4);
+      messages.push({ type: 0, bytes: buffer.subarray(offset, offset + length) });
+      offset += length;
+      // After SSL/GSS requests (answered "N") the startup message follows, still untyped.
+      if (code === PROTOCOL_3) started = true;
+      continue;
+    }
+    if (buffer.length - offset < 5) break;
+    const length = buffer.readInt32BE(offset + 1);
+    if (buffer.length - offset < length + 1) break;
+    messages.push({ type: buffer[offset]!, bytes: buffer.subarray(offset, offset + length + 1) });
+    offset += length + 1;
+  }
+  return { messages, rest: buffer.subarray(offset), started };
+}
+
+/** The code of an untyped first message (startup protocol, SSL, GSS, cancel). */
+export function untypedCode(message: FrontendMessage): number {
+  return message.bytes.readInt32BE(4);
+}
+
+/** The SQL text of a Query ('Q') or Parse ('P') message, else ''. */
+export function sqlOf(message: FrontendMessage): string {
+  if (message.type === 0x51) return message.bytes.toString('utf8', 5, message.bytes.length - 1);
+  if (message.type === 0x50) {
+    const nameEnd = message.bytes.indexOf(0, 5);
+    const textEnd = message.bytes.indexOf(0, nameEnd + 1);
+    return message.bytes.toString('utf8', nameEnd + 1, textEnd);
+  }
+  return '';
+}
+
+export function simpleQuery(sql: string): Buffer {
+  const text = Buffer.from(`${sql}\0`, 'utf8');
+  const header = Buffer.alloc(5);
+  header[0] = 0x51;
+  header.writeInt32BE(text.length + 4, 1);
+  return Buffer.concat([header, text]);
+}
+
+/** What one exchange with PGlite answered, read from its backend messages. */
+export interface BackendSummary {
+  /** The transaction status of the last ReadyForQuery: I (idle), T (in a block), E (failed block). */
+  status: 'I' | 'T' | 'E' | undefined;
+  /** ErrorResponse fields by code letter (C: SQLSTATE, M: message, D: detail...). */
+  errors: Array<Record<string, string>>;
+  notifications: Array<{ channel: string; payload: string }>;
+  /** CommandComplete tags: "INSERT 0 1", "UPDATE 3"... */
+  tags: string[];
+}
+
+/** Reads backend messages; `keep` decides which go on to the client. */
+export function readBackend(bytes: Uint8Array, keep: (type: number, message: Buffer) => boolean): { summary: BackendSummary; forward: Buffer } {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const summary: BackendSummary = { status: undefined, errors: [], notifications: [], tags: [] };
+  const kept: Buffer[] = [];
+  let offset = 0;
+  while (offset + 5 <= buffer.length) {
+    const type = buffer[offset]!;
+    const length = buffer.readInt32BE(offset + 1);
+    const message = buffer.subarray(offset, offset + 1 + length);
+    const body = message.subarray(5);
+    offset += 1 + length;
+    switch (type) {
+      case 0x5a: // ReadyForQuery
+        summary.status = String.fromCharCode(body[0]!) as BackendSummary['status'];
+        break;
+      case 0x45: // ErrorResponse
+        summary.errors.push(errorFields(body));
+        break;
+      case 0x43: // CommandComplete
+        summary.tags.push(body.toString('utf8', 0, body.length - 1));
+        break;
+      case 0x41: {
+        // NotificationResponse: int32 pid, channel, payload
+        const channelEnd = body.indexOf(0, 4);
+        const payloadEnd = body.indexOf(0, channelEnd + 1);
+        summary.notifications.push({ channel: body.toString('utf8', 4, channelEnd), payload: body.toString('utf8', channelEnd + 1, payloadEnd) });
+        break;
+      }
+    }
+    if (keep(type, message)) kept.push(message);
+  }
+  // Anything after the last whole message (there should be none) goes through as is.
+  if (offset < buffer.length) kept.push(buffer.subarray(offset));
+  return { summary, forward: Buffer.concat(kept) };
+}
+
+function errorFields(body: Buffer): Record<string, string> {
+  const fields: Record<string, string> = {};
+  let offset = 0;
+  while (offset < body.length && body[offset] !== 0) {
+    const code = String.fromCharCode(body[offset]!);
+    const end = body.indexOf(0, offset + 1);
+    fields[code] = body.toString('utf8', offset + 1, end);
+    offset = end + 1;
+  }
+  return fields;
+}
+
+/** The channel of a NotificationResponse message. */
+export function notificationChannel(message: Buffer): string {
+  const channelEnd = message.indexOf(0, 9);
+  return message.toString('utf8', 9, channelEnd);
+}
+
+/** The parameters of a startup message (user, database, application_name...). */
+export function startupParameters(message: FrontendMessage): Record<string, string> {
+  const parameters: Record<string, string> = {};
+  const bytes = message.bytes;
+  let offset = 8;
+  while (offset < bytes.length && bytes[offset] !== 0) {
+    const keyEnd = bytes.indexOf(0, offset);
+    const valueEnd = bytes.indexOf(0, keyEnd + 1);
+    parameters[bytes.toString('utf8', offset, keyEnd)] = bytes.toString('utf8', keyEnd + 1, valueEnd);
+    offset = valueEnd + 1;
+  }
+  return parameters;
+}
+
+/** An ErrorResponse message (severity, SQLSTATE, message), e.g. to refuse a login. */
+export function errorResponse(severity: string, code: string, message: string): Buffer {
+  const fields = Buffer.from(`S${severity}\0V${severity}\0C${code}\0M${message}\0\0`, 'utf8');
+  const header = Buffer.alloc(5);
+  header[0] = 0x45;
+  header.writeInt32BE(fields.length + 4, 1);
+  return Buffer.concat([header, fields]);
+}
+
+/** A startup message (protocol 3.0) with these parameters. */
+export function startupMessage(parameters: Record<string, string>): FrontendMessage {
+  const pairs = Object.entries(parameters).flatMap(([key, value]) => [key, value]);
+  const body = Buffer.from(`${pairs.map((part) => `${part}\0`).join('')}\0`, 'utf8');
+  const header = Buffer.alloc(8);
+  header.writeInt32BE(body.length + 8, 0);
+  header.writeInt32BE(PROTOCOL_3, 4);
+  return { type: 0, bytes: Buffer.concat([header, body]) };
+}

@@ -1,5 +1,6 @@
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
+import { lockDataDir } from '../embedded/data-dir-lock.js';
 import { SharedSession } from '../embedded/session.js';
 import { modelCallOf, MODEL_CALL_TEXT, type ModelCall, rerunnable } from '../embedded/model-call-error.js';
 import type { Connection, Database, Queryable, QueryResult } from './database.js';
@@ -40,20 +41,28 @@ export class EmbeddedDatabase implements Database {
   readonly #listeners = new Map<string, Set<(payload: string) => void>>();
   readonly #pgliteUnlisten = new Map<string, () => Promise<void>>();
   #onClose: Array<() => Promise<void>> = [];
+  #unlock: (() => Promise<void>) | undefined;
 
   private constructor(pglite: PGlite) {
     this.pglite = pglite;
   }
 
   static async open(options: EmbeddedOptions = {}): Promise<EmbeddedDatabase> {
-    const pglite = await PGlite.create({
-      ...(options.dataDir ? { dataDir: options.dataDir } : {}),
-      ...(options.loadDataDir ? { loadDataDir: options.loadDataDir } : {}),
-      extensions: { vector },
-    });
-    const db = new EmbeddedDatabase(pglite);
-    await db.refreshTypes();
-    return db;
+    const unlock = options.dataDir ? await lockDataDir(options.dataDir) : undefined;
+    try {
+      const pglite = await PGlite.create({
+        ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+        ...(options.loadDataDir ? { loadDataDir: options.loadDataDir } : {}),
+        extensions: { vector },
+      });
+      const db = new EmbeddedDatabase(pglite);
+      db.#unlock = unlock;
+      await db.refreshTypes();
+      return db;
+    } catch (error) {
+      await unlock?.();
+      throw error;
+    }
   }
 
   /**
@@ -169,6 +178,9 @@ export class EmbeddedDatabase implements Database {
     for (const unlisten of this.#pgliteUnlisten.values()) await this.session.run(unlisten).catch(() => {});
     this.#pgliteUnlisten.clear();
     await this.session.run(() => this.pglite.close());
+    const unlock = this.#unlock;
+    this.#unlock = undefined;
+    await unlock?.();
   }
 
   /** One statement (with values) or a script of several (without), as node-postgres would run them. */

@@ -2,9 +2,11 @@ import { Command, Option } from 'commander';
 import { codeVersion } from '../generated/sql.js';
 import { describeError } from '../errors.js';
 import { applyCommand } from './commands/apply.js';
+import { demoCommand } from './commands/demo.js';
 import { failuresCommand } from './commands/failures.js';
 import { installCommand } from './commands/install.js';
 import { removeCommand } from './commands/remove.js';
+import { serveCommand } from './commands/serve.js';
 import { startCommand } from './commands/start.js';
 import { statusCommand } from './commands/status.js';
 
@@ -15,6 +17,32 @@ export function buildProgram(): Command {
     .description('AI models kept current on your database tables, and vector search from SQL.')
     .version(codeVersion)
     .showHelpAfterError();
+
+  const logLevel = () => new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('warn');
+  const port = () => new Option('--port <port>', 'TCP port of the wire endpoint (0: any free port)').default(5433).argParser(Number);
+  const host = () => new Option('--host <host>', 'address of the wire endpoint (anyone who reaches it is the superuser)').default('127.0.0.1');
+
+  program
+    .command('demo')
+    .description('the whole product on an embedded PostgreSQL: documents, a listener with the default embedder, semantic search from SQL')
+    .option('--dir <folder>', 'where the embedded database keeps its data', '.superduper/demo')
+    .option('--reset', 'delete the folder first and start over')
+    .option('--serve', 'then keep running with a PostgreSQL endpoint for psql')
+    .addOption(host())
+    .addOption(port())
+    .addOption(logLevel())
+    .action((options: { dir: string; reset?: boolean; serve?: boolean; host: string; port: number; logLevel: string }) =>
+      demoCommand({ ...options, reset: options.reset ?? false, serve: options.serve ?? false }),
+    );
+
+  program
+    .command('serve')
+    .description('serve an embedded database folder on a PostgreSQL endpoint for psql, with a sidecar computing outputs')
+    .argument('[dir]', 'the embedded database folder', '.superduper/demo')
+    .addOption(host())
+    .addOption(port())
+    .addOption(logLevel())
+    .action((dir: string, options: { host: string; port: number; logLevel: string }) => serveCommand(dir, options));
 
   program
     .command('install')

@@ -1,0 +1,57 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { connect } from '../../client.js';
+import { DEMO_INDEX, DEMO_LISTENER, DEMO_TABLE, runDemo } from '../../demo/demo.js';
+import { createLogger } from '../../logger.js';
+import { serveUntilStopped } from '../serve-embedded.js';
+
+export interface DemoOptions {
+  dir: string;
+  reset: boolean;
+  serve: boolean;
+  host: string;
+  port: number;
+  logLevel: string;
+}
+
+/**
+ * The product on an embedded PostgreSQL (PGlite + pgvector) in a folder:
+ * nothing to install, no model download, no API key.
+ */
+export async function demoCommand(options: DemoOptions): Promise<void> {
+  const started = performance.now();
+  const dir = resolve(options.dir);
+  const write = (text: string) => process.stdout.write(text);
+  if (options.reset) await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  write(`superduper demo: PostgreSQL embedded in this process (PGlite + pgvector), its data in ${dir}\n`);
+
+  const db = await connect(`pglite:${dir}`, { logger: createLogger(options.logLevel) });
+  try {
+    const installed = await db.install();
+    write(`SQL layer: ${installed.applied.length ? `installed (migrations ${installed.applied.join(', ')})` : 'already installed'}\n`);
+    const worker = await db.start();
+    try {
+      const report = await runDemo(db, write);
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      write(
+        `\nDone in ${seconds} s: ${report.passages} passages, ${report.computed} embeddings computed in this run. ` +
+          `Run it again and it only searches; --reset starts over.\n`,
+      );
+      if (options.serve) {
+        await serveUntilStopped(db, { host: options.host, port: options.port, write });
+      } else {
+        write(
+          `Next: "superduper demo --serve" keeps it running for psql, where you can try\n` +
+            `  SELECT * FROM superduper.like('${DEMO_INDEX}', 'some text', 5);\n` +
+            `  INSERT INTO ${DEMO_TABLE} VALUES (10000, 'mine', 'my note', 'a passage of my own');  -- its row in superduper.out_${DEMO_LISTENER} appears within a second\n`,
+        );
+      }
+    } finally {
+      await worker.stop();
+    }
+  } finally {
+    await db.close();
+  }
+}

@@ -4,6 +4,8 @@ import { defineConfig } from 'vitest/config';
 // sidecar processes killed and restarted) or it is administered (CREATE EXTENSION,
 // concurrent installers). The embedded database lives inside the test's process.
 const serverOnly = ['tests/install.test.ts', 'tests/sidecars.test.ts', 'tests/crash.test.ts'];
+// What only the embedded database has: its session turns, wire endpoint, data-folder lock, the demo.
+const embeddedOnly = ['tests/embedded.test.ts'];
 
 export default defineConfig({
   test: {
@@ -18,6 +20,7 @@ export default defineConfig({
         test: {
           name: 'postgres',
           include: ['tests/**/*.test.ts'],
+          exclude: embeddedOnly,
           env: { SUPERDUPER_LOG_LEVEL: process.env.SUPERDUPER_LOG_LEVEL ?? 'silent', SUPERDUPER_TEST_BACKEND: 'postgres' },
         },
       },

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { apiModelsBenchmark, type ApiModelsResult } from './api-models.js';
+import { embeddedBenchmark, type EmbeddedResult } from './embedded.js';
 import { backfillBenchmark, BACKFILL, type BackfillResult } from './backfill.js';
 import { memoryBenchmark, type MemoryResult } from './memory.js';
 import { onnxEmbedderBenchmark, type OnnxEmbedderResult } from './onnx-embedder.js';
@@ -28,6 +29,7 @@ interface Results {
   search?: SearchResult;
   onnxEmbedder?: OnnxEmbedderResult;
   apiModels?: ApiModelsResult;
+  embedded?: EmbeddedResult;
 }
 
 const results: Results = {
@@ -50,6 +52,7 @@ results.memory = await step('memory', () => memoryBenchmark());
 results.search = await step('search', () => searchBenchmark());
 results.onnxEmbedder = await step('onnx-embedder', () => onnxEmbedderBenchmark());
 results.apiModels = await step('api-models', () => apiModelsBenchmark());
+results.embedded = await step('embedded', () => embeddedBenchmark());
 
 // A partial run (ONLY=...) keeps the other benchmarks' last results.
 mkdirSync(join(root, 'bench', 'results'), { recursive: true });

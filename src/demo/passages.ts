@@ -10,7 +10,7 @@ export interface Passage {
 }
 
 /** Passages of about this many characters: a paragraph or a few, one topic each. */
-const TARGET_LENGTH = 400;
+const TARGET_LENGTH = 300;
 
 /**
  * The demo's documents: the project's own README and docs/, split into
@@ -40,9 +40,11 @@ export function splitMarkdown(markdown: string, file: string): Passage[] {
   const flushParagraph = () => {
     const text = plainText(paragraph.join(' '));
     paragraph = [];
-    if (!text) return;
-    if (passage && passage.length + text.length > TARGET_LENGTH) flushPassage();
-    passage = passage ? `${passage} ${text}` : text;
+    // A long paragraph goes in by sentences, so that no passage grows far past the target.
+    for (const piece of text.length > TARGET_LENGTH ? sentences(text) : text ? [text] : []) {
+      if (passage && passage.length + piece.length > TARGET_LENGTH) flushPassage();
+      passage = passage ? `${passage} ${piece}` : piece;
+    }
   };
   for (const line of markdown.split('\n')) {
     if (/^\s*(```|~~~)/.test(line)) {
@@ -58,7 +60,15 @@ export function splitMarkdown(markdown: string, file: string): Passage[] {
       heading = plainText(title[1]!);
       continue;
     }
-    if (line.trim() === '') flushParagraph();
+    const cells = tableCells(line);
+    if (cells) {
+      // A table row reads as one sentence: "cell: cell; cell". Rules (|---|) are dropped.
+      flushParagraph();
+      if (cells.some((cell) => !/^:?-+:?$/.test(cell))) {
+        paragraph.push(`${cells[0]!.replace(/[.:]$/, "")}: ${cells.slice(1).join("; ")}`);
+        flushParagraph();
+      }
+    } else if (line.trim() === '') flushParagraph();
     else paragraph.push(line.trim().replace(/^([-*+]|\d+\.)\s+/, ''));
   }
   flushParagraph();
@@ -66,13 +76,27 @@ export function splitMarkdown(markdown: string, file: string): Passage[] {
   return passages;
 }
 
+/** The cells of a Markdown table row, or undefined for any other line. */
+function tableCells(line: string): string[] | undefined {
+  const trimmed = line.trim();
+  if (!trimmed.startsWith('|') || !trimmed.endsWith('|')) return undefined;
+  return trimmed
+    .slice(1, -1)
+    .split(/(?<!\\)\|/)
+    .map((cell) => cell.trim())
+    .filter(Boolean);
+}
+
+/** Sentences: split after . ! ? or : followed by a space and a capital, a digit or a quote. */
+function sentences(text: string): string[] {
+  return text.split(/(?<=[.!?:])\s+(?=[A-Z0-9"'(])/);
+}
+
 function plainText(markdown: string): string {
   return markdown
     .replace(/!?\[([^\]]*)\]\([^)]*\)/g, '$1') // links and images: their text
     .replace(/`([^`]*)`/g, '$1')
     .replace(/(\*\*|__|\*|_)(\S[^*_]*?)\1/g, '$2')
-    .replace(/\s*\|\s*/g, ' | ')
-    .replace(/^[\s|:-]+$/, '') // table rules
     .replace(/\s+/g, ' ')
     .trim();
 }

@@ -1,10 +1,18 @@
-import onnxProto from 'onnx-proto';
 import { randomMatrix } from '../../src/models/onnx-builder.js';
-
-const { onnx } = onnxProto;
-const { FLOAT, INT64 } = onnx.TensorProto.DataType;
-type Node = InstanceType<typeof onnx.NodeProto>;
-type Tensor = InstanceType<typeof onnx.TensorProto>;
+import {
+  encodeModel,
+  FLOAT,
+  floatTensor,
+  INT64,
+  int64Tensor,
+  intAttribute,
+  intsAttribute,
+  node,
+  type OnnxAttribute,
+  type OnnxNode,
+  type OnnxTensor,
+  tensorInfo,
+} from '../../src/models/onnx-proto.js';
 
 /**
  * A transformer sentence encoder with random weights, shaped and sized like
@@ -26,8 +34,8 @@ export const MINILM_SHAPE: EncoderShape = { vocab: 8192, hidden: 384, layers: 6,
 export function encoderGraph(shape: EncoderShape = MINILM_SHAPE, seed = 7): Uint8Array {
   const { vocab, hidden, layers, heads, feedForward } = shape;
   const headSize = hidden / heads;
-  const nodes: Node[] = [];
-  const initializers: Tensor[] = [];
+  const nodes: OnnxNode[] = [];
+  const initializers: OnnxTensor[] = [];
   let seedCounter = seed;
   const weight = (name: string, dims: number[], scale = 0.05) => {
     const size = dims.reduce((a, b) => a * b, 1);
@@ -37,12 +45,12 @@ export function encoderGraph(shape: EncoderShape = MINILM_SHAPE, seed = 7): Uint
   };
   const constant = (name: string, dims: number[], values: number[], type = FLOAT) => {
     initializers.push(
-      type === FLOAT ? floatTensor(name, dims, Float32Array.from(values)) : onnx.TensorProto.create({ name, dims, dataType: INT64, int64Data: values }),
+      type === FLOAT ? floatTensor(name, dims, Float32Array.from(values)) : int64Tensor(name, dims, values),
     );
     return name;
   };
-  const add = (op: string, inputs: string[], output: string, attributes: InstanceType<typeof onnx.AttributeProto>[] = []) => {
-    nodes.push(onnx.NodeProto.create({ opType: op, input: inputs, output: [output], attribute: attributes, name: output }));
+  const add = (op: string, inputs: string[], output: string, attributes: OnnxAttribute[] = []) => {
+    nodes.push(node(op, inputs, [output], attributes));
     return output;
   };
 
@@ -57,8 +65,8 @@ export function encoderGraph(shape: EncoderShape = MINILM_SHAPE, seed = 7): Uint
   const ones = Array.from({ length: hidden }, () => 1);
   const zeros = Array.from({ length: hidden }, () => 0);
 
-  let x = add('Gather', [weight('word_embeddings', [vocab, hidden], 0.5), 'input_ids'], 'embedded', [intAttr('axis', 0)]);
-  const mask = add('Cast', ['attention_mask'], 'mask_f', [intAttr('to', FLOAT)]);
+  let x = add('Gather', [weight('word_embeddings', [vocab, hidden], 0.5), 'input_ids'], 'embedded', [intAttribute('axis', 0)]);
+  const mask = add('Cast', ['attention_mask'], 'mask_f', [intAttribute('to', FLOAT)]);
   // Padding gets -10000 before the softmax: [batch, 1, 1, sequence].
   const bias = add('Mul', [add('Sub', ['one', mask], 'mask_inverse'), 'minus_big'], 'mask_bias_2d');
   const attentionBias = add('Unsqueeze', [bias, 'axes_12'], 'mask_bias');
@@ -67,59 +75,34 @@ export function encoderGraph(shape: EncoderShape = MINILM_SHAPE, seed = 7): Uint
     const p = `l${l}_`;
     const heads4 = (name: string, perm: number[]) =>
       add('Transpose', [add('Reshape', [add('MatMul', [x, weight(`${p}w${name}`, [hidden, hidden])], `${p}${name}`), 'split_heads'], `${p}${name}_4d`)], `${p}${name}_t`, [
-        intsAttr('perm', perm),
+        intsAttribute('perm', perm),
       ]);
     const q = heads4('q', [0, 2, 1, 3]);
     const k = heads4('k', [0, 2, 3, 1]);
     const v = heads4('v', [0, 2, 1, 3]);
     const scores = add('Add', [add('Mul', [add('MatMul', [q, k], `${p}qk`), 'scale'], `${p}qk_scaled`), attentionBias], `${p}scores`);
-    const probabilities = add('Softmax', [scores], `${p}probabilities`, [intAttr('axis', -1)]);
-    const context = add('Reshape', [add('Transpose', [add('MatMul', [probabilities, v], `${p}context_4d`)], `${p}context_t`, [intsAttr('perm', [0, 2, 1, 3])]), 'merge_heads'], `${p}context`);
+    const probabilities = add('Softmax', [scores], `${p}probabilities`, [intAttribute('axis', -1)]);
+    const context = add('Reshape', [add('Transpose', [add('MatMul', [probabilities, v], `${p}context_4d`)], `${p}context_t`, [intsAttribute('perm', [0, 2, 1, 3])]), 'merge_heads'], `${p}context`);
     const attended = add('Add', [x, add('MatMul', [context, weight(`${p}wo`, [hidden, hidden])], `${p}attention_out`)], `${p}residual_1`);
-    const normed = add('LayerNormalization', [attended, constant(`${p}ln1_g`, [hidden], ones), constant(`${p}ln1_b`, [hidden], zeros)], `${p}ln1`, [intAttr('axis', -1)]);
+    const normed = add('LayerNormalization', [attended, constant(`${p}ln1_g`, [hidden], ones), constant(`${p}ln1_b`, [hidden], zeros)], `${p}ln1`, [intAttribute('axis', -1)]);
     const up = add('Relu', [add('MatMul', [normed, weight(`${p}w1`, [hidden, feedForward])], `${p}ff_up`)], `${p}ff_act`);
     const down = add('Add', [normed, add('MatMul', [up, weight(`${p}w2`, [feedForward, hidden])], `${p}ff_down`)], `${p}residual_2`);
-    x = add('LayerNormalization', [down, constant(`${p}ln2_g`, [hidden], ones), constant(`${p}ln2_b`, [hidden], zeros)], `${p}ln2`, [intAttr('axis', -1)]);
+    x = add('LayerNormalization', [down, constant(`${p}ln2_g`, [hidden], ones), constant(`${p}ln2_b`, [hidden], zeros)], `${p}ln2`, [intAttribute('axis', -1)]);
   }
 
   // sentence-transformers mean pooling over the unmasked tokens, then L2 normalisation.
   const mask3d = add('Unsqueeze', [mask, 'last_axis'], 'mask_3d');
-  const summed = add('ReduceSum', [add('Mul', [x, mask3d], 'masked'), 'token_axis'], 'summed', [intAttr('keepdims', 0)]);
-  const counts = add('Max', [add('ReduceSum', [mask, 'token_axis'], 'counts', [intAttr('keepdims', 1)]), 'one'], 'safe_counts');
-  add('LpNormalization', [add('Div', [summed, counts], 'mean')], 'embedding', [intAttr('axis', -1), intAttr('p', 2)]);
+  const summed = add('ReduceSum', [add('Mul', [x, mask3d], 'masked'), 'token_axis'], 'summed', [intAttribute('keepdims', 0)]);
+  const counts = add('Max', [add('ReduceSum', [mask, 'token_axis'], 'counts', [intAttribute('keepdims', 1)]), 'one'], 'safe_counts');
+  add('LpNormalization', [add('Div', [summed, counts], 'mean')], 'embedding', [intAttribute('axis', -1), intAttribute('p', 2)]);
 
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    producerName: 'superduper bench',
-    opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: 17 })],
-    graph: onnx.GraphProto.create({
-      name: 'encoder',
-      node: nodes,
-      initializer: initializers,
-      input: [valueInfo('input_ids', INT64, ['batch', 'sequence']), valueInfo('attention_mask', INT64, ['batch', 'sequence'])],
-      output: [valueInfo('embedding', FLOAT, ['batch', hidden])],
-    }),
-  });
-  return onnx.ModelProto.encode(model).finish();
-}
-
-const intAttr = (name: string, i: number) => onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INT, i });
-const intsAttr = (name: string, ints: number[]) => onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INTS, ints });
-
-function floatTensor(name: string, dims: number[], values: Float32Array): Tensor {
-  return onnx.TensorProto.create({ name, dims, dataType: FLOAT, rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) });
-}
-
-function valueInfo(name: string, elemType: number, shape: Array<number | string>) {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({
-      tensorType: onnx.TypeProto.Tensor.create({
-        elemType,
-        shape: onnx.TensorShapeProto.create({
-          dim: shape.map((d) => onnx.TensorShapeProto.Dimension.create(typeof d === 'number' ? { dimValue: d } : { dimParam: d })),
-        }),
-      }),
-    }),
-  });
+  return encodeModel(
+    {
+      nodes,
+      initializers,
+      inputs: [tensorInfo('input_ids', INT64, ['batch', 'sequence']), tensorInfo('attention_mask', INT64, ['batch', 'sequence'])],
+      outputs: [tensorInfo('embedding', FLOAT, ['batch', hidden])],
+    },
+    { opsets: { '': 17 }, producer: 'superduper bench', name: 'encoder' },
+  );
 }

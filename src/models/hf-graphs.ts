@@ -1,10 +1,17 @@
-import onnxProto from 'onnx-proto';
-
-const { onnx } = onnxProto;
-const { FLOAT, INT64 } = onnx.TensorProto.DataType;
-type Node = InstanceType<typeof onnx.NodeProto>;
-type Tensor = InstanceType<typeof onnx.TensorProto>;
-type ValueInfo = InstanceType<typeof onnx.ValueInfoProto>;
+import {
+  encodeModel,
+  FLOAT,
+  floatTensor,
+  INT64,
+  int64Tensor,
+  intAttribute,
+  intsAttribute,
+  node,
+  type OnnxNode,
+  type OnnxTensor,
+  type OnnxValueInfo,
+  tensorInfo,
+} from './onnx-proto.js';
 
 /**
  * ONNX graphs with the inputs and outputs of Hugging Face exports (what optimum
@@ -12,8 +19,7 @@ type ValueInfo = InstanceType<typeof onnx.ValueInfoProto>;
  * tests of the transformers runtime cannot download a model. They are no
  * transformer: an embedding lookup, a position embedding and one matrix, which
  * is enough for outputs that depend on the words and for weights a test can
- * reason about. Written in the style of onnx-builder.ts (whose proto helpers are
- * private to it).
+ * reason about.
  */
 
 export interface TextEncoderWeights {
@@ -35,11 +41,11 @@ export interface TextEncoderWeights {
  */
 export function textEncoderGraph(weights: TextEncoderWeights, projection: Float32Array): Uint8Array {
   const { hidden } = weights;
-  return encode({
+  return encodeModel({
     nodes: [...embeddingNodes(), node('MatMul', ['embeddings', 'projection'], ['projected']), node('Mul', ['projected', 'mask_3d'], ['last_hidden_state'])],
     initializers: [...embeddingInitializers(weights), floatTensor('projection', [hidden, hidden], projection)],
     inputs: textInputs(),
-    outputs: [valueInfo('last_hidden_state', FLOAT, ['batch', 'sequence', hidden])],
+    outputs: [tensorInfo('last_hidden_state', FLOAT, ['batch', 'sequence', hidden])],
   });
 }
 
@@ -49,7 +55,7 @@ export function textEncoderGraph(weights: TextEncoderWeights, projection: Float3
  * not a mean, so that one strong word decides the label however long the text.
  */
 export function textClassifierGraph(weights: TextEncoderWeights, classifier: Float32Array, labels: number): Uint8Array {
-  return encode({
+  return encodeModel({
     nodes: [
       ...embeddingNodes(),
       node('Mul', ['embeddings', 'mask_3d'], ['masked']),
@@ -62,7 +68,7 @@ export function textClassifierGraph(weights: TextEncoderWeights, classifier: Flo
       floatTensor('classifier', [weights.hidden, labels], classifier),
     ],
     inputs: textInputs(),
-    outputs: [valueInfo('logits', FLOAT, ['batch', labels])],
+    outputs: [tensorInfo('logits', FLOAT, ['batch', labels])],
   });
 }
 
@@ -73,7 +79,7 @@ export function textClassifierGraph(weights: TextEncoderWeights, classifier: Flo
  */
 export function clipTextGraph(weights: TextEncoderWeights, projection: Float32Array): Uint8Array {
   const { hidden } = weights;
-  return encode({
+  return encodeModel({
     nodes: [
       ...embeddingNodes(false),
       node('Mul', ['embeddings', 'mask_3d'], ['masked']),
@@ -88,7 +94,7 @@ export function clipTextGraph(weights: TextEncoderWeights, projection: Float32Ar
       floatTensor('projection', [hidden, hidden], projection),
     ],
     inputs: textInputs(false),
-    outputs: [valueInfo('text_embeds', FLOAT, ['batch', hidden])],
+    outputs: [tensorInfo('text_embeds', FLOAT, ['batch', hidden])],
   });
 }
 
@@ -98,14 +104,14 @@ export function clipTextGraph(weights: TextEncoderWeights, projection: Float32Ar
  * interface, that sees only an image's average colour.
  */
 export function visionEncoderGraph(projection: Float32Array, dim: number): Uint8Array {
-  return encode({
+  return encodeModel({
     nodes: [
       node('ReduceMean', ['pixel_values'], ['colour'], [intsAttribute('axes', [2, 3]), intAttribute('keepdims', 0)]),
       node('MatMul', ['colour', 'projection'], ['image_embeds']),
     ],
     initializers: [floatTensor('projection', [3, dim], projection)],
-    inputs: [valueInfo('pixel_values', FLOAT, ['batch', 3, 'height', 'width'])],
-    outputs: [valueInfo('image_embeds', FLOAT, ['batch', dim])],
+    inputs: [tensorInfo('pixel_values', FLOAT, ['batch', 3, 'height', 'width'])],
+    outputs: [tensorInfo('image_embeds', FLOAT, ['batch', dim])],
   });
 }
 
@@ -115,15 +121,15 @@ export function visionEncoderGraph(projection: Float32Array, dim: number): Uint8
  * vector per patch, here a patch is a pixel), which callers pool.
  */
 export function patchEncoderGraph(projection: Float32Array, dim: number): Uint8Array {
-  return encode({
+  return encodeModel({
     nodes: [
       node('Reshape', ['pixel_values', 'channels_by_pixels'], ['flat']),
       node('Transpose', ['flat'], ['pixels'], [intsAttribute('perm', [0, 2, 1])]),
       node('MatMul', ['pixels', 'projection'], ['last_hidden_state']),
     ],
     initializers: [int64Tensor('channels_by_pixels', [3], [0, 3, -1]), floatTensor('projection', [3, dim], projection)],
-    inputs: [valueInfo('pixel_values', FLOAT, ['batch', 3, 'height', 'width'])],
-    outputs: [valueInfo('last_hidden_state', FLOAT, ['batch', 'pixels', dim])],
+    inputs: [tensorInfo('pixel_values', FLOAT, ['batch', 3, 'height', 'width'])],
+    outputs: [tensorInfo('last_hidden_state', FLOAT, ['batch', 'pixels', dim])],
   });
 }
 
@@ -131,7 +137,7 @@ export function patchEncoderGraph(projection: Float32Array, dim: number): Uint8A
  * embeddings [batch, sequence, hidden] and mask_3d [batch, sequence, 1] from the
  * text inputs; token_type_ids only for BERT-style graphs (CLIP has none).
  */
-function embeddingNodes(tokenTypes = true): Node[] {
+function embeddingNodes(tokenTypes = true): OnnxNode[] {
   return [
     node('Gather', ['words', 'input_ids'], ['word_vectors'], [intAttribute('axis', 0)]),
     // Positions 0..sequence-1, from the runtime shape of input_ids.
@@ -151,7 +157,7 @@ function embeddingNodes(tokenTypes = true): Node[] {
   ];
 }
 
-function embeddingInitializers(weights: TextEncoderWeights, tokenTypes = true): Tensor[] {
+function embeddingInitializers(weights: TextEncoderWeights, tokenTypes = true): OnnxTensor[] {
   const { vocabSize, hidden, maxPositions } = weights;
   return [
     floatTensor('words', [vocabSize, hidden], weights.words),
@@ -163,65 +169,7 @@ function embeddingInitializers(weights: TextEncoderWeights, tokenTypes = true): 
   ];
 }
 
-function textInputs(tokenTypes = true): ValueInfo[] {
+function textInputs(tokenTypes = true): OnnxValueInfo[] {
   const names = tokenTypes ? ['input_ids', 'attention_mask', 'token_type_ids'] : ['input_ids', 'attention_mask'];
-  return names.map((name) => valueInfo(name, INT64, ['batch', 'sequence']));
-}
-
-function encode(graph: { nodes: Node[]; initializers: Tensor[]; inputs: ValueInfo[]; outputs: ValueInfo[] }): Uint8Array {
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    producerName: 'superduper',
-    opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: 13 })],
-    graph: onnx.GraphProto.create({
-      name: 'superduper',
-      node: graph.nodes,
-      initializer: graph.initializers,
-      input: graph.inputs,
-      output: graph.outputs,
-    }),
-  });
-  return onnx.ModelProto.encode(model).finish();
-}
-
-function node(opType: string, input: string[], output: string[], attribute: InstanceType<typeof onnx.AttributeProto>[] = []): Node {
-  return onnx.NodeProto.create({ opType, input, output, attribute, name: `${opType}_${output[0]}` });
-}
-
-function intAttribute(name: string, value: number) {
-  return onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INT, i: value });
-}
-
-function intsAttribute(name: string, values: number[]) {
-  return onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INTS, ints: values });
-}
-
-function floatTensor(name: string, dims: number[], values: Float32Array): Tensor {
-  if (values.length !== dims.reduce((a, b) => a * b, 1)) throw new Error(`${name}: ${values.length} values for shape [${dims.join(', ')}]`);
-  return onnx.TensorProto.create({
-    name,
-    dims,
-    dataType: FLOAT,
-    rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
-  });
-}
-
-function int64Tensor(name: string, dims: number[], values: number[]): Tensor {
-  return onnx.TensorProto.create({ name, dims, dataType: INT64, int64Data: values });
-}
-
-function valueInfo(name: string, elemType: number, shape: Array<number | string>): ValueInfo {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({
-      tensorType: onnx.TypeProto.Tensor.create({
-        elemType,
-        shape: onnx.TensorShapeProto.create({
-          dim: shape.map((d) =>
-            typeof d === 'number' ? onnx.TensorShapeProto.Dimension.create({ dimValue: d }) : onnx.TensorShapeProto.Dimension.create({ dimParam: d }),
-          ),
-        }),
-      }),
-    }),
-  });
+  return names.map((name) => tensorInfo(name, INT64, ['batch', 'sequence']));
 }

@@ -1,7 +1,4 @@
-import onnxProto from 'onnx-proto';
-
-const { onnx } = onnxProto;
-type Tensor = InstanceType<typeof onnx.TensorProto>;
+import { encodeModel, FLOAT, floatTensor, INT64, int64Tensor, intAttribute, node, tensorInfo } from './onnx-proto.js';
 
 /**
  * Builds small ONNX graphs in code: linear layers for tabular features, and
@@ -29,8 +26,8 @@ export function linearModel(options: LinearModelOptions): Uint8Array {
   return encodeModel({
     nodes: [node('MatMul', [input, 'W'], [output])],
     initializers: [floatTensor('W', [inputDim, outputDim], weights)],
-    inputs: [valueInfo(input, onnx.TensorProto.DataType.FLOAT, ['batch', inputDim])],
-    outputs: [valueInfo(output, onnx.TensorProto.DataType.FLOAT, ['batch', outputDim])],
+    inputs: [tensorInfo(input, FLOAT, ['batch', inputDim])],
+    outputs: [tensorInfo(output, FLOAT, ['batch', outputDim])],
   });
 }
 
@@ -55,7 +52,7 @@ export function wordEmbeddingModel(options: WordEmbeddingModelOptions): Uint8Arr
   const normalize = options.normalize ?? true;
   const nodes = [
     node('Gather', ['E', 'input_ids'], ['vectors'], [intAttribute('axis', 0)]),
-    node('Cast', ['attention_mask'], ['mask_f'], [intAttribute('to', onnx.TensorProto.DataType.FLOAT)]),
+    node('Cast', ['attention_mask'], ['mask_f'], [intAttribute('to', FLOAT)]),
     node('Unsqueeze', ['mask_f', 'last_axis'], ['mask_3d']),
     node('Mul', ['vectors', 'mask_3d'], ['masked']),
     node('ReduceSum', ['masked', 'token_axis'], ['summed'], [intAttribute('keepdims', 0)]),
@@ -73,10 +70,10 @@ export function wordEmbeddingModel(options: WordEmbeddingModelOptions): Uint8Arr
       floatTensor('one', [1], new Float32Array([1])),
     ],
     inputs: [
-      valueInfo('input_ids', onnx.TensorProto.DataType.INT64, ['batch', 'length']),
-      valueInfo('attention_mask', onnx.TensorProto.DataType.INT64, ['batch', 'length']),
+      tensorInfo('input_ids', INT64, ['batch', 'length']),
+      tensorInfo('attention_mask', INT64, ['batch', 'length']),
     ],
-    outputs: [valueInfo('embedding', onnx.TensorProto.DataType.FLOAT, ['batch', dim])],
+    outputs: [tensorInfo('embedding', FLOAT, ['batch', dim])],
   });
 }
 
@@ -92,62 +89,4 @@ export function randomMatrix(size: number, seed: number): Float32Array {
     out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
   }
   return out;
-}
-
-function encodeModel(graph: {
-  nodes: InstanceType<typeof onnx.NodeProto>[];
-  initializers: Tensor[];
-  inputs: InstanceType<typeof onnx.ValueInfoProto>[];
-  outputs: InstanceType<typeof onnx.ValueInfoProto>[];
-}): Uint8Array {
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    producerName: 'superduper',
-    opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: 13 })],
-    graph: onnx.GraphProto.create({
-      name: 'superduper',
-      node: graph.nodes,
-      initializer: graph.initializers,
-      input: graph.inputs,
-      output: graph.outputs,
-    }),
-  });
-  return onnx.ModelProto.encode(model).finish();
-}
-
-function node(opType: string, input: string[], output: string[], attribute: InstanceType<typeof onnx.AttributeProto>[] = []) {
-  return onnx.NodeProto.create({ opType, input, output, attribute, name: `${opType}_${output[0]}` });
-}
-
-function intAttribute(name: string, value: number) {
-  return onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INT, i: value });
-}
-
-function floatTensor(name: string, dims: number[], values: Float32Array): Tensor {
-  return onnx.TensorProto.create({
-    name,
-    dims,
-    dataType: onnx.TensorProto.DataType.FLOAT,
-    rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
-  });
-}
-
-function int64Tensor(name: string, dims: number[], values: number[]): Tensor {
-  return onnx.TensorProto.create({ name, dims, dataType: onnx.TensorProto.DataType.INT64, int64Data: values });
-}
-
-function valueInfo(name: string, elemType: number, shape: Array<number | string>) {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({
-      tensorType: onnx.TypeProto.Tensor.create({
-        elemType,
-        shape: onnx.TensorShapeProto.create({
-          dim: shape.map((d) =>
-            typeof d === 'number' ? onnx.TensorShapeProto.Dimension.create({ dimValue: d }) : onnx.TensorShapeProto.Dimension.create({ dimParam: d }),
-          ),
-        }),
-      }),
-    }),
-  });
 }

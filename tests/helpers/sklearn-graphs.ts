@@ -1,8 +1,26 @@
-import onnxProto from 'onnx-proto';
+import {
+  encodeModel,
+  floatsAttribute as floats,
+  floatTensor,
+  int64Tensor,
+  type GraphParts,
+  intAttribute as int,
+  node as standardNode,
+  onnx,
+  stringAttribute as string,
+  stringsAttribute as strings,
+  tensorInfo,
+} from '../../src/models/onnx-proto.js';
 
-const { onnx } = onnxProto;
 const { DataType } = onnx.TensorProto;
-const { AttributeType } = onnx.AttributeProto;
+
+/** skl2onnx's graphs: the standard operators and the ai.onnx.ml ones. */
+const encode = (graph: GraphParts) =>
+  encodeModel(graph, { opsets: { '': 15, 'ai.onnx.ml': 1 }, producer: 'skl2onnx-shaped test graph', name: 'pipeline' });
+
+/** Arguments in the order these graphs read best: the domain before the attributes. */
+const node = (opType: string, input: string[], output: string[], domain = '', attributes: ReturnType<typeof int>[] = []) =>
+  standardNode(opType, input, output, attributes, domain);
 
 /**
  * ONNX graphs shaped like the ones skl2onnx writes for scikit-learn models (no
@@ -62,62 +80,11 @@ export function housePriceGraph(options: { cities: string[]; base: number[]; per
       node('MatMul', ['features', 'weights'], ['variable']),
     ],
     initializers: [
-      onnx.TensorProto.create({ name: 'flat_shape', dims: [2], dataType: DataType.INT64, int64Data: [-1, cities.length] }),
-      onnx.TensorProto.create({ name: 'weights', dims: [cities.length + 1, 1], dataType: DataType.FLOAT, floatData: [...base, perRoom] }),
+      int64Tensor('flat_shape', [2], [-1, cities.length]),
+      floatTensor('weights', [cities.length + 1, 1], Float32Array.from([...base, perRoom])),
     ],
     inputs: [tensorInfo('city', DataType.STRING, ['N', 1]), tensorInfo('rooms', DataType.INT64, ['N', 1])],
     outputs: [tensorInfo('variable', DataType.FLOAT, ['N', 1])],
-  });
-}
-
-type Node = InstanceType<typeof onnx.NodeProto>;
-type Attribute = InstanceType<typeof onnx.AttributeProto>;
-
-function encode(graph: {
-  nodes: Node[];
-  inputs: InstanceType<typeof onnx.ValueInfoProto>[];
-  outputs: InstanceType<typeof onnx.ValueInfoProto>[];
-  initializers?: InstanceType<typeof onnx.TensorProto>[];
-}): Uint8Array {
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    producerName: 'skl2onnx-shaped test graph',
-    opsetImport: [
-      onnx.OperatorSetIdProto.create({ domain: '', version: 15 }),
-      onnx.OperatorSetIdProto.create({ domain: 'ai.onnx.ml', version: 1 }),
-    ],
-    graph: onnx.GraphProto.create({
-      name: 'pipeline',
-      node: graph.nodes,
-      input: graph.inputs,
-      output: graph.outputs,
-      initializer: graph.initializers ?? [],
-    }),
-  });
-  return onnx.ModelProto.encode(model).finish();
-}
-
-function node(opType: string, input: string[], output: string[], domain = '', attribute: Attribute[] = []): Node {
-  return onnx.NodeProto.create({ opType, input, output, domain, attribute, name: `${opType}_${output[0]}` });
-}
-
-const utf8 = (text: string) => new TextEncoder().encode(text);
-const int = (name: string, i: number) => onnx.AttributeProto.create({ name, type: AttributeType.INT, i });
-const string = (name: string, s: string) => onnx.AttributeProto.create({ name, type: AttributeType.STRING, s: utf8(s) });
-const strings = (name: string, values: string[]) => onnx.AttributeProto.create({ name, type: AttributeType.STRINGS, strings: values.map(utf8) });
-const floats = (name: string, values: number[]) => onnx.AttributeProto.create({ name, type: AttributeType.FLOATS, floats: values });
-
-function tensorInfo(name: string, elemType: number, shape: Array<number | string>) {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({
-      tensorType: onnx.TypeProto.Tensor.create({
-        elemType,
-        shape: onnx.TensorShapeProto.create({
-          dim: shape.map((d) => onnx.TensorShapeProto.Dimension.create(typeof d === 'number' ? { dimValue: d } : { dimParam: d })),
-        }),
-      }),
-    }),
   });
 }
 

@@ -399,12 +399,10 @@ BEGIN
     LANGUAGE plpgsql STABLE
     AS $body$
     DECLARE
-      v superduper._vector_indexes := superduper._like_index(p_index, p_k);
+      q record;
     BEGIN
-      IF p_query IS NULL OR pg_catalog.btrim(p_query) = '' THEN
-        RAISE EXCEPTION 'superduper.like: index "%%": the query is %%', p_index, CASE WHEN p_query IS NULL THEN 'NULL' ELSE 'empty' END;
-      END IF;
-      RETURN QUERY SELECT * FROM superduper._like_search(v.id, superduper._embed(v.query_model, p_query)::%1$s, p_k, p_filter);
+      SELECT * INTO q FROM superduper._like_query(p_index, p_k, p_query);
+      RETURN QUERY SELECT * FROM superduper._like_search(q.index_id, q.embedding::%1$s, p_k, p_filter);
     END
     $body$
   $f$, v_vector);
@@ -470,6 +468,34 @@ BEGIN
     RAISE EXCEPTION 'superduper.like: index "%": k must be between 1 and 1000, not %', p_index, coalesce(p_k::text, 'NULL');
   END IF;
   RETURN v;
+END
+$$;
+
+-- For superduper.like with a text query: the index and the query's embedding,
+-- the arguments checked and the embedding cache read in one call (a cache hit is
+-- the common case of a search); on a miss, _embed asks a sidecar.
+CREATE OR REPLACE FUNCTION superduper._like_query(p_index text, p_k integer, p_query text, OUT index_id integer, OUT embedding real[])
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_model text;
+BEGIN
+  SELECT v.id, v.query_model, c.embedding INTO index_id, v_model, embedding
+  FROM superduper._vector_indexes v
+  LEFT JOIN superduper._models m ON m.name = v.query_model
+  LEFT JOIN superduper._embed_cache c ON c.model = v.query_model AND c.model_hash = m.spec_hash AND c.input_md5 = md5(p_query)
+  WHERE v.name = p_index;
+  IF index_id IS NULL OR p_k IS NULL OR p_k < 1 OR p_k > 1000 THEN
+    PERFORM superduper._like_index(p_index, p_k); -- raises the error that says which
+  END IF;
+  IF p_query IS NULL OR btrim(p_query) = '' THEN
+    RAISE EXCEPTION 'superduper.like: index "%": the query is %', p_index, CASE WHEN p_query IS NULL THEN 'NULL' ELSE 'empty' END;
+  END IF;
+  IF embedding IS NULL THEN
+    embedding := superduper._embed(v_model, p_query);
+  END IF;
 END
 $$;
 

@@ -12,19 +12,34 @@
 --
 -- No pinned search_path: they run with the caller's rights only, every name in
 -- them is qualified, and a SET clause costs each call (they are the hot path).
+--
+-- The unfiltered search keeps one generic plan: left to choose, PostgreSQL
+-- re-plans it on every call (a custom plan for LIMIT 10 looks cheaper than a
+-- generic one for an unknown LIMIT), which measured 0.3 ms of a 1 ms search.
+-- The source row is checked by a scalar subquery, not EXISTS, so that no plan
+-- can become a hash join reading the whole source table: whatever the LIMIT is
+-- guessed to be, each of the k outputs costs one primary-key probe.
 CREATE FUNCTION {{fn_search}}(p_query {{vector_type}}, p_k integer)
 RETURNS TABLE (id text, key text[], score double precision)
 LANGUAGE plpgsql STABLE
 SET hnsw.ef_search = {{ef_search}}
+SET plan_cache_mode = force_generic_plan
 AS {{q}}
 #variable_conflict use_column
 BEGIN
+  -- The index orders by its own distance arithmetic, which can differ from the
+  -- score's in the last bits: the k hits are sorted by score, so that scores are
+  -- always in order.
   RETURN QUERY
-  SELECT {{id_o}}, {{key_o}}, {{score_o}}
-  FROM {{outputs}} AS o
-  WHERE EXISTS (SELECT 1 FROM {{source}} AS src WHERE {{pk_eq_src_o}})
-  ORDER BY {{distance_o}}
-  LIMIT p_k;
+  SELECT h.id, h.key, h.score
+  FROM (
+    SELECT {{id_o}} AS id, {{key_o}} AS key, {{score_o}} AS score
+    FROM {{outputs}} AS o
+    WHERE (SELECT true FROM {{source}} AS src WHERE {{pk_eq_src_o}})
+    ORDER BY {{distance_o}}
+    LIMIT p_k
+  ) AS h
+  ORDER BY h.score DESC;
 END
 {{q}};
 

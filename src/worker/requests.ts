@@ -91,6 +91,7 @@ export class RequestServer {
       const db = await this.#connection();
       for (;;) {
         const named = this.#named.shift() ?? null;
+        const started = performance.now();
         const claimed = await db.query<Request>('SELECT * FROM superduper._claim_requests($1, $2, $3, $4)', [
           this.workerId,
           this.models.functions.names(),
@@ -99,6 +100,7 @@ export class RequestServer {
         ]);
         if (claimed.rows.length === 0 && named !== null) continue; // taken by another sidecar, or not ours
         if (claimed.rows.length === 0) return;
+        const claimedAt = performance.now();
         const byModel = new Map<string, Request[]>();
         for (const request of claimed.rows) byModel.set(request.model, [...(byModel.get(request.model) ?? []), request]);
         const ids: string[] = [];
@@ -114,7 +116,12 @@ export class RequestServer {
             });
           }),
         );
+        const computedAt = performance.now();
         await db.query('SELECT superduper._answer_requests($1::bigint[], $2::jsonb[], $3::text[])', [ids, results, errors]);
+        this.logger.debug(
+          { requests: ids.length, claimMs: claimedAt - started, computeMs: computedAt - claimedAt, answerMs: performance.now() - computedAt },
+          'answered model calls from SQL',
+        );
       }
     } catch (error) {
       // The connection may be broken: take a new one next time.

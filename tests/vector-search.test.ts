@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Superduper } from '../src/client.js';
 import { listener } from '../src/components/listener.js';
 import { vectorIndex } from '../src/components/vector-index.js';
+import { onnxModel } from '../src/components/model.js';
 import { functionModel } from '../src/models/function-runtime.js';
+import { wordEmbeddingModel } from '../src/models/onnx-builder.js';
 import { conceptModel, conceptVector } from './helpers/concepts.js';
 import { connectTest, createTestDatabase, eventually, type TestDatabase } from './helpers/database.js';
 import { testBackend } from './helpers/uris.js';
@@ -161,6 +163,25 @@ describe('superduper.embed', () => {
     } finally {
       client.release();
     }
+  });
+
+  it('answers with the current version of a model after it changes (never one the sidecar knew before)', async () => {
+    // ONNX models (loaded by name and version), every word on one axis: v1 on x, v2 on y.
+    const axis = (version: string, hot: number) =>
+      onnxModel({
+        name: 'axis',
+        file: wordEmbeddingModel({ vocabSize: 64, dim: 2, embeddings: Float32Array.from({ length: 128 }, (_, i) => (i % 2 === hot ? 1 : 0)) }),
+        output: { type: 'vector', dim: 2 },
+        tokenizer: { type: 'words', vocab_size: 64, max_length: 8 },
+      });
+    const embed = async (text: string) =>
+      JSON.parse((await database.sql.query(`SELECT superduper.embed('axis', $1)::text AS v`, [text])).rows[0].v) as number[];
+    await db.apply(axis('v1', 0));
+    expect(await embed('first question')).toEqual([1, 0]);
+    expect(await embed('second question')).toEqual([1, 0]); // the sidecar knows v1 now
+    await db.apply(axis('v2', 1));
+    expect(await embed('third question')).toEqual([0, 1]);
+    expect(await embed('first question')).toEqual([0, 1]); // cached under v1 only
   });
 });
 

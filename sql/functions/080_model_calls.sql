@@ -132,10 +132,15 @@ BEGIN
       v_started timestamptz := clock_timestamp();
       v_next_poll timestamptz := clock_timestamp() + interval '50 milliseconds';
     BEGIN
-      -- The input travels as a quoted literal: data, never SQL.
+      -- The input travels as a quoted literal: data, never SQL. An embedding's
+      -- NOTIFY carries the model version and the input too (when they fit), so
+      -- that a sidecar that knows the model computes without reading the row.
       SELECT t.id INTO v_id FROM %1$s.dblink(v_conn, format(
-        'WITH r AS (INSERT INTO superduper._requests (model, kind, input) VALUES (%%L, %%L, %%L::jsonb) RETURNING id) '
-        'SELECT id, pg_notify(''superduper'', ''request:'' || id)::text FROM r', p_model, p_kind, p_input)) AS t(id bigint, n text);
+        'WITH r AS (INSERT INTO superduper._requests (model, kind, input) VALUES (%%L, %%L, %%L::jsonb) RETURNING id, model, kind, input) '
+        'SELECT r.id, pg_notify(''superduper'', CASE WHEN r.kind = ''embed'' AND octet_length(r.input::text) < 7000 '
+        'THEN ''embed:'' || json_build_object(''id'', r.id, ''model'', r.model, ''hash'', m.spec_hash, ''input'', r.input) '
+        'ELSE ''request:'' || r.id END)::text '
+        'FROM r LEFT JOIN superduper._models m ON m.name = r.model', p_model, p_kind, p_input)) AS t(id bigint, n text);
       v_prefix := v_id || ':';
       LOOP
         SELECT n.extra INTO v_note FROM %1$s.dblink_get_notify(v_conn) AS n

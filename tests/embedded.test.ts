@@ -146,6 +146,33 @@ describe('the wire endpoint', () => {
   });
 });
 
+describe('LISTEN and NOTIFY between clients', () => {
+  it('a notification goes to the clients that listen on its channel, as on a server', async () => {
+    const [listener, other, sender] = [await client(), await client(), await client()];
+    const heard: string[] = [];
+    for (const [name, c] of [['listener', listener], ['other', other], ['sender', sender]] as const) {
+      c.on('notification', (note) => heard.push(`${name} ${note.channel} ${note.payload}`));
+    }
+    await listener.query('LISTEN news');
+    await listener.query('LISTEN "Mixed Case"');
+    await other.query('LISTEN news');
+    await other.query('UNLISTEN news'); // the one session stops listening: the listener must still hear
+    await sender.query(`NOTIFY news, 'first'`);
+    await sender.query(`SELECT pg_notify('Mixed Case', 'second')`);
+    await eventually(async () => heard.length >= 2, 5_000, 'two notifications');
+    await listener.query('SELECT 1');
+    expect(heard.sort()).toEqual(['listener Mixed Case second', 'listener news first']);
+  });
+
+  it("a client's UNLISTEN * leaves the session listening for the others and for the sidecar", async () => {
+    const [a, b] = [await client(), await client()];
+    await b.query('LISTEN still_here');
+    await a.query('UNLISTEN *');
+    const channels = await a.query<{ channel: string }>('SELECT pg_listening_channels() AS channel');
+    expect(channels.rows.map((r) => r.channel)).toEqual(expect.arrayContaining(['superduper', 'still_here']));
+  });
+});
+
 describe('data folder', () => {
   it('is opened by one process at a time: a second open names the folder', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'superduper lock '));

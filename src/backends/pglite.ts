@@ -131,6 +131,11 @@ export class EmbeddedDatabase implements Database {
     return (this.#listeners.get(channel)?.size ?? 0) > 0;
   }
 
+  /** The channels someone in this process listens on. */
+  listenedChannels(): string[] {
+    return [...this.#listeners].filter(([, callbacks]) => callbacks.size > 0).map(([channel]) => channel);
+  }
+
   /** Delivers a notification to this process's listeners. */
   notify(channel: string, payload: string): void {
     for (const callback of this.#listeners.get(channel) ?? []) {

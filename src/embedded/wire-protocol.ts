@@ -74,7 +74,7 @@ export interface BackendSummary {
   status: 'I' | 'T' | 'E' | undefined;
   /** ErrorResponse fields by code letter (C: SQLSTATE, M: message, D: detail...). */
   errors: Array<Record<string, string>>;
-  notifications: Array<{ channel: string; payload: string }>;
+  notifications: Array<{ pid: number; channel: string; payload: string }>;
   /** CommandComplete tags: "INSERT 0 1", "UPDATE 3"... */
   tags: string[];
 }
@@ -105,7 +105,11 @@ export function readBackend(bytes: Uint8Array, keep: (type: number, message: Buf
         // NotificationResponse: int32 pid, channel, payload
         const channelEnd = body.indexOf(0, 4);
         const payloadEnd = body.indexOf(0, channelEnd + 1);
-        summary.notifications.push({ channel: body.toString('utf8', 4, channelEnd), payload: body.toString('utf8', channelEnd + 1, payloadEnd) });
+        summary.notifications.push({
+          pid: body.readInt32BE(0),
+          channel: body.toString('utf8', 4, channelEnd),
+          payload: body.toString('utf8', channelEnd + 1, payloadEnd),
+        });
         break;
       }
     }
@@ -128,10 +132,14 @@ function errorFields(body: Buffer): Record<string, string> {
   return fields;
 }
 
-/** The channel of a NotificationResponse message. */
-export function notificationChannel(message: Buffer): string {
-  const channelEnd = message.indexOf(0, 9);
-  return message.toString('utf8', 9, channelEnd);
+/** A NotificationResponse message. */
+export function notificationResponse(note: { pid: number; channel: string; payload: string }): Buffer {
+  const body = Buffer.from(`${note.channel}\0${note.payload}\0`, 'utf8');
+  const header = Buffer.alloc(9);
+  header[0] = 0x41;
+  header.writeInt32BE(body.length + 8, 1);
+  header.writeInt32BE(note.pid, 5);
+  return Buffer.concat([header, body]);
 }
 
 /** The parameters of a startup message (user, database, application_name...). */

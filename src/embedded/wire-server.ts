@@ -3,11 +3,12 @@ import type { EmbeddedDatabase } from '../backends/pglite.js';
 import { quoteIdent } from '../identifiers.js';
 import type { Logger } from '../logger.js';
 import type { ModelCallHost } from '../backends/pglite.js';
+import { ChannelRouter, listenStatements, type ListenStatement } from './channel-router.js';
 import { MODEL_CALL_SQLSTATE, MODEL_CALL_TEXT, type ModelCall, parseModelCall, rerunnable } from './model-call-error.js';
 import {
   CANCEL_REQUEST,
   GSSENC_REQUEST,
-  notificationChannel,
+  notificationResponse,
   readBackend,
   simpleQuery,
   errorResponse,
@@ -46,8 +47,10 @@ const MAX_CALLS_PER_STATEMENT = 1000;
  * do on a server:
  * - a statement that raises SDM01 (a model call not yet answered) is answered
  *   by the host and run again, from a savepoint inside a transaction block;
- * - notifications on channels this process listens on go to its listeners
- *   (the sidecar), not to the client; a committed write wakes the sidecar;
+ * - notifications go to whoever listens on their channel: this process's
+ *   listeners (the sidecar), and the clients that said LISTEN (channel-router.ts),
+ *   not simply to the client whose statement sent them; a committed write wakes
+ *   the sidecar;
  * - a client that logs in as another role than postgres gets that role's
  *   privileges for its turns (SET SESSION AUTHORIZATION): the same answers as
  *   on a server, though not a security boundary (anyone who can reach the port
@@ -56,10 +59,11 @@ const MAX_CALLS_PER_STATEMENT = 1000;
 export async function serveEmbedded(db: EmbeddedDatabase, options: { host?: string; port?: number; logger: Logger }): Promise<WireServer> {
   const host = options.host ?? '127.0.0.1';
   const sockets = new Set<Socket>();
+  const router = new ChannelRouter<WireClient>();
   const server: Server = createServer((socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    new WireClient(db, socket, options.logger);
+    new WireClient(db, socket, router, options.logger);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -89,10 +93,14 @@ class WireClient {
   #closed = false;
   /** The role the client logged in as, when not postgres (the session's own role). */
   #role: string | undefined;
+  /** Inside a turn, notifications for this client wait until its answer is written. */
+  #inTurn = false;
+  #outbox: Buffer[] = [];
 
   constructor(
     private readonly db: EmbeddedDatabase,
     private readonly socket: Socket,
+    private readonly router: ChannelRouter<WireClient>,
     private readonly logger: Logger,
   ) {
     socket.setNoDelay(true);
@@ -100,8 +108,16 @@ class WireClient {
     socket.on('error', () => {});
     socket.once('close', () => {
       this.#closed = true;
+      this.router.drop(this);
       this.#chain = this.#chain.then(() => this.#abandon());
     });
+  }
+
+  /** A notification on a channel this client listens on. */
+  deliver(message: Buffer): void {
+    if (this.#closed) return;
+    if (this.#inTurn) this.#outbox.push(message);
+    else this.socket.write(message);
   }
 
   #received(chunk: Buffer): void {
@@ -162,8 +178,19 @@ class WireClient {
 
   /** One turn on the session: the messages, their answer to the client. */
   async #turn(messages: FrontendMessage[], flushOnly = false): Promise<void> {
+    await this.db.session.acquire(this.#owner);
+    this.#inTurn = true;
+    try {
+      await this.#turnHeld(messages, flushOnly);
+    } finally {
+      this.#inTurn = false;
+      const outbox = this.#outbox.splice(0);
+      if (outbox.length > 0 && !this.#closed) this.socket.write(Buffer.concat(outbox));
+    }
+  }
+
+  async #turnHeld(messages: FrontendMessage[], flushOnly: boolean): Promise<void> {
     const { db } = this;
-    await db.session.acquire(this.#owner);
     if (!this.#holding && this.#role) await this.#execute(simpleQuery(`SET SESSION AUTHORIZATION ${quoteIdent(this.#role)}`));
     this.#holding = true;
     const last = messages.at(-1);
@@ -177,7 +204,8 @@ class WireClient {
     for (let calls = 0; ; calls++) {
       if (fromSavepoint) await this.#execute(simpleQuery('SAVEPOINT superduper_model_call'));
       const answer = Buffer.concat(await this.#executeAll(messages));
-      const { summary, forward } = readBackend(answer, (type, message) => type !== NOTIFICATION || !db.listensTo(notificationChannel(message)));
+      // Notifications are routed below, to whoever listens; none goes through as is.
+      const { summary, forward } = readBackend(answer, (type) => type !== NOTIFICATION);
       const callError = summary.errors.find((error) => error.C === MODEL_CALL_SQLSTATE);
       const call = callError?.D ? parseModelCall(callError.D) : undefined;
       if (call && host && (fromSavepoint || canRerun) && calls < MAX_CALLS_PER_STATEMENT) {
@@ -192,13 +220,38 @@ class WireClient {
       }
       if (fromSavepoint && summary.errors.length === 0) await this.#execute(simpleQuery('RELEASE SAVEPOINT superduper_model_call'));
 
-      for (const note of summary.notifications) if (db.listensTo(note.channel)) db.notify(note.channel, note.payload);
+      const listens = summary.tags.filter((tag) => tag === 'LISTEN' || tag === 'UNLISTEN').length;
+      if (listens > 0) await this.#followListens(listenStatements(sql).slice(0, listens));
+      for (const note of summary.notifications) {
+        if (db.listensTo(note.channel)) db.notify(note.channel, note.payload);
+        for (const client of this.router.listeners(note.channel)) client.deliver(notificationResponse(note));
+      }
       // Triggers cannot wake the sidecar here (see Worker): a committed write does.
       if (summary.status === 'I' && summary.tags.some((tag) => WRITE_TAG.test(tag))) db.notify('superduper', 'changed');
       if (forward.length > 0 && !this.#closed) this.socket.write(forward);
       if (summary.status === 'I') this.#release();
       return;
     }
+  }
+
+  /**
+   * Records what this client listens on. An UNLISTEN stops the one session
+   * listening for everyone, so the channels other clients or this process still
+   * listen on are listened to again. (A LISTEN inside a block that then rolls
+   * back is still recorded: the client hears a channel it did not keep.)
+   */
+  async #followListens(statements: ListenStatement[]): Promise<void> {
+    let unlistened = false;
+    for (const statement of statements) {
+      if (statement.listen) this.router.listen(this, statement.channel);
+      else {
+        this.router.unlisten(this, statement.channel);
+        unlistened = true;
+      }
+    }
+    if (!unlistened) return;
+    const wanted = new Set([...this.router.channels(), ...this.db.listenedChannels()]);
+    for (const channel of wanted) await this.#execute(simpleQuery(`LISTEN ${quoteIdent(channel)}`));
   }
 
   /**

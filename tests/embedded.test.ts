@@ -13,6 +13,7 @@ import { EmbeddedDatabase } from '../src/backends/pglite.js';
 import { connect, type Superduper } from '../src/client.js';
 import { listener } from '../src/components/listener.js';
 import { vectorIndex } from '../src/components/vector-index.js';
+import { demoCommand } from '../src/cli/commands/demo.js';
 import { DEMO_INDEX, DEMO_LISTENER, DEMO_QUERIES, DEMO_TABLE, runDemo } from '../src/demo/demo.js';
 import { createLogger } from '../src/logger.js';
 import { conceptModel } from './helpers/concepts.js';
@@ -182,6 +183,10 @@ describe('data folder', () => {
       await first.query(`CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here')`);
       await first.close();
       const second = await EmbeddedDatabase.open({ dataDir: dir });
+      expect((await second.query('SELECT v FROM kept')).rows).toEqual([{ v: 'still here' }]);
+      // The demo's --reset refuses to delete a folder another process has open.
+      const reset = demoCommand({ dir, reset: true, serve: false, host: '127.0.0.1', port: 0, logLevel: 'silent' });
+      await expect(reset).rejects.toThrow(`the embedded database in ${dir} is in use by another process`);
       expect((await second.query('SELECT v FROM kept')).rows).toEqual([{ v: 'still here' }]);
       await second.close();
     } finally {

@@ -42,6 +42,7 @@ export class EmbeddedDatabase implements Database {
   readonly #pgliteUnlisten = new Map<string, () => Promise<void>>();
   #onClose: Array<() => Promise<void>> = [];
   #unlock: (() => Promise<void>) | undefined;
+  #closing: Promise<void> | undefined;
 
   private constructor(pglite: PGlite) {
     this.pglite = pglite;
@@ -176,16 +177,23 @@ export class EmbeddedDatabase implements Database {
     return this.session.run(async () => (await this.pglite.dumpDataDir('none')) as Blob);
   }
 
-  async close(): Promise<void> {
-    const hooks = this.#onClose;
-    this.#onClose = [];
-    for (const hook of hooks) await hook();
-    for (const unlisten of this.#pgliteUnlisten.values()) await this.session.run(unlisten).catch(() => {});
-    this.#pgliteUnlisten.clear();
-    await this.session.run(() => this.pglite.close());
-    const unlock = this.#unlock;
-    this.#unlock = undefined;
-    await unlock?.();
+  /** Closes the database (once: later calls wait for the first) and frees its folder. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    try {
+      const hooks = this.#onClose;
+      this.#onClose = [];
+      for (const hook of hooks) await hook();
+      for (const unlisten of this.#pgliteUnlisten.values()) await this.session.run(unlisten).catch(() => {});
+      this.#pgliteUnlisten.clear();
+      await this.session.run(() => this.pglite.close());
+    } finally {
+      await this.#unlock?.();
+    }
   }
 
   /** One statement (with values) or a script of several (without), as node-postgres would run them. */

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import lockfile from 'proper-lockfile';
@@ -14,13 +15,25 @@ export async function lockDataDir(dataDir: string): Promise<() => Promise<void>>
   const dir = resolve(dataDir);
   await mkdir(dir, { recursive: true });
   try {
-    return await lockfile.lock(dir, { stale: 10_000, update: 2_000, realpath: false, onCompromised: () => {} });
+    return await lockfile.lock(dir, { ...LOCK_OPTIONS, update: 2_000, onCompromised: () => {} });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ELOCKED') {
-      throw new SuperduperError(`the embedded database in ${dir} is in use by another process`, {
-        hint: 'Stop that process (a "superduper demo --serve" or "superduper serve", say) or connect to its wire endpoint with psql instead; or use another --dir.',
-      });
-    }
+    if ((error as NodeJS.ErrnoException).code === 'ELOCKED') throw inUse(dir);
     throw error;
   }
+}
+
+/** Refuses when another process has the folder open (before deleting it, say). */
+export async function assertDataDirFree(dataDir: string): Promise<void> {
+  const dir = resolve(dataDir);
+  if (existsSync(dir) && (await lockfile.check(dir, LOCK_OPTIONS))) throw inUse(dir);
+}
+
+const LOCK_OPTIONS = { stale: 10_000, realpath: false };
+
+function inUse(dir: string): SuperduperError {
+  return new SuperduperError(`the embedded database in ${dir} is in use by another process`, {
+    hint:
+      'Stop that process (a "superduper demo --serve" or "superduper serve", say) or connect to its wire endpoint with psql instead; or use another --dir. ' +
+      'A lock left by a process that was killed frees itself within 10 seconds.',
+  });
 }

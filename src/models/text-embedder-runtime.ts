@@ -38,7 +38,12 @@ export class TextEmbedderRuntime implements ModelRuntime {
         // 64 passages of mixed length cost 1.5x as much per text as 8 at a time
         // (measured on the demo's passages; 8 cost no more than 1 at a time).
         const vectors: number[][] = [];
-        for (let start = 0; start < texts.length; start += SUB_BATCH) vectors.push(...(await encoder.embed(texts.slice(start, start + SUB_BATCH))));
+        for (let start = 0; start < texts.length; start += SUB_BATCH) {
+          vectors.push(...(await encoder.embed(texts.slice(start, start + SUB_BATCH))));
+          // TensorFlow.js computes synchronously: let the process breathe between
+          // sub-batches (signals, timers, the embedded database's wire clients).
+          await new Promise((resolve) => setImmediate(resolve));
+        }
         return vectors;
       },
     };

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { connect } from '../../client.js';
 import { DEMO_INDEX, DEMO_LISTENER, DEMO_TABLE, runDemo } from '../../demo/demo.js';
+import { assertDataDirFree } from '../../embedded/data-dir-lock.js';
 import { createLogger } from '../../logger.js';
 import { serveUntilStopped } from '../serve-embedded.js';
 
@@ -23,7 +24,10 @@ export async function demoCommand(options: DemoOptions): Promise<void> {
   const started = performance.now();
   const dir = resolve(options.dir);
   const write = (text: string) => process.stdout.write(text);
-  if (options.reset) await rm(dir, { recursive: true, force: true });
+  if (options.reset) {
+    await assertDataDirFree(dir); // never delete a database another process has open
+    await rm(dir, { recursive: true, force: true });
+  }
   await mkdir(dir, { recursive: true });
   write(`superduper demo: PostgreSQL embedded in this process (PGlite + pgvector), its data in ${dir}\n`);
 
@@ -32,8 +36,22 @@ export async function demoCommand(options: DemoOptions): Promise<void> {
     const installed = await db.install();
     write(`SQL layer: ${installed.applied.length ? `installed (migrations ${installed.applied.join(', ')})` : 'already installed'}\n`);
     const worker = await db.start();
+    // Ctrl-C during the demo closes the database between two statements (and
+    // frees its folder) instead of leaving it mid-write. The sidecar is not
+    // waited for: what it had not written is computed again by the next run.
+    const interrupted = () => {
+      write('\ninterrupted: closing the database\n');
+      // Pending promises do not keep a process alive: this does, until closed.
+      setInterval(() => {}, 1000);
+      void db.db
+        .close()
+        .catch((error: unknown) => write(`could not close the database: ${(error as Error).message}\n`))
+        .finally(() => process.exit(130));
+    };
+    process.once('SIGINT', interrupted);
     try {
       const report = await runDemo(db, write);
+      process.removeListener('SIGINT', interrupted);
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       write(
         `\nDone in ${seconds} s: ${report.passages} passages, ${report.computed} embeddings computed in this run. ` +

@@ -15,7 +15,12 @@ export async function lockDataDir(dataDir: string): Promise<() => Promise<void>>
   const dir = resolve(dataDir);
   await mkdir(dir, { recursive: true });
   try {
-    return await lockfile.lock(dir, { ...LOCK_OPTIONS, update: 2_000, onCompromised: () => {} });
+    await lockfile.lock(dir, { ...LOCK_OPTIONS, update: 2_000, onCompromised: () => {} });
+    // Released synchronously: a process interrupted mid-backfill was seen to end
+    // right after PGlite closed, cutting an asynchronous release short and
+    // leaving the lock behind (proper-lockfile's own exit hook no longer knew of
+    // it by then).
+    return async () => lockfile.unlockSync(dir, LOCK_OPTIONS);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ELOCKED') throw inUse(dir);
     throw error;

@@ -52,7 +52,9 @@ export interface ListenStatement {
  */
 export function listenStatements(sql: string): ListenStatement[] {
   const statements: ListenStatement[] = [];
-  for (const match of sql.matchAll(/(?:^|;)\s*(UN)?LISTEN\s+(\*|"(?:[^"]|"")+"|[^\s;]+)/gi)) {
+  // At the start of a statement, after any blanks and comments.
+  const pattern = /(?:^|;)(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(UN)?LISTEN\s+(\*|"(?:[^"]|"")+"|[^\s;]+)/gi;
+  for (const match of sql.matchAll(pattern)) {
     const name = match[2]!;
     const channel = name === '*' ? '*' : name.startsWith('"') ? name.slice(1, -1).replace(/""/g, '"') : name.toLowerCase();
     statements.push({ listen: match[1] === undefined, channel });

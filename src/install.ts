@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Database, Queryable } from './backends/database.js';
 import { SuperduperError } from './errors.js';
 import { bootstrapSql, codeVersion, functionFiles, migrations, schemaSql, templates } from './generated/sql.js';
@@ -102,7 +103,23 @@ async function installCode(tx: Queryable): Promise<void> {
      ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     [codeVersion],
   );
+  // Listeners and vector indexes rendered from other templates (an upgrade) get
+  // their code rendered again; an unchanged install touches no source table.
+  const rendered = await tx.query<{ value: string }>(`SELECT value FROM superduper._meta WHERE key = 'templates_sha256'`);
+  if (rendered.rows[0]?.value !== templatesHash) {
+    await tx.query('SELECT superduper._render_all_code()');
+    await tx.query(
+      `INSERT INTO superduper._meta (key, value) VALUES ('templates_sha256', $1)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+      [templatesHash],
+    );
+  }
 }
+
+/** One hash of every template: what the database's generated code was rendered from. */
+const templatesHash = createHash('sha256')
+  .update(JSON.stringify(Object.entries(templates).sort(([a], [b]) => a.localeCompare(b))))
+  .digest('hex');
 
 async function checkNotNewer(db: Queryable): Promise<void> {
   const state = await db.query<{ migration: number | null; code_version: string | null }>(

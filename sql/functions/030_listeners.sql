@@ -718,3 +718,30 @@ BEGIN
     'backfill', (SELECT backfill_total FROM superduper._listeners WHERE id = v_id));
 END
 $$;
+
+-- After an upgrade whose templates differ from the ones the database's listeners
+-- and vector indexes were rendered from, the installer renders their code again
+-- (in its transaction: dropping and recreating the triggers takes a brief lock
+-- on each source table). Frozen versions have no code to render. Returns the
+-- number of listener versions and vector indexes rendered.
+CREATE OR REPLACE FUNCTION superduper._render_all_code()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_id integer;
+  v_count integer := 0;
+BEGIN
+  FOR v_id IN SELECT id FROM superduper._listeners WHERE NOT frozen ORDER BY id LOOP
+    PERFORM superduper._listener_code_drop(v_id);
+    PERFORM superduper._listener_code_create(v_id);
+    v_count := v_count + 1;
+  END LOOP;
+  FOR v_id IN SELECT id FROM superduper._vector_indexes ORDER BY id LOOP
+    PERFORM superduper._vector_index_code_create(v_id);
+    v_count := v_count + 1;
+  END LOOP;
+  RETURN v_count;
+END
+$$;

@@ -22,6 +22,8 @@ const wanted = (name: string) => only.length === 0 || only.includes(name);
 interface Results {
   date: string;
   machine: string;
+  /** When each benchmark in this file last ran (a partial run keeps the others'). */
+  measuredAt?: Record<string, string>;
   backfill?: BackfillResult;
   streaming?: StreamingResult;
   writeOverhead?: WriteOverheadResult;
@@ -37,9 +39,11 @@ const results: Results = {
   machine: `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL 15 (scripts/pg.sh)`,
 };
 
+const measuredAt: Record<string, string> = {};
 const step = async <T>(name: string, run: () => Promise<T>): Promise<T | undefined> => {
   if (!wanted(name)) return undefined;
   process.stderr.write(`bench: ${name}...\n`);
+  measuredAt[name] = new Date().toISOString();
   const result = await run();
   process.stderr.write(`bench: ${name}: ${JSON.stringify(result)}\n`);
   return result;
@@ -58,6 +62,10 @@ results.embedded = await step('embedded', () => embeddedBenchmark());
 mkdirSync(join(root, 'bench', 'results'), { recursive: true });
 const file = join(root, 'bench', 'results', 'latest.json');
 const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Partial<Results>) : {};
-const merged = { ...previous, ...Object.fromEntries(Object.entries(results).filter(([, value]) => value !== undefined)) };
+const merged = {
+  ...previous,
+  ...Object.fromEntries(Object.entries(results).filter(([, value]) => value !== undefined)),
+  measuredAt: { ...previous.measuredAt, ...measuredAt },
+};
 writeFileSync(file, `${JSON.stringify(merged, null, 2)}\n`);
 process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);

@@ -3,16 +3,30 @@ import { FunctionRuntime } from './function-runtime.js';
 import { builtinRuntimes } from './runtimes.js';
 import type { LoadedModel, ModelRecord, ModelRuntime, RuntimeContext } from './types.js';
 
+/** A loaded version of a model, and the predictions running on it now. */
+interface Entry {
+  name: string;
+  loaded: Promise<LoadedModel>;
+  inFlight: number;
+  /** A newer version of the model was loaded: close this one once it is idle. */
+  retired: boolean;
+}
+
 /**
  * Loads each model once per process (per version of its spec) and keeps it:
  * a batch never pays for loading, and every listener on a model shares it.
+ * When a newer version of a model loads, the older one is closed as soon as no
+ * prediction runs on it (a model re-applied many times would otherwise keep
+ * every version in memory).
  */
 export class ModelCache {
   readonly functions = new FunctionRuntime();
   /** Every load this process made, in order: how often and how long (for status and benchmarks). */
   readonly loads: Array<{ model: string; runtime: string; ms: number }> = [];
+  /** Versions closed because a newer one loaded (for tests and status). */
+  readonly retired: Array<{ model: string; specHash: string }> = [];
   readonly #runtimes = new Map<string, ModelRuntime>();
-  readonly #loaded = new Map<string, Promise<LoadedModel>>();
+  readonly #entries = new Map<string, Entry>();
 
   constructor(
     private readonly context: RuntimeContext,
@@ -27,27 +41,65 @@ export class ModelCache {
 
   get(model: ModelRecord): Promise<LoadedModel> {
     const key = `${model.name}\u0000${model.spec_hash}`;
-    let loaded = this.#loaded.get(key);
-    if (!loaded) {
+    let entry = this.#entries.get(key);
+    if (!entry) {
       const runtime = this.#runtimes.get(model.runtime);
       if (!runtime) return Promise.reject(new Error(`no runtime "${model.runtime}" in this sidecar (model "${model.name}")`));
       const started = performance.now();
-      loaded = runtime.load(model, this.context).then((result) => {
+      const loaded = runtime.load(model, this.context).then((result) => {
         const ms = Math.round(performance.now() - started);
         this.loads.push({ model: model.name, runtime: model.runtime, ms });
         this.logger?.info({ model: model.name, runtime: model.runtime, ms }, 'model loaded');
+        this.#retireOthers(model.name, key);
         return result;
       });
+      const created: Entry = { name: model.name, loaded, inFlight: 0, retired: false };
       // A failed load is retried on the next batch rather than cached forever.
-      loaded.catch(() => this.#loaded.delete(key));
-      this.#loaded.set(key, loaded);
+      loaded.catch(() => {
+        if (this.#entries.get(key) === created) this.#entries.delete(key);
+      });
+      this.#entries.set(key, created);
+      entry = created;
     }
-    return loaded;
+    const current = entry;
+    return current.loaded.then((loaded) => ({
+      predict: async (inputs) => {
+        current.inFlight++;
+        try {
+          return await loaded.predict(inputs);
+        } finally {
+          current.inFlight--;
+          if (current.retired && current.inFlight === 0) void this.#close(key, current);
+        }
+      },
+      // No close here: the model is shared; the cache closes it.
+    }));
+  }
+
+  /** The other versions of a model: closed now if idle, else when their last prediction ends. */
+  #retireOthers(name: string, keep: string): void {
+    for (const [key, entry] of this.#entries) {
+      if (key === keep || entry.name !== name || entry.retired) continue;
+      entry.retired = true;
+      if (entry.inFlight === 0) void this.#close(key, entry);
+    }
+  }
+
+  async #close(key: string, entry: Entry): Promise<void> {
+    if (this.#entries.get(key) !== entry) return;
+    this.#entries.delete(key);
+    this.retired.push({ model: entry.name, specHash: key.split('\u0000')[1]! });
+    try {
+      await (await entry.loaded).close?.();
+    } catch (error) {
+      this.logger?.warn({ model: entry.name, error: (error as Error).message }, 'could not close an old model version');
+    }
   }
 
   async close(): Promise<void> {
-    const models = await Promise.allSettled(this.#loaded.values());
-    this.#loaded.clear();
+    const entries = [...this.#entries.values()];
+    this.#entries.clear();
+    const models = await Promise.allSettled(entries.map((entry) => entry.loaded));
     await Promise.all(models.map((m) => (m.status === 'fulfilled' ? m.value.close?.() : undefined)));
   }
 }

@@ -2,7 +2,7 @@ import type { LoadedModel, ModelRecord, ModelRuntime } from '../types.js';
 import { ApiCalls } from './calls.js';
 import { postJson, unexpectedAnswer } from './http.js';
 import { prompting } from './prompt.js';
-import { apiSettings, optionalNumber } from './settings.js';
+import { apiSettings, samplingOptions } from './settings.js';
 
 /** The API version this runtime speaks; Anthropic requires it on every call. */
 const ANTHROPIC_VERSION = '2023-06-01';
@@ -28,8 +28,7 @@ export class AnthropicRuntime implements ModelRuntime {
     endpoint.headers['anthropic-version'] = ANTHROPIC_VERSION;
     if (settings.key !== null) endpoint.headers['x-api-key'] = settings.key;
     const prompt = prompting(endpoint.label, model.config);
-    const temperature = optionalNumber(endpoint.label, model.config, 'temperature', { integer: false, min: 0 });
-    const maxTokens = optionalNumber(endpoint.label, model.config, 'max_tokens', { integer: true, min: 1 }) ?? 1024;
+    const { temperature, maxTokens = 1024 } = samplingOptions(endpoint.label, model.config); // the API requires max_tokens
     const calls = new ApiCalls(1, settings.concurrency);
     return {
       predict: (inputs) =>

@@ -4,7 +4,7 @@ import { ApiCalls } from './calls.js';
 import { postJson, unexpectedAnswer } from './http.js';
 import { texts } from './inputs.js';
 import { prompting } from './prompt.js';
-import { apiSettings, optionalNumber, type ApiSettings } from './settings.js';
+import { apiSettings, optionalNumber, samplingOptions, type ApiSettings } from './settings.js';
 
 /**
  * The OpenAI API, and the many servers that speak it (vLLM, llama.cpp's server,
@@ -62,8 +62,7 @@ function chat(model: ModelRecord): LoadedModel {
   );
   const { endpoint } = settings;
   const prompt = prompting(endpoint.label, model.config);
-  const temperature = optionalNumber(endpoint.label, model.config, 'temperature', { integer: false, min: 0 });
-  const maxTokens = optionalNumber(endpoint.label, model.config, 'max_tokens', { integer: true, min: 1 });
+  const { temperature, maxTokens } = samplingOptions(endpoint.label, model.config);
   const calls = new ApiCalls(1, settings.concurrency);
   return {
     predict: (inputs) =>

@@ -103,6 +103,14 @@ export function apiSettings(model: ModelRecord, defaults: ApiDefaults): ApiSetti
   };
 }
 
+/** A chat model's config.temperature (at least 0) and config.max_tokens (an integer of at least 1), where given. */
+export function samplingOptions(label: string, config: Record<string, unknown>): { temperature?: number; maxTokens?: number } {
+  return {
+    temperature: optionalNumber(label, config, 'temperature', { integer: false, min: 0 }),
+    maxTokens: optionalNumber(label, config, 'max_tokens', { integer: true, min: 1 }),
+  };
+}
+
 /** An optional numeric config field (temperature, max_tokens...), checked. */
 export function optionalNumber(
   label: string,

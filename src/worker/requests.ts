@@ -59,8 +59,12 @@ export class RequestServer {
       return;
     }
     const id = String(carried.id);
+    if (!/^\d+$/.test(id)) {
+      this.wake(); // not a request id: look for pending requests instead
+      return;
+    }
     const known = typeof carried.model === 'string' ? this.#known.get(carried.model) : undefined;
-    if (!known || known.model_hash !== carried.hash || !/^\d+$/.test(id)) {
+    if (!known || known.model_hash !== carried.hash) {
       this.take(id);
       return;
     }

@@ -46,34 +46,33 @@ export class ModelCache {
       const runtime = this.#runtimes.get(model.runtime);
       if (!runtime) return Promise.reject(new Error(`no runtime "${model.runtime}" in this sidecar (model "${model.name}")`));
       const started = performance.now();
-      const loaded = runtime.load(model, this.context).then((result) => {
+      const created: Entry = { name: model.name, loaded: undefined as never, inFlight: 0, retired: false };
+      // Loaded once and wrapped once: each prediction is counted, so that a
+      // retired version is closed only when none runs on it.
+      created.loaded = runtime.load(model, this.context).then((result): LoadedModel => {
         const ms = Math.round(performance.now() - started);
         this.loads.push({ model: model.name, runtime: model.runtime, ms });
         this.logger?.info({ model: model.name, runtime: model.runtime, ms }, 'model loaded');
         this.#retireOthers(model.name, key);
-        return result;
+        return {
+          predict: (inputs) => {
+            created.inFlight++;
+            return result.predict(inputs).finally(() => {
+              created.inFlight--;
+              if (created.retired && created.inFlight === 0) void this.#close(key, created);
+            });
+          },
+          close: result.close?.bind(result),
+        };
       });
-      const created: Entry = { name: model.name, loaded, inFlight: 0, retired: false };
       // A failed load is retried on the next batch rather than cached forever.
-      loaded.catch(() => {
+      created.loaded.catch(() => {
         if (this.#entries.get(key) === created) this.#entries.delete(key);
       });
       this.#entries.set(key, created);
       entry = created;
     }
-    const current = entry;
-    return current.loaded.then((loaded) => ({
-      predict: async (inputs) => {
-        current.inFlight++;
-        try {
-          return await loaded.predict(inputs);
-        } finally {
-          current.inFlight--;
-          if (current.retired && current.inFlight === 0) void this.#close(key, current);
-        }
-      },
-      // No close here: the model is shared; the cache closes it.
-    }));
+    return entry.loaded;
   }
 
   /** The other versions of a model: closed now if idle, else when their last prediction ends. */

@@ -454,6 +454,65 @@ BEGIN
 END
 $$;
 
+-- Takes what DDL on listener versions needs before it touches anything: the
+-- versions (and those reading their outputs, down the chain) exclusively, then
+-- their source and outputs tables in ACCESS EXCLUSIVE mode, upstream first.
+--
+-- Why: a sidecar's claim or write locks a listener's tables in its own order
+-- (outputs, then source), users' deletes in theirs (source, then outputs
+-- through the delete trigger), and dropping triggers and tables in yet another
+-- made a remove fail with "deadlock detected". Sidecar transactions take their
+-- listener's lock in shared mode before any table (see the claim, claim_chunk
+-- and write templates, and superduper._fail), so DDL waits here for the work in
+-- flight to commit, and work that starts later waits for the DDL. Tables are
+-- locked in chain order, as users' writes reach them. Held to the end of the
+-- transaction; taking it twice is harmless.
+CREATE OR REPLACE FUNCTION superduper._lock_listeners(p_ids integer[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_ids integer[];
+  v_relation regclass;
+BEGIN
+  WITH RECURSIVE down(id) AS (
+    SELECT id FROM unnest(p_ids) AS id WHERE id IS NOT NULL
+    UNION
+    SELECT d.id FROM down
+    JOIN superduper._listeners AS l ON l.id = down.id
+    JOIN superduper._listeners AS d ON d.source_schema = 'superduper' AND d.source_table = l.output_table
+  )
+  SELECT array_agg(id ORDER BY id) INTO v_ids FROM down;
+  PERFORM pg_advisory_xact_lock(1399157349, id) FROM unnest(v_ids) AS id ORDER BY id;
+
+  FOR v_relation IN
+    WITH RECURSIVE depth(id, depth) AS (
+      SELECT l.id, 0 FROM superduper._listeners AS l
+      WHERE NOT EXISTS (SELECT 1 FROM superduper._listeners AS u
+                        WHERE l.source_schema = 'superduper' AND l.source_table = u.output_table)
+      UNION
+      SELECT d.id, depth.depth + 1 FROM depth
+      JOIN superduper._listeners AS l ON l.id = depth.id
+      JOIN superduper._listeners AS d ON d.source_schema = 'superduper' AND d.source_table = l.output_table
+      WHERE depth.depth < 1000
+    ), relations AS (
+      SELECT c.oid::regclass AS relation, max(r.depth) AS depth
+      FROM superduper._listeners AS l
+      JOIN (SELECT id, max(depth) AS depth FROM depth GROUP BY id) AS dl ON dl.id = l.id
+      CROSS JOIN LATERAL (VALUES (l.source, dl.depth),
+                                 (to_regclass(superduper._qualify('superduper', l.output_table)), dl.depth + 1)) AS r(relation, depth)
+      JOIN pg_class AS c ON c.oid = r.relation
+      WHERE l.id = ANY (v_ids)
+      GROUP BY c.oid
+    )
+    SELECT relation FROM relations ORDER BY depth, relation::oid
+  LOOP
+    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', v_relation);
+  END LOOP;
+END
+$$;
+
 -- Stops maintaining a listener version: drops its triggers and functions and
 -- forgets its pending work (queued, logged, backfill). Its outputs stay.
 CREATE OR REPLACE FUNCTION superduper._listener_stop(p_id integer)
@@ -462,6 +521,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  PERFORM superduper._lock_listeners(ARRAY[p_id]);
   PERFORM superduper._listener_code_drop(p_id);
   DELETE FROM superduper._queue WHERE listener_id = p_id;
   DELETE FROM superduper._backfill WHERE listener_id = p_id;
@@ -562,6 +622,7 @@ BEGIN
   END IF;
   SELECT * INTO v_old FROM superduper._listeners WHERE name = v_new.name AND state = 'current' FOR UPDATE;
   v_stable := 'out_' || v_new.name;
+  PERFORM superduper._lock_listeners(ARRAY[v_new.id, v_old.id]);
 
   IF FOUND THEN
     -- Listeners reading the old outputs stop being maintained (their triggers go

@@ -82,6 +82,10 @@ BEGIN
       USING HINT = 'Listeners: ' || coalesce((SELECT string_agg(DISTINCT quote_literal(name), ', ') FROM superduper._listeners), '(none)');
   END IF;
 
+  -- Before any DDL: the work in flight on these versions, and on those reading
+  -- their outputs (a cascade drops them), commits first.
+  PERFORM superduper._lock_listeners(array_agg(id)) FROM superduper._listeners WHERE name = p_name;
+
   -- Vector indexes over this listener's outputs go with it, only when asked.
   IF EXISTS (SELECT 1 FROM superduper._vector_indexes WHERE listener = p_name) THEN
     IF NOT p_cascade THEN

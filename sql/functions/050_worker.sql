@@ -165,6 +165,7 @@ AS $$
 DECLARE
   v_settings jsonb;
 BEGIN
+  PERFORM pg_advisory_xact_lock_shared(1399157349, p_listener);  -- see superduper._lock_listeners
   SELECT settings INTO v_settings FROM superduper._listeners WHERE id = p_listener;
   IF NOT FOUND THEN
     RETURN;  -- removed while the batch ran
@@ -200,6 +201,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  PERFORM pg_advisory_xact_lock_shared(1399157349, p_listener);  -- see superduper._lock_listeners
   UPDATE superduper._queue AS q SET leased_until = now() + p_lease
   FROM unnest(p_ack_pks, p_ack_ids) AS a(pk, id)
   WHERE q.listener_id = p_listener AND q.pk = a.pk::jsonb AND q.id = a.id AND q.leased_by = p_worker;

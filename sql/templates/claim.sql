@@ -20,6 +20,14 @@ DECLARE
   v_ids bigint[];
   v_attempts integer[];
 BEGIN
+  -- Taken before any table: DDL on this listener waits for this transaction
+  -- (see superduper._lock_listeners), and this one for DDL already under way,
+  -- after which the listener may be gone.
+  PERFORM pg_advisory_xact_lock_shared(1399157349, {{listener_id}});
+  IF NOT EXISTS (SELECT 1 FROM superduper._listeners AS l WHERE l.id = {{listener_id}}) THEN
+    RETURN;
+  END IF;
+
   -- Changes still in the log become queue entries first (one drain at a time).
   PERFORM superduper._drain();
 

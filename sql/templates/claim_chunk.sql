@@ -20,6 +20,14 @@ DECLARE
   v_next jsonb;
   v_rows bigint;
 BEGIN
+  -- Taken before any table: DDL on this listener waits for this transaction
+  -- (see superduper._lock_listeners), and this one for DDL already under way,
+  -- after which the listener may be gone.
+  PERFORM pg_advisory_xact_lock_shared(1399157349, {{listener_id}});
+  IF NOT EXISTS (SELECT 1 FROM superduper._listeners AS l WHERE l.id = {{listener_id}}) THEN
+    RETURN;
+  END IF;
+
   SELECT b.chunk, b.lo, b.hi INTO v_chunk, v_lo, v_hi
   FROM superduper._backfill AS b
   WHERE b.listener_id = {{listener_id}} AND (b.leased_until IS NULL OR b.leased_until < now())

@@ -20,6 +20,14 @@ DECLARE
   v_written integer := 0;
   v_inserted boolean := false;
 BEGIN
+  -- Taken before any table: DDL on this listener waits for this transaction
+  -- (see superduper._lock_listeners), and this one for DDL already under way,
+  -- after which the listener may be gone.
+  PERFORM pg_advisory_xact_lock_shared(1399157349, {{listener_id}});
+  IF NOT EXISTS (SELECT 1 FROM superduper._listeners AS l WHERE l.id = {{listener_id}}) THEN
+    RETURN 0;
+  END IF;
+
   -- Backfill rows almost never have an output yet (only when the range is
   -- redone after a crash, or the row changed and was computed from the queue
   -- meanwhile), and a plain INSERT costs half an upsert (measured: 2.6 ms against

@@ -169,16 +169,16 @@ async function computeAndWrite(
 
   let writtenCount = 0;
   try {
-    if (failures.length === 0) {
-      writtenCount = await write(db, written, writtenOutputs);
-    } else {
-      // Failures and outputs commit together: a backfill range is never done
-      // while its failed rows are not yet queued for a retry.
-      writtenCount = await db.transaction(async (tx) => {
-        await recordFailures(tx, listener, failures, claim);
-        return write(tx, written, writtenOutputs);
-      });
-    }
+    writtenCount = await onceMoreIfRenamed(() =>
+      failures.length === 0
+        ? write(db, written, writtenOutputs)
+        : // Failures and outputs commit together: a backfill range is never done
+          // while its failed rows are not yet queued for a retry.
+          db.transaction(async (tx) => {
+            await recordFailures(tx, listener, failures, claim);
+            return write(tx, written, writtenOutputs);
+          }),
+    );
   } catch (error) {
     if (isTransientDatabaseError(error) || (error as { code?: string }).code === '42883') throw error;
     // The batch could not be written (say, a constraint on the outputs table):
@@ -200,6 +200,21 @@ async function computeAndWrite(
     context.logger.warn({ listener: listener.name, failed: failures.length, error: failures[0]!.error }, 'rows failed');
   }
   return { written: writtenCount, failed: failures.length };
+}
+
+/**
+ * A write that started while its version was being promoted waits for the
+ * promotion (superduper._lock_listeners), then runs the code it was called
+ * with, which names the outputs table by its old name: undefined_table. The
+ * same call made again reaches the function rendered for the new name.
+ */
+async function onceMoreIfRenamed<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    if ((error as { code?: string }).code !== '42P01') throw error;
+    return write();
+  }
 }
 
 async function writeOutputs(

@@ -93,6 +93,24 @@ describe('DDL while the sidecar works', () => {
     }
   });
 
+  it('a filter changed in place while users write and the sidecar writes never deadlocks', async () => {
+    const stopChurn = churn();
+    try {
+      await db.apply(listener({ name: 'filtered', model: 'slow_length', table: 'Notes; x', keys: ['body'], settings }));
+      await whileWriting('out_filtered');
+      const [applied] = await db.apply(
+        listener({ name: 'filtered', model: 'slow_length', table: 'Notes; x', keys: ['body'], filter: 'id % 2 = 0', settings }),
+      );
+      expect(applied).toMatchObject({ name: 'filtered', action: 'updated' });
+    } finally {
+      await stopChurn();
+    }
+    await db.waitUntilIdle({ timeoutMs: 60_000 });
+    const outputs = await database.sql.query(`SELECT count(*)::int AS n, count(*) FILTER (WHERE id % 2 = 1)::int AS odd FROM superduper.out_filtered`);
+    expect(outputs.rows[0]).toEqual({ n: ROWS / 2, odd: 0 });
+    await db.remove('filtered');
+  });
+
   it('a new version, built and promoted while users write and the old version is being written, never deadlocks', async () => {
     const stopChurn = churn();
     try {

@@ -270,7 +270,11 @@ AS $$
 DECLARE
   v_vars jsonb := superduper._listener_vars(p_id);
   v_template text;
+  v_code_version integer;
 BEGIN
+  UPDATE superduper._listeners SET code_version = code_version + 1 WHERE id = p_id
+  RETURNING code_version INTO v_code_version;
+  v_vars := v_vars || jsonb_build_object('code_version', v_code_version::text);
   v_vars := v_vars || jsonb_build_object('q', superduper._dollar_tag(
     ARRAY(SELECT value FROM jsonb_each_text(v_vars))));
   FOREACH v_template IN ARRAY ARRAY['claim', 'claim_chunk', 'write', 'insert', 'update', 'delete', 'truncate'] LOOP
@@ -624,7 +628,7 @@ BEGIN
   v_stable := 'out_' || v_new.name;
   PERFORM superduper._lock_listeners(ARRAY[v_new.id, v_old.id]);
 
-  IF FOUND THEN
+  IF v_old.id IS NOT NULL THEN
     -- Listeners reading the old outputs stop being maintained (their triggers go
     -- with the old table) and are rebuilt from the new outputs.
     FOR v_dependent IN SELECT * FROM superduper._listener_dependents(v_old.id) LOOP
@@ -751,6 +755,7 @@ BEGIN
         settings = v_spec -> 'settings', filter = v_spec ->> 'filter', updated_at = now()
     WHERE id = v_current.id;
     IF v_old_filter IS DISTINCT FROM v_spec ->> 'filter' THEN
+      PERFORM superduper._lock_listeners(ARRAY[v_current.id]);
       PERFORM superduper._listener_code_drop(v_current.id);
       PERFORM superduper._listener_code_create(v_current.id);
       -- Rows that no longer pass the filter lose their outputs; rows that now pass
@@ -794,6 +799,7 @@ DECLARE
   v_id integer;
   v_count integer := 0;
 BEGIN
+  PERFORM superduper._lock_listeners(array_agg(id)) FROM superduper._listeners WHERE NOT frozen;
   FOR v_id IN SELECT id FROM superduper._listeners WHERE NOT frozen ORDER BY id LOOP
     PERFORM superduper._listener_code_drop(v_id);
     PERFORM superduper._listener_code_create(v_id);

@@ -4,7 +4,7 @@ import { displayIdent } from '../identifiers.js';
 import type { Logger } from '../logger.js';
 import type { ModelCache } from '../models/registry.js';
 import type { LoadedModel } from '../models/types.js';
-import { jsonKey, listenerFunction, type ClaimedRow, type InFlight, type ListenerInfo } from './listener-info.js';
+import { codeGone, jsonKey, listenerFunction, type ClaimedRow, type InFlight, type ListenerInfo } from './listener-info.js';
 import { predictIsolatingFailures } from './predict.js';
 
 export interface BatchOutcome {
@@ -41,20 +41,24 @@ export async function runBatch(context: BatchContext, listener: ListenerInfo): P
   const lease = listener.settings.lease_seconds;
   let source: BatchOutcome['source'] = 'queue';
   let rows = (
-    await db.query<ClaimedRow>(`SELECT * FROM ${listenerFunction(listener.id, 'claim')}($1, $2, make_interval(secs => $3))`, [
-      workerId,
-      listener.settings.batch_size,
-      lease,
-    ])
+    await againIfReplaced(() =>
+      db.query<ClaimedRow>(`SELECT * FROM ${listenerFunction(listener.id, 'claim')}($1, $2, make_interval(secs => $3))`, [
+        workerId,
+        listener.settings.batch_size,
+        lease,
+      ]),
+    )
   ).rows;
   if (rows.length === 0) {
     source = 'backfill';
     rows = (
-      await db.query<ClaimedRow>(`SELECT * FROM ${listenerFunction(listener.id, 'claim_chunk')}($1, make_interval(secs => $2), $3)`, [
-        workerId,
-        lease,
-        listener.settings.chunk_size,
-      ])
+      await againIfReplaced(() =>
+        db.query<ClaimedRow>(`SELECT * FROM ${listenerFunction(listener.id, 'claim_chunk')}($1, make_interval(secs => $2), $3)`, [
+          workerId,
+          lease,
+          listener.settings.chunk_size,
+        ]),
+      )
     ).rows;
   }
   if (rows.length === 0) return { claimed: 0, written: 0, failed: 0, source: 'none' };
@@ -169,7 +173,7 @@ async function computeAndWrite(
 
   let writtenCount = 0;
   try {
-    writtenCount = await onceMoreIfRenamed(() =>
+    writtenCount = await againIfReplaced(() =>
       failures.length === 0
         ? write(db, written, writtenOutputs)
         : // Failures and outputs commit together: a backfill range is never done
@@ -180,7 +184,7 @@ async function computeAndWrite(
           }),
     );
   } catch (error) {
-    if (isTransientDatabaseError(error) || (error as { code?: string }).code === '42883') throw error;
+    if (isTransientDatabaseError(error) || codeGone(error)) throw error;
     // The batch could not be written (say, a constraint on the outputs table):
     // each row becomes a failure rather than being retried forever.
     const message = `could not write outputs: ${describeError(error)}`;
@@ -203,17 +207,18 @@ async function computeAndWrite(
 }
 
 /**
- * A write that started while its version was being promoted waits for the
- * promotion (superduper._lock_listeners), then runs the code it was called
- * with, which names the outputs table by its old name: undefined_table. The
- * same call made again reaches the function rendered for the new name.
+ * A claim or write that waited while its listener's code was replaced (a filter
+ * changed, a version promoted: superduper._lock_listeners) raises SDR01 rather
+ * than run the old code. The same call made again reaches the new code (or
+ * undefined_function, when the listener is gone).
  */
-async function onceMoreIfRenamed<T>(write: () => Promise<T>): Promise<T> {
-  try {
-    return await write();
-  } catch (error) {
-    if ((error as { code?: string }).code !== '42P01') throw error;
-    return write();
+async function againIfReplaced<T>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'SDR01' || attempt === 3) throw error;
+    }
   }
 }
 

@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js';
 import type { ModelCache } from '../models/registry.js';
 import { runBatch } from './batch.js';
 import { RequestServer } from './requests.js';
-import type { InFlight, ListenerInfo } from './listener-info.js';
+import { codeGone, type InFlight, type ListenerInfo } from './listener-info.js';
 
 const VACUUM_LOG = 'VACUUM (SKIP_LOCKED) superduper._changes';
 
@@ -326,8 +326,8 @@ export class Worker {
           }
         } catch (error) {
           this.#hot.delete(listener.id);
-          if ((error as { code?: string }).code === '42883') {
-            // Its functions are gone: removed, frozen or promoted meanwhile.
+          if (codeGone(error)) {
+            // Its functions are gone or replaced: removed, frozen or promoted meanwhile.
             this.#refreshNeeded = true;
             continue;
           }

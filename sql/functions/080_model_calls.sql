@@ -169,7 +169,9 @@ BEGIN
             USING HINT = 'Start one: superduper start <uri> (a function model is answered only by the process that registered it). '
                          || 'The wait is set by superduper.request_timeout.';
         END IF;
-        -- 0.1 ms at first (a fast model answers within a few), 5 ms after a second.
+        -- As short as pg_sleep goes at first: it rounds up to whole milliseconds
+        -- (measured: 1.09 ms a call), so an answer waits 0.5 ms on average to be
+        -- seen; 5 ms after a second.
         PERFORM pg_sleep(CASE WHEN clock_timestamp() - v_started > interval '1 second' THEN 0.005 ELSE 0.0001 END);
       END LOOP;
     END

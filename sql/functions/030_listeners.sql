@@ -517,6 +517,26 @@ BEGIN
 END
 $$;
 
+-- The first statement of every rendered claim and write. Takes the listener's
+-- lock in shared mode before any table, so that DDL on the listener waits for
+-- this transaction (superduper._lock_listeners) and this transaction for DDL
+-- already under way. After such a wait the calling code may have been replaced
+-- (a changed filter, a promotion) or dropped: then it must not run, and the
+-- caller gets SQLSTATE SDR01 and calls again, reaching the current code.
+CREATE OR REPLACE FUNCTION superduper._enter_listener(p_id integer, p_code_version integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM pg_advisory_xact_lock_shared(1399157349, p_id);
+  IF NOT EXISTS (SELECT 1 FROM superduper._listeners WHERE id = p_id AND code_version = p_code_version) THEN
+    RAISE EXCEPTION 'superduper: the code of listener version % was replaced or dropped while this call waited', p_id
+      USING ERRCODE = 'SDR01', HINT = 'Call it again.';
+  END IF;
+END
+$$;
+
 -- Stops maintaining a listener version: drops its triggers and functions and
 -- forgets its pending work (queued, logged, backfill). Its outputs stay.
 CREATE OR REPLACE FUNCTION superduper._listener_stop(p_id integer)

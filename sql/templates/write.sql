@@ -20,16 +20,8 @@ DECLARE
   v_written integer := 0;
   v_inserted boolean := false;
 BEGIN
-  -- Taken before any table: DDL on this listener waits for this transaction
-  -- (see superduper._lock_listeners), and this one for DDL already under way,
-  -- after which this code may have been replaced or dropped: then the caller
-  -- must call again rather than run it.
-  PERFORM pg_advisory_xact_lock_shared(1399157349, {{listener_id}});
-  IF NOT EXISTS (SELECT 1 FROM superduper._listeners AS l
-                 WHERE l.id = {{listener_id}} AND l.code_version = {{code_version}}) THEN
-    RAISE EXCEPTION 'superduper: the code of listener version {{listener_id}} was replaced or dropped while this call waited'
-      USING ERRCODE = 'SDR01', HINT = 'Call it again.';
-  END IF;
+  -- Before touching any table (see superduper._enter_listener).
+  PERFORM superduper._enter_listener({{listener_id}}, {{code_version}});
 
   -- Backfill rows almost never have an output yet (only when the range is
   -- redone after a crash, or the row changed and was computed from the queue

@@ -63,6 +63,21 @@ describe('chaining: a listener on another listener\'s outputs', () => {
 
   it('removing A while B reads it is refused, and allowed with cascade', async () => {
     await expect(db.remove('post_summary')).rejects.toThrow(/listener "post_summary" is read by listener\(s\) summary_measure/);
+    if (!database.embedded) {
+      // Refused at once, even while a user's open transaction holds the table that
+      // a remove would lock. (The embedded database has one session: there an open
+      // transaction block holds everyone else's turn.)
+      const pg = await import('pg');
+      const user = new pg.default.Client({ connectionString: database.uri });
+      await user.connect();
+      try {
+        await user.query(`BEGIN; INSERT INTO posts VALUES (99, 'not committed yet')`);
+        await expect(db.remove('post_summary')).rejects.toThrow(/is read by listener\(s\) summary_measure/);
+      } finally {
+        await user.query('ROLLBACK');
+        await user.end();
+      }
+    }
     const removed = await db.remove('post_summary', { cascade: true });
     expect(removed.map((r) => r.name)).toEqual(['summary_measure', 'post_summary']);
     const tables = await database.sql.query(`SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE 'out\\_%'`);

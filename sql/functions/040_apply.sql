@@ -82,34 +82,33 @@ BEGIN
       USING HINT = 'Listeners: ' || coalesce((SELECT string_agg(DISTINCT quote_literal(name), ', ') FROM superduper._listeners), '(none)');
   END IF;
 
+  -- What would be removed with it is refused unless p_cascade, before waiting
+  -- for any lock.
+  SELECT array_agg(DISTINCT d.name) INTO v_dependents
+  FROM superduper._listeners l, superduper._listener_dependents(l.id) AS d
+  WHERE l.name = p_name AND d.name <> p_name;
+  IF NOT p_cascade AND EXISTS (SELECT 1 FROM superduper._vector_indexes WHERE listener = p_name) THEN
+    RAISE EXCEPTION 'superduper.remove: listener "%" is searched by vector index(es) %', p_name,
+      (SELECT string_agg(name, ', ' ORDER BY name) FROM superduper._vector_indexes WHERE listener = p_name)
+      USING HINT = 'Remove those first, or pass p_cascade => true to remove them too.';
+  END IF;
+  IF NOT p_cascade AND v_dependents IS NOT NULL THEN
+    RAISE EXCEPTION 'superduper.remove: listener "%" is read by listener(s) %', p_name, array_to_string(v_dependents, ', ')
+      USING HINT = 'Remove those first, or pass p_cascade => true to remove them too.';
+  END IF;
+
   -- Before any DDL: the work in flight on these versions, and on those reading
   -- their outputs (a cascade drops them), commits first.
   PERFORM superduper._lock_listeners(array_agg(id)) FROM superduper._listeners WHERE name = p_name;
 
-  -- Vector indexes over this listener's outputs go with it, only when asked.
-  IF EXISTS (SELECT 1 FROM superduper._vector_indexes WHERE listener = p_name) THEN
-    IF NOT p_cascade THEN
-      RAISE EXCEPTION 'superduper.remove: listener "%" is searched by vector index(es) %', p_name,
-        (SELECT string_agg(name, ', ' ORDER BY name) FROM superduper._vector_indexes WHERE listener = p_name)
-        USING HINT = 'Remove those first, or pass p_cascade => true to remove them too.';
-    END IF;
-    SELECT v_removed || coalesce(jsonb_agg(jsonb_build_object('type', 'vector_index', 'name', name, 'action', 'removed')), '[]')
-    INTO v_removed FROM superduper._vector_indexes WHERE listener = p_name;
-    PERFORM superduper._vector_index_drop(id) FROM superduper._vector_indexes WHERE listener = p_name;
-  END IF;
+  -- Vector indexes over this listener's outputs go with it.
+  SELECT v_removed || coalesce(jsonb_agg(jsonb_build_object('type', 'vector_index', 'name', name, 'action', 'removed')), '[]')
+  INTO v_removed FROM superduper._vector_indexes WHERE listener = p_name;
+  PERFORM superduper._vector_index_drop(id) FROM superduper._vector_indexes WHERE listener = p_name;
 
-  SELECT array_agg(DISTINCT d.name) INTO v_dependents
-  FROM superduper._listeners l, superduper._listener_dependents(l.id) AS d
-  WHERE l.name = p_name AND d.name <> p_name;
-  IF v_dependents IS NOT NULL THEN
-    IF NOT p_cascade THEN
-      RAISE EXCEPTION 'superduper.remove: listener "%" is read by listener(s) %', p_name, array_to_string(v_dependents, ', ')
-        USING HINT = 'Remove those first, or pass p_cascade => true to remove them too.';
-    END IF;
-    FOR i IN 1 .. cardinality(v_dependents) LOOP
-      v_removed := v_removed || superduper.remove(v_dependents[i], p_keep_outputs, true);
-    END LOOP;
-  END IF;
+  FOR i IN 1 .. coalesce(cardinality(v_dependents), 0) LOOP
+    v_removed := v_removed || superduper.remove(v_dependents[i], p_keep_outputs, true);
+  END LOOP;
 
   FOR v_version IN SELECT * FROM superduper._listeners WHERE name = p_name ORDER BY version LOOP
     PERFORM superduper._listener_version_drop(v_version.id, p_keep_outputs AND v_version.state = 'current');

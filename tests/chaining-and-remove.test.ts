@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Superduper } from '../src/client.js';
 import { listener } from '../src/components/listener.js';
@@ -130,10 +131,12 @@ describe('declared from SQL alone', () => {
 
 describe('writers need no rights on superduper', () => {
   it('a role that may only insert into the table still inserts, and its rows are computed', async () => {
-    await database.sql.query(`DROP ROLE IF EXISTS sd_test_writer; CREATE ROLE sd_test_writer LOGIN;
-      GRANT INSERT, SELECT, UPDATE, DELETE ON posts TO sd_test_writer`);
+    // Roles belong to the whole cluster: a name of its own, so that a role left by
+    // an earlier run that failed (holding grants in its database) is no obstacle.
+    const role = `sd_writer_${randomUUID().slice(0, 8)}`;
+    await database.sql.query(`CREATE ROLE ${role} LOGIN; GRANT INSERT, SELECT, UPDATE, DELETE ON posts TO ${role}`);
     const url = new URL(database.uri);
-    url.username = 'sd_test_writer';
+    url.username = role;
     const pg = await import('pg');
     const writer = new pg.default.Client({ connectionString: url.toString() });
     await writer.connect();
@@ -147,6 +150,6 @@ describe('writers need no rights on superduper', () => {
     await db.waitUntilIdle();
     const out = await database.sql.query(`SELECT output FROM superduper.out_from_sql WHERE id = 20`);
     expect(out.rows).toEqual([{ output: 'updated' }]);
-    await database.sql.query(`REVOKE ALL ON posts FROM sd_test_writer; DROP ROLE sd_test_writer`);
+    await database.sql.query(`REVOKE ALL ON posts FROM ${role}; DROP ROLE ${role}`);
   });
 });

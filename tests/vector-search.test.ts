@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Superduper } from '../src/client.js';
@@ -224,11 +225,14 @@ describe('from TypeScript', () => {
 
 describe('privileges', () => {
   it('a role that cannot read the source table gets none of its rows', async () => {
-    await database.sql.query(`DROP ROLE IF EXISTS sd_reader; DROP ROLE IF EXISTS sd_stranger;
-      CREATE ROLE sd_reader LOGIN; CREATE ROLE sd_stranger LOGIN;
+    // Roles belong to the whole cluster: names of their own, so that roles left by
+    // an earlier run that failed (holding grants in its database) are no obstacle.
+    const suffix = randomUUID().slice(0, 8);
+    const [readerRole, strangerRole] = [`sd_reader_${suffix}`, `sd_stranger_${suffix}`];
+    await database.sql.query(`CREATE ROLE ${readerRole} LOGIN; CREATE ROLE ${strangerRole} LOGIN;
       CREATE TABLE notes (id int PRIMARY KEY, body text);
       INSERT INTO notes SELECT g, 'kitten note ' || g FROM generate_series(1, 5) g;
-      GRANT SELECT ON notes TO sd_reader;`);
+      GRANT SELECT ON notes TO ${readerRole};`);
     // SELECT on the source is copied to the outputs table when it is created.
     await db.apply(
       listener({ name: 'notes_concepts', model: 'concepts', table: 'notes', keys: ['body'] }),
@@ -242,8 +246,8 @@ describe('privileges', () => {
       await client.connect();
       return client;
     };
-    const reader = await as('sd_reader');
-    const stranger = await as('sd_stranger');
+    const reader = await as(readerRole);
+    const stranger = await as(strangerRole);
     try {
       const rows = await reader.query(`SELECT id FROM superduper.like('notes_index', 'kitten', 3)`);
       expect(rows.rows).toHaveLength(3);
@@ -255,8 +259,8 @@ describe('privileges', () => {
     } finally {
       await reader.end();
       await stranger.end();
-      await database.sql.query(`REVOKE ALL ON notes FROM sd_reader; REVOKE ALL ON superduper.out_notes_concepts FROM sd_reader;
-        DROP ROLE sd_reader; DROP ROLE sd_stranger;`);
+      await database.sql.query(`REVOKE ALL ON notes FROM ${readerRole}; REVOKE ALL ON superduper.out_notes_concepts FROM ${readerRole};
+        DROP ROLE ${readerRole}; DROP ROLE ${strangerRole};`);
     }
   });
 });

@@ -3,7 +3,17 @@ import { defineConfig } from 'vitest/config';
 // Tests that need a server of their own: other processes connect to it (CLI,
 // sidecar processes killed and restarted) or it is administered (CREATE EXTENSION,
 // concurrent installers). The embedded database lives inside the test's process.
-const serverOnly = ['tests/install.test.ts', 'tests/sidecars.test.ts', 'tests/crash.test.ts'];
+// The fault tests run servers of their own (restarted, crashed, failed over) and
+// put a TCP proxy between sidecar and server.
+const serverOnly = [
+  'tests/install.test.ts',
+  'tests/sidecars.test.ts',
+  'tests/crash.test.ts',
+  'tests/outages.test.ts',
+  'tests/failover.test.ts',
+  'tests/lost-connections.test.ts',
+  'tests/faults-combined.test.ts',
+];
 // What only the embedded database has: its session turns, wire endpoint, data-folder lock, the demo.
 const embeddedOnly = ['tests/embedded.test.ts'];
 

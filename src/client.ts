@@ -4,7 +4,8 @@ import { connectPostgres } from './backends/postgres.js';
 import type { ListenerComponent } from './components/listener.js';
 import type { ModelComponent, StoredModel } from './components/model.js';
 import type { VectorIndexComponent } from './components/vector-index.js';
-import { SuperduperError } from './errors.js';
+import { backoffMs } from './backends/connection-health.js';
+import { classifyDatabaseError, describeError, SuperduperError } from './errors.js';
 import { install, type InstallResult } from './install.js';
 import { defaultLogger, type Logger } from './logger.js';
 import type { FunctionModel } from './models/function-runtime.js';
@@ -46,6 +47,8 @@ export interface ListenerStatus {
   backfill_total: number;
   backfill_remaining: number;
   note: string | null;
+  /** Failed rows whose output from an earlier value was removed (see superduper.failures). */
+  withdrawn: number;
 }
 
 export interface FailureRow {
@@ -55,6 +58,13 @@ export interface FailureRow {
   attempts: number;
   error: string;
   failed_at: Date;
+  /** The row had an output from an earlier value, removed when this value failed. */
+  withdrawn: boolean;
+}
+
+/** What superduper.wait_for() found: the failures among the changes waited for (none: every output is current). */
+export interface WaitResult {
+  failed: Array<{ listener: string; primary_key: string[]; error: string; failed_at: Date }>;
 }
 
 export interface ConnectOptions {
@@ -96,6 +106,7 @@ export class Superduper {
   readonly models: ModelCache;
   readonly #ownsDatabase: boolean;
   readonly #workers = new Set<Worker>();
+  readonly #sidecarDatabases = new Map<Worker, Database>();
   #kysely: Kysely<any> | undefined;
 
   constructor(db: Database, logger: Logger, ownsDatabase = false) {
@@ -196,7 +207,7 @@ export class Superduper {
     const result = await this.db.query<ListenerStatus>(
       `SELECT listener, version, state, model, source, outputs, pending::int, in_flight::int, failed::int,
               done::int, extract(epoch FROM lag)::float8 AS lag_seconds, backfill_total::int,
-              backfill_remaining::int, note
+              backfill_remaining::int, note, withdrawn::int
        FROM superduper._status($1)`,
       [options.countDone ?? true],
     );
@@ -206,7 +217,7 @@ export class Superduper {
   async failures(listener?: string): Promise<FailureRow[]> {
     const result = await this.db.query<FailureRow>(
       `SELECT listener, version, ARRAY(SELECT jsonb_array_elements_text(primary_key)) AS primary_key,
-              attempts, error, failed_at
+              attempts, error, failed_at, withdrawn
        FROM superduper.failures WHERE $1::text IS NULL OR listener = $1 ORDER BY listener, failed_at`,
       [listener ?? null],
     );
@@ -228,17 +239,74 @@ export class Superduper {
   /**
    * Starts a sidecar in this process. Besides every model stored in the
    * database, it runs the function models applied through this object.
+   *
+   * On a PostgreSQL server it has connections of its own (application_name
+   * "superduper sidecar"), which outlive the database's restarts and failovers
+   * (see docs/operations.md); it starts even while the database is unreachable,
+   * and throws only for errors no retry can fix. `worker.done` rejects if such
+   * an error ends it later.
    */
   async start(options: Partial<WorkerOptions> = {}): Promise<Worker> {
-    const worker = new Worker(this.db, this.models, { logger: this.logger, ...options });
-    await worker.start();
+    const connections = await this.#sidecarConnections(options);
+    const worker = new Worker(connections, this.models, { logger: this.logger, ...options });
+    try {
+      await worker.start();
+    } catch (error) {
+      if (connections !== this.db) await connections.close();
+      throw error;
+    }
     this.#workers.add(worker);
+    if (connections !== this.db) this.#sidecarDatabases.set(worker, connections);
     return worker;
+  }
+
+  /** The connections a sidecar uses: its own pool on a server, the shared session in process. */
+  async #sidecarConnections(options: Partial<WorkerOptions>): Promise<Database> {
+    if (this.db.kind !== 'postgres' || !this.db.uri || !this.#ownsDatabase) return this.db;
+    return connectPostgres(this.db.uri, {
+      role: 'sidecar',
+      lazy: true,
+      logger: this.logger,
+      stallTimeoutMs: options.stallTimeoutMs,
+      maxConnections: Math.max(4, (options.concurrency ?? 2) + 4),
+    });
+  }
+
+  /**
+   * Read your writes: resolves once every change committed before this call, to
+   * the listener's table (default: every listener's), has its output or has
+   * failed for good, with the failures among them (superduper.wait_for). A
+   * listener reading another's outputs is waited for through its chain. Rejects
+   * with code SDT01 after timeoutMs (default 30 s), saying what is left. A lost
+   * connection meanwhile is retried: the wait goes on from a later moment, which
+   * still covers every change made before the call.
+   */
+  async waitFor(listener?: string, options: { timeoutMs?: number } = {}): Promise<WaitResult> {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const deadline = Date.now() + timeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await this.db.query<WaitResult['failed'][number] & { primary_key: string[] }>(
+          `SELECT listener, ARRAY(SELECT jsonb_array_elements_text(primary_key)) AS primary_key, error, failed_at
+           FROM superduper.wait_for($1, make_interval(secs => $2))`,
+          [listener ?? null, Math.max(0, deadline - Date.now()) / 1000],
+        );
+        return { failed: result.rows };
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code === 'SDT01') {
+          throw new SuperduperError((error as Error).message, { hint: (error as { hint?: string }).hint, code, cause: error });
+        }
+        if (classifyDatabaseError(error) !== 'connection' || Date.now() >= deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, backoffMs(attempt)));
+      }
+    }
   }
 
   /**
    * Resolves when the given listeners (default: all) have nothing pending or in
-   * flight and no version being rebuilt. Rejects after timeoutMs.
+   * flight and no version being rebuilt. Rejects after timeoutMs. Connections
+   * lost meanwhile (a restart) are retried until then.
    */
   async waitUntilIdle(
     options: {
@@ -251,10 +319,20 @@ export class Superduper {
     } = {},
   ): Promise<ListenerStatus[]> {
     const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+    let lost = 0;
     for (;;) {
-      const status = (await this.status({ countDone: options.countDone ?? false })).filter(
-        (s) => !options.listeners || options.listeners.includes(s.listener),
-      );
+      let all: ListenerStatus[];
+      try {
+        all = await this.status({ countDone: options.countDone ?? false });
+      } catch (error) {
+        if (classifyDatabaseError(error) !== 'connection' || Date.now() > deadline) throw error;
+        if (lost++ === 0) this.logger.warn({ error: describeError(error) }, 'lost the connection to the database; waiting for it');
+        await new Promise((resolve) => setTimeout(resolve, backoffMs(lost)));
+        continue;
+      }
+      if (lost > 0) this.logger.info('reconnected to the database');
+      lost = 0;
+      const status = all.filter((s) => !options.listeners || options.listeners.includes(s.listener));
       options.onProgress?.(status);
       const busy = status.filter((s) => s.pending > 0 || s.in_flight > 0 || s.state === 'building');
       if (busy.length === 0) return status;
@@ -272,6 +350,8 @@ export class Superduper {
   async close(): Promise<void> {
     await Promise.all([...this.#workers].map((worker) => worker.stop()));
     this.#workers.clear();
+    await Promise.all([...this.#sidecarDatabases.values()].map((db) => db.close()));
+    this.#sidecarDatabases.clear();
     await this.models.close();
     await this.#kysely?.destroy();
     // Model calls from SQL are no longer answered by this object.

@@ -34,21 +34,57 @@ export function describeError(thrown: unknown): string {
   return parts.join('\n');
 }
 
-/** SQLSTATEs after which retrying the same statement later can succeed. */
-const transientSqlStates = new Set([
+/**
+ * What an error from the database means for whoever made the call:
+ * - 'connection': the connection, or the server's availability (restart,
+ *   crash, failover, refused or stalled connections, a server in recovery).
+ *   Retry after reconnecting; nothing about the statement was wrong.
+ * - 'retry': the statement lost a race (deadlock, serialization, lock
+ *   timeout). Run it again.
+ * - 'fatal': no retry can fix it (bad password, database gone); a person must act.
+ * - 'statement': the statement's own error (a constraint, bad SQL, a raise).
+ */
+export type DatabaseErrorKind = 'connection' | 'retry' | 'fatal' | 'statement';
+
+const connectionStates = new Set([
+  '57P01', // admin_shutdown: pg_ctl stop/restart -m fast, pg_terminate_backend
+  '57P02', // crash_shutdown: another backend crashed, or -m immediate
+  '57P03', // cannot_connect_now: starting up, shutting down, in recovery without hot standby
+  '53300', // too_many_connections
+  '25006', // read_only_sql_transaction: a standby (a failover not finished, or DNS not yet moved)
+]);
+const retryStates = new Set([
   '40001', // serialization_failure
   '40P01', // deadlock_detected
   '55P03', // lock_not_available
-  '57P01', // admin_shutdown
-  '57P02', // crash_shutdown
-  '57P03', // cannot_connect_now
-  '08000', '08003', '08006', '08001', '08004', // connection exceptions
-  '53300', // too_many_connections
 ]);
+const fatalStates = new Set([
+  '28P01', // invalid_password
+  '28000', // invalid_authorization_specification: no pg_hba.conf entry, role does not exist
+  '3D000', // invalid_catalog_name: the database does not exist (dropped)
+]);
+// node-postgres and Node's socket errors, which carry no SQLSTATE.
+const connectionErrnos = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EAI_AGAIN', 'ENOTFOUND']);
+const connectionMessages =
+  /Connection terminated|connection timeout|timeout expired|Client has encountered a connection error|Client was closed and is not queryable|Cannot use a pool after calling end|server closed the connection unexpectedly|the database did not answer/i;
 
+export function classifyDatabaseError(thrown: unknown): DatabaseErrorKind {
+  const code = (thrown as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string') {
+    if (fatalStates.has(code)) return 'fatal';
+    if (connectionStates.has(code) || code.startsWith('08')) return 'connection';
+    if (retryStates.has(code)) return 'retry';
+    if (connectionErrnos.has(code)) return 'connection';
+    if (code === STALLED) return 'connection';
+  }
+  return connectionMessages.test(coerceError(thrown).message) ? 'connection' : 'statement';
+}
+
+/** The code of the error a query gets when the database did not answer it in time (see backends/postgres.ts). */
+export const STALLED = 'SUPERDUPER_DB_STALLED';
+
+/** SQLSTATEs and failures after which retrying the same statement later can succeed. */
 export function isTransientDatabaseError(thrown: unknown): boolean {
-  const code = (thrown as { code?: unknown })?.code;
-  if (typeof code === 'string' && transientSqlStates.has(code)) return true;
-  const message = coerceError(thrown).message;
-  return /Connection terminated|ECONNREFUSED|ECONNRESET|connection timeout|Client has encountered a connection error/i.test(message);
+  const kind = classifyDatabaseError(thrown);
+  return kind === 'connection' || kind === 'retry';
 }

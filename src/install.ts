@@ -2,6 +2,9 @@ import { createHash } from 'node:crypto';
 import type { Database, Queryable } from './backends/database.js';
 import { SuperduperError } from './errors.js';
 import { bootstrapSql, codeVersion, functionFiles, migrations, schemaSql, templates } from './generated/sql.js';
+import { compareLayer, compareVersions, describeCode, describeLayer } from './layer-version.js';
+
+export { compareVersions };
 
 /** Advisory lock key taken by every install step: one installer at a time. */
 const INSTALL_LOCK = 'SELECT pg_catalog.pg_advisory_xact_lock(1399157348, 0)';
@@ -126,11 +129,10 @@ async function checkNotNewer(db: Queryable): Promise<void> {
     `SELECT (SELECT max(version) FROM superduper._migrations) AS migration,
             (SELECT value FROM superduper._meta WHERE key = 'code_version') AS code_version`,
   );
-  const { migration, code_version: installedCode } = state.rows[0] ?? { migration: null, code_version: null };
-  const latest = migrations.at(-1)?.version ?? 0;
-  if ((migration !== null && migration > latest) || (installedCode && compareVersions(installedCode, codeVersion) > 0)) {
+  const layer = state.rows[0] ?? { migration: null, code_version: null };
+  if (compareLayer(layer) === 'newer') {
     throw new SuperduperError(
-      `this database's superduper layer (code ${installedCode ?? '?'}, migration ${migration}) is newer than this code (${codeVersion}, migration ${latest}); nothing was changed`,
+      `this database's superduper layer (${describeLayer(layer)}) is newer than this code (${describeCode()}); nothing was changed`,
       { hint: 'Upgrade the superduper package on this machine.', code: 'SUPERDUPER_NEWER_DATABASE' },
     );
   }
@@ -179,15 +181,4 @@ async function ensureExtensions(db: Queryable, warnings: string[], kind: Databas
   );
   const version = (name: string) => versions.rows.find((row) => row.extname === name)?.extversion ?? null;
   return { vector: version('vector') ?? '?', dblink: version('dblink') };
-}
-
-/** Compares dotted numeric versions ("0.10.2" > "0.9.9"). */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split(/[.-]/).map((part) => Number.parseInt(part, 10) || 0);
-  const pb = b.split(/[.-]/).map((part) => Number.parseInt(part, 10) || 0);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const diff = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (diff !== 0) return Math.sign(diff);
-  }
-  return 0;
 }

@@ -107,7 +107,7 @@ describe('waking', () => {
     const worker = await db.start({ reconcileMs: 60_000 });
     await eventually(async () => (await database.sql.query(`SELECT bool_and(sleeping) AS s FROM superduper._workers`)).rows[0].s);
     await database.sql.query(
-      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'superduper listener'`,
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'superduper sidecar listener'`,
     );
     await database.sql.query(`INSERT INTO quiet VALUES (2, 'while cut off')`);
     await eventually(async () => (await outputCount('quiet_l')) === 2, 15_000, 'the reconnect to catch up');

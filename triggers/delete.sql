@@ -6,6 +6,11 @@ SET search_path = pg_catalog, pg_temp
 AS {{q}}
 BEGIN
   DELETE FROM {{outputs}} AS t USING old_rows AS o WHERE {{pk_eq_to}};
+  -- A deleted row's failure is moot (and superduper.wait_for would report it).
+  IF EXISTS (SELECT 1 FROM superduper._failures AS f WHERE f.listener_id = {{listener_id}}) THEN
+    DELETE FROM superduper._failures AS f USING old_rows AS o
+    WHERE f.listener_id = {{listener_id}} AND f.pk = {{pk_json_o}};
+  END IF;
   -- A sidecar may be computing one of these rows right now (one is claimed or
   -- queued, or a backfill runs) and write its output after this DELETE. Logging
   -- the keys makes a sidecar look at the rows once more, find them gone, and

@@ -123,6 +123,7 @@ BEGIN
     'pk_json_o', 'jsonb_build_array(' || string_agg(format('o.%I::text', p.name), ', ' ORDER BY p.ord) || ')',
     'pk_json_src', 'jsonb_build_array(' || string_agg(format('src.%I::text', p.name), ', ' ORDER BY p.ord) || ')',
     'pk_json_i', 'jsonb_build_array(' || string_agg(format('i.pk%s::text', p.ord), ', ' ORDER BY p.ord) || ')',
+    'pk_json_u', 'jsonb_build_array(' || string_agg(format('u.pk%s', p.ord), ', ' ORDER BY p.ord) || ')',
     'pk_eq_on', string_agg(format('o.%1$I = n.%1$I', p.name), ' AND ' ORDER BY p.ord),
     'pk_eq_to', string_agg(format('t.%1$I = o.%1$I', p.name), ' AND ' ORDER BY p.ord),
     'pk_eq_src_c', string_agg(format('src.%I = (c.pk ->> %s)::%s', p.name, p.ord - 1, p.type), ' AND ' ORDER BY p.ord),

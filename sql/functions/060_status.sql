@@ -18,14 +18,16 @@ END
 $$;
 
 -- Per listener version: pending (queued or in an unclaimed backfill range), in
--- flight (claimed by a sidecar), failed, done (rows in the outputs table), and
--- lag: the age of the oldest change not yet computed.
+-- flight (claimed by a sidecar), failed, withdrawn (failed rows whose output,
+-- computed from an earlier value, was removed: see superduper.failures), done
+-- (rows in the outputs table), and lag: the age of the oldest change not yet
+-- computed.
 -- p_count_done = false skips counting each outputs table (done is NULL then):
 -- cheap enough to poll while waiting for listeners to catch up.
 CREATE OR REPLACE FUNCTION superduper._status(p_count_done boolean DEFAULT true)
 RETURNS TABLE (listener text, version integer, state text, model text, source text, outputs text,
                pending bigint, in_flight bigint, failed bigint, done bigint, lag interval,
-               backfill_total bigint, backfill_remaining bigint, note text)
+               backfill_total bigint, backfill_remaining bigint, note text, withdrawn bigint)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -65,7 +67,8 @@ BEGIN
     outputs := superduper._qualify('superduper', l.output_table);
     pending := v_q_pending + v_b_pending;
     in_flight := v_q_flight + v_b_flight;
-    SELECT count(*) INTO failed FROM superduper._failures f WHERE f.listener_id = l.id;
+    SELECT count(*), count(*) FILTER (WHERE f.withdrawn) INTO failed, withdrawn
+    FROM superduper._failures f WHERE f.listener_id = l.id;
     done := NULL;
     IF p_count_done THEN
       BEGIN
@@ -102,13 +105,27 @@ SELECT m.name, m.runtime, m.output, m.config, m.artifact,
        m.version, m.created_at, m.updated_at
 FROM superduper._models m;
 
+-- Rows whose current value failed for good. withdrawn: the row had an output
+-- computed from an earlier value, which was removed when this value failed, so
+-- that no output passes for current (the row has no output until it computes;
+-- superduper.retry() or a change to the row queues it again). changed_at: when
+-- the failed change was made (what superduper.wait_for compares).
 CREATE OR REPLACE VIEW superduper.failures AS
 SELECT l.name AS listener, l.version, f.pk AS primary_key, f.attempts, f.error,
-       f.first_failed_at, f.failed_at
+       f.first_failed_at, f.failed_at, f.withdrawn, f.changed_at
 FROM superduper._failures f JOIN superduper._listeners l ON l.id = f.listener_id;
 
+-- Sidecars. state: what the sidecar last said it was doing (starting, working,
+-- idle, waiting for install), or 'not answering' when it has missed three
+-- heartbeats: it is cut off from the database (and reconnecting by itself) or
+-- gone; its claims are released once it has been silent for the dead-after
+-- time of the other sidecars (15 s by default). outages: database outages it
+-- came through since it started, the last one's start, length and reason.
 CREATE OR REPLACE VIEW superduper.workers AS
-SELECT w.id, w.hostname, w.pid, w.functions, w.sleeping, w.started_at, w.seen_at
+SELECT w.id, w.hostname, w.pid, w.functions, w.sleeping, w.started_at, w.seen_at,
+       CASE WHEN now() - w.seen_at > 3 * w.heartbeat THEN 'not answering' ELSE w.state END AS state,
+       CASE WHEN now() - w.seen_at > 3 * w.heartbeat THEN w.seen_at ELSE w.state_since END AS state_since,
+       w.heartbeat, w.code_version, w.outages, w.last_outage_at, w.last_outage, w.last_outage_reason
 FROM superduper._workers w;
 
 CREATE OR REPLACE VIEW superduper.vector_indexes AS

@@ -122,6 +122,7 @@ BEGIN
     AS $body$
     DECLARE
       v_conn text := superduper._dblink();
+      v_insert text;
       v_id bigint;
       v_prefix text;
       v_note text;
@@ -135,12 +136,21 @@ BEGIN
       -- The input travels as a quoted literal: data, never SQL. An embedding's
       -- NOTIFY carries the model version and the input too (when they fit), so
       -- that a sidecar that knows the model computes without reading the row.
-      SELECT t.id INTO v_id FROM %1$s.dblink(v_conn, format(
+      v_insert := format(
         'WITH r AS (INSERT INTO superduper._requests (model, kind, input) VALUES (%%L, %%L, %%L::jsonb) RETURNING id, model, kind, input) '
         'SELECT r.id, pg_notify(''superduper'', CASE WHEN r.kind = ''embed'' AND octet_length(r.input::text) < 7000 '
         'THEN ''embed:'' || json_build_object(''id'', r.id, ''model'', r.model, ''hash'', m.spec_hash, ''input'', r.input) '
         'ELSE ''request:'' || r.id END)::text '
-        'FROM r LEFT JOIN superduper._models m ON m.name = r.model', p_model, p_kind, p_input)) AS t(id bigint, n text);
+        'FROM r LEFT JOIN superduper._models m ON m.name = r.model', p_model, p_kind, p_input);
+      BEGIN
+        SELECT t.id INTO v_id FROM %1$s.dblink(v_conn, v_insert) AS t(id bigint, n text);
+      EXCEPTION WHEN OTHERS THEN
+        -- This session's connection back to the database was lost (a restart
+        -- of the server, pg_terminate_backend): open it again, once.
+        PERFORM %1$s.dblink_disconnect(v_conn);
+        v_conn := superduper._dblink();
+        SELECT t.id INTO v_id FROM %1$s.dblink(v_conn, v_insert) AS t(id bigint, n text);
+      END;
       v_prefix := v_id || ':';
       LOOP
         SELECT n.extra INTO v_note FROM %1$s.dblink_get_notify(v_conn) AS n
@@ -166,7 +176,7 @@ BEGIN
         IF clock_timestamp() > v_started + v_timeout THEN
           PERFORM %1$s.dblink_exec(v_conn, format('DELETE FROM superduper._requests WHERE id = %%s', v_id));
           RAISE EXCEPTION 'superduper: no sidecar answered within %% (model "%%")', v_timeout, p_model
-            USING HINT = 'Start one: superduper start <uri> (a function model is answered only by the process that registered it). '
+            USING HINT = superduper._sidecars_hint() || ' A function model is answered only by the process that registered it. '
                          || 'The wait is set by superduper.request_timeout.';
         END IF;
         -- As short as pg_sleep goes at first: it rounds up to whole milliseconds

@@ -1,15 +1,21 @@
 -- Writes a batch of outputs and acknowledges the work it came from, in one
 -- transaction:
 --   * outputs are kept only if the source row still exists and passes the
---     filter, and never over an output from a newer (larger) stamp;
+--     filter, never over an output from a newer (larger) stamp, and never for a
+--     value older than one that failed for good (a failure's stamp);
 --   * outputs of rows that are gone (p_gone, or deleted since they were read)
---     are removed;
+--     are removed, with their failures;
+--   * outputs of rows whose current value failed for good (p_withdraw, from
+--     superduper._fail in the same transaction) are removed if they were
+--     computed from an earlier value: no output passes for current;
 --   * the claimed queue entries (p_ack_pks, p_ack_ids) and the backfill range
---     (p_chunk) are deleted; a failure recorded for a row now computed is cleared.
+--     (p_chunk) are deleted; a failure recorded for a value now computed (or an
+--     older one) is cleared.
 -- Keys arrive as one text array per primary key column (p_pk1, ...).
 CREATE FUNCTION {{fn_write}}(
   {{pk_params}}, p_outputs {{output_type}}[], p_stamps bigint[],
-  p_gone text[], p_ack_pks text[], p_ack_ids bigint[], p_chunk integer)
+  p_gone text[], p_ack_pks text[], p_ack_ids bigint[], p_chunk integer,
+  p_withdraw text[], p_withdraw_stamps bigint[])
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -19,9 +25,13 @@ AS {{q}}
 DECLARE
   v_written integer := 0;
   v_inserted boolean := false;
+  v_failures boolean;
 BEGIN
   -- Before touching any table (see superduper._enter_listener).
   PERFORM superduper._enter_listener({{listener_id}}, {{code_version}});
+
+  -- Usually none: then no write looks a row's failure up.
+  v_failures := EXISTS (SELECT 1 FROM superduper._failures WHERE listener_id = {{listener_id}});
 
   -- Backfill rows almost never have an output yet (only when the range is
   -- redone after a crash, or the row changed and was computed from the queue
@@ -33,7 +43,10 @@ BEGIN
       INSERT INTO {{outputs}} ({{pk_cols}}, output, _stamp)
       SELECT {{pk_values_u}}, u.output, coalesce(u.stamp, 0)
       FROM unnest({{pk_args}}, p_outputs, p_stamps) AS u({{pk_unnest_cols}}, output, stamp)
-      WHERE EXISTS (SELECT 1 FROM {{source}} AS src WHERE {{pk_eq_src_u}} AND {{filter}});
+      WHERE EXISTS (SELECT 1 FROM {{source}} AS src WHERE {{pk_eq_src_u}} AND {{filter}})
+        AND NOT (v_failures AND EXISTS (SELECT 1 FROM superduper._failures AS f
+                                        WHERE f.listener_id = {{listener_id}} AND f.pk = {{pk_json_u}}
+                                          AND f.stamp > coalesce(u.stamp, 0)));
       GET DIAGNOSTICS v_written = ROW_COUNT;
       v_inserted := true;
     EXCEPTION WHEN unique_violation THEN
@@ -48,6 +61,9 @@ BEGIN
     SELECT {{pk_values_u}}, u.output, coalesce(u.stamp, 0)
     FROM unnest({{pk_args}}, p_outputs, p_stamps) AS u({{pk_unnest_cols}}, output, stamp)
     WHERE EXISTS (SELECT 1 FROM {{source}} AS src WHERE {{pk_eq_src_u}} AND {{filter}})
+      AND NOT (v_failures AND EXISTS (SELECT 1 FROM superduper._failures AS f
+                                      WHERE f.listener_id = {{listener_id}} AND f.pk = {{pk_json_u}}
+                                        AND f.stamp > coalesce(u.stamp, 0)))
     ON CONFLICT ({{pk_cols}}) DO UPDATE
       SET output = excluded.output, _stamp = excluded._stamp, _computed_at = now()
       WHERE t._stamp < excluded._stamp;
@@ -68,6 +84,24 @@ BEGIN
     USING (SELECT g::jsonb AS pk FROM unnest(p_gone) AS g) AS c
     WHERE {{pk_eq_t_c}}
       AND NOT EXISTS (SELECT 1 FROM {{source}} AS src WHERE {{pk_eq_src_c}} AND {{filter}});
+    IF v_failures THEN
+      DELETE FROM superduper._failures AS f
+      USING (SELECT g::jsonb AS pk FROM unnest(p_gone) AS g) AS c
+      WHERE f.listener_id = {{listener_id}} AND f.pk = c.pk
+        AND NOT EXISTS (SELECT 1 FROM {{source}} AS src WHERE {{pk_eq_src_c}} AND {{filter}});
+    END IF;
+  END IF;
+
+  IF cardinality(p_withdraw) > 0 THEN
+    WITH withdrawn AS (
+      DELETE FROM {{outputs}} AS t
+      USING (SELECT w.pk::jsonb AS pk, w.stamp FROM unnest(p_withdraw, p_withdraw_stamps) AS w(pk, stamp)) AS c
+      WHERE {{pk_eq_t_c}} AND t._stamp < c.stamp
+      RETURNING c.pk
+    )
+    UPDATE superduper._failures AS f SET withdrawn = true
+    FROM withdrawn AS w
+    WHERE f.listener_id = {{listener_id}} AND f.pk = w.pk;
   END IF;
 
   IF cardinality(p_ack_ids) > 0 THEN
@@ -76,10 +110,11 @@ BEGIN
     WHERE q.listener_id = {{listener_id}} AND q.pk = a.pk::jsonb AND q.id = a.id;
   END IF;
 
-  IF EXISTS (SELECT 1 FROM superduper._failures WHERE listener_id = {{listener_id}}) THEN
+  IF v_failures AND cardinality(p_outputs) > 0 THEN
     DELETE FROM superduper._failures AS f
-    USING (SELECT {{pk_typed_u}} FROM unnest({{pk_args}}) AS u({{pk_unnest_cols}})) AS i
-    WHERE f.listener_id = {{listener_id}} AND f.pk = {{pk_json_i}};
+    USING (SELECT {{pk_json_u}} AS pk, coalesce(u.stamp, 0) AS stamp
+           FROM unnest({{pk_args}}, p_stamps) AS u({{pk_unnest_cols}}, stamp)) AS i
+    WHERE f.listener_id = {{listener_id}} AND f.pk = i.pk AND f.stamp <= i.stamp;
   END IF;
 
   IF p_chunk IS NOT NULL THEN

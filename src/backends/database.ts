@@ -1,3 +1,5 @@
+import type { ConnectionHealth } from './connection-health.js';
+
 /**
  * What the rest of superduper needs from a database connection. Declared
  * structurally, so that the core does not depend on a driver: each backend
@@ -18,11 +20,19 @@ export interface Connection extends Queryable {
   release(broken?: boolean): void;
 }
 
+export interface QueryOptions {
+  /** The database must answer within this long, or the connection is taken as stalled and closed. */
+  timeoutMs?: number;
+}
+
 export interface Database extends Queryable {
   /** Which engine this is; the embedded one lacks dblink and cross-connection NOTIFY. */
   readonly kind: 'postgres' | 'pglite';
   /** A connection string other processes can use, when there is one. */
   readonly uri: string | undefined;
+  /** Whether the database is reachable from this process, and its outages. */
+  readonly health: ConnectionHealth;
+  query<Row = Record<string, unknown>>(text: string, values?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<Row>>;
   /** Takes one connection for exclusive use (query builders' transactions); release it after. */
   acquire(): Promise<Connection>;
   /** Runs fn on one connection held for its duration (for session-level locks), not in a transaction. */
@@ -37,6 +47,12 @@ export interface Database extends Queryable {
   listen(channel: string, onNotify: (payload: string) => void, onReconnect?: () => void): Promise<() => Promise<void>>;
   /** A query parameter holding an array of vectors, for `$n::vector[]`, in the cheapest form this engine takes. */
   vectorArrayParam(vectors: readonly ArrayLike<number>[]): unknown;
+  /**
+   * Closes every connection at once, in use or idle, LISTEN included: after a
+   * check found the database not answering, so that queries stuck on a stalled
+   * network fail now and are made again on new connections.
+   */
+  resetConnections(error: Error): void;
   /** Re-reads type OIDs (pgvector's) after the extension was created. */
   refreshTypes(): Promise<void>;
   close(): Promise<void>;

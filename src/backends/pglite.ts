@@ -3,6 +3,8 @@ import { vector } from '@electric-sql/pglite-pgvector';
 import { lockDataDir } from '../embedded/data-dir-lock.js';
 import { SharedSession } from '../embedded/session.js';
 import { modelCallOf, MODEL_CALL_TEXT, type ModelCall, rerunnable } from '../embedded/model-call-error.js';
+import { resumeWaitSql, WAIT_RERUN_MS, waitResumeOf } from '../embedded/wait-rerun.js';
+import { ConnectionHealth } from './connection-health.js';
 import type { Connection, Database, Queryable, QueryResult } from './database.js';
 
 export interface EmbeddedOptions {
@@ -35,6 +37,8 @@ export class EmbeddedDatabase implements Database {
   /** Set while a wire server serves this database (see serve()). */
   uri: string | undefined;
   readonly session = new SharedSession();
+  /** In this process: never lost. */
+  readonly health = new ConnectionHealth('embedded', undefined);
   readonly pglite: PGlite;
   #hosts: ModelCallHost[] = [];
   #parsers: Record<number, (value: string) => unknown> = {};
@@ -82,8 +86,29 @@ export class EmbeddedDatabase implements Database {
     return this.#hosts.at(-1);
   }
 
-  query<Row>(text: string, values?: readonly unknown[]): Promise<QueryResult<Row>> {
-    return this.session.run(() => this.#answering(text, () => this.#execute<Row>(text, values)));
+  async query<Row>(text: string, values?: readonly unknown[]): Promise<QueryResult<Row>> {
+    const run = () => this.#answering(text, () => this.#execute<Row>(text, values));
+    // Inside a transaction (the caller holds the session) nobody else can run:
+    // a wait_for there gets its SDW01, which says so.
+    if (this.session.holds()) return this.session.run(run);
+    for (let resume: string | undefined; ; ) {
+      try {
+        return await this.session.run(async () => {
+          if (resume === undefined) return run();
+          await this.pglite.query(resumeWaitSql(resume));
+          try {
+            return await run();
+          } finally {
+            await this.pglite.query(resumeWaitSql(''));
+          }
+        });
+      } catch (error) {
+        resume = waitResumeOf(error);
+        if (resume === undefined || !rerunnable(text)) throw error;
+        // Out of the session meanwhile, so that the sidecar in this process computes.
+        await new Promise((resolve) => setTimeout(resolve, WAIT_RERUN_MS));
+      }
+    }
   }
 
   async acquire(): Promise<Connection> {
@@ -147,6 +172,9 @@ export class EmbeddedDatabase implements Database {
       }
     }
   }
+
+  /** Nothing to reset: the database is in this process. */
+  resetConnections(): void {}
 
   vectorArrayParam(vectors: readonly ArrayLike<number>[]): unknown {
     // An array literal of vector literals: PGlite would not quote them itself.

@@ -1,5 +1,6 @@
+import { backoffMs } from '../backends/connection-health.js';
 import { connect, type Superduper } from '../client.js';
-import { SuperduperError } from '../errors.js';
+import { classifyDatabaseError, describeError, SuperduperError } from '../errors.js';
 import { createLogger } from '../logger.js';
 
 /** The database a command works on: its argument, else SUPERDUPER_URI, else DATABASE_URL. */
@@ -25,4 +26,45 @@ export async function openDatabase(uri: string | undefined, options: { requireIn
     }
   }
   return db;
+}
+
+/**
+ * Like openDatabase, for long-running commands (a sidecar started with its
+ * server, or during a restart): a database that cannot be reached yet is
+ * waited for, with one log line, retrying with backoff; only errors no retry
+ * can fix (a refused login, a missing database or layer) are thrown, with the
+ * code SUPERDUPER_FATAL.
+ */
+export async function openDatabaseWhenReachable(uri: string | undefined, options: { logLevel?: string } = {}): Promise<Superduper> {
+  const resolved = resolveUri(uri);
+  const logger = createLogger(options.logLevel ?? process.env.SUPERDUPER_LOG_LEVEL ?? 'warn');
+  let waitingSince: number | undefined;
+  for (let attempt = 1; ; attempt++) {
+    let db: Superduper | undefined;
+    try {
+      db = await connect(resolved, { logger });
+      const installed = await db.db.query<{ ok: boolean }>(`SELECT to_regclass('superduper._listeners') IS NOT NULL AS ok`);
+      if (!installed.rows[0]?.ok) {
+        throw new SuperduperError('superduper is not installed in this database', {
+          hint: 'Run "superduper install <uri>" first.',
+          code: 'SUPERDUPER_FATAL',
+        });
+      }
+      if (waitingSince !== undefined) logger.info({ waitedMs: Date.now() - waitingSince }, 'the database is reachable');
+      return db;
+    } catch (error) {
+      await db?.close();
+      const kind = classifyDatabaseError(error);
+      const code = (error as { code?: string }).code;
+      if (kind !== 'connection' || (code === 'ENOTFOUND' && waitingSince === undefined)) {
+        if (error instanceof SuperduperError) throw error;
+        throw new SuperduperError(describeError(error), { code: kind === 'fatal' || code === 'ENOTFOUND' ? 'SUPERDUPER_FATAL' : undefined, cause: error });
+      }
+      if (waitingSince === undefined) {
+        waitingSince = Date.now();
+        logger.warn({ error: describeError(error).split('\n')[0] }, 'cannot reach the database yet; retrying until it answers');
+      }
+      await new Promise((resolve) => setTimeout(resolve, backoffMs(attempt)));
+    }
+  }
 }

@@ -7,7 +7,7 @@ import { failuresCommand } from './commands/failures.js';
 import { installCommand } from './commands/install.js';
 import { removeCommand } from './commands/remove.js';
 import { serveCommand } from './commands/serve.js';
-import { startCommand } from './commands/start.js';
+import { startCommand, type StartOptions } from './commands/start.js';
 import { statusCommand } from './commands/status.js';
 
 const uriHelp = 'PostgreSQL connection URI (default: $SUPERDUPER_URI, then $DATABASE_URL)';
@@ -64,7 +64,9 @@ export function buildProgram(): Command {
     .argument('[uri]', uriHelp)
     .addOption(new Option('--reconcile-ms <ms>', 'look for work this often even without notifications').default(2000).argParser(Number))
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
-    .action((uri: string | undefined, options: { reconcileMs: number; logLevel: string }) => startCommand(uri, options));
+    .addOption(new Option('--health-port <port>', 'serve /healthz and /readyz on this port (see docs/operations.md)').argParser(Number))
+    .addOption(new Option('--health-host <host>', 'address of the health endpoint').default('127.0.0.1'))
+    .action((uri: string | undefined, options: StartOptions) => startCommand(uri, options));
 
   program
     .command('status')
@@ -97,12 +99,20 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * Exit status of an error no retry can fix (a refused login, a missing database
+ * or layer, a layer newer than this code): EX_CONFIG from sysexits.h, so that a
+ * supervisor can tell it from a crash (systemd: RestartPreventExitStatus=78).
+ */
+export const EXIT_CANNOT_RETRY = 78;
+
 export async function main(argv: string[]): Promise<number> {
   try {
     await buildProgram().parseAsync(argv);
     return 0;
   } catch (error) {
     process.stderr.write(`error: ${describeError(error)}\n`);
-    return 1;
+    const code = (error as { code?: string }).code;
+    return code === 'SUPERDUPER_FATAL' || code === 'SUPERDUPER_NEWER_DATABASE' ? EXIT_CANNOT_RETRY : 1;
   }
 }

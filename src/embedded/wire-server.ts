@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
 import type { ModelCallHost } from '../backends/pglite.js';
 import { ChannelRouter, listenStatements, type ListenStatement } from './channel-router.js';
 import { MODEL_CALL_SQLSTATE, MODEL_CALL_TEXT, type ModelCall, parseModelCall, rerunnable } from './model-call-error.js';
+import { resumeWaitSql, WAIT_RERUN_MS, WAIT_SQLSTATE } from './wait-rerun.js';
 import {
   CANCEL_REQUEST,
   GSSENC_REQUEST,
@@ -80,6 +81,11 @@ export async function serveEmbedded(db: EmbeddedDatabase, options: { host?: stri
   };
   db.onClose(close);
   return { host, port, uri, close };
+}
+
+interface TurnOutcome {
+  /** The DETAIL of a wait_for's SDW01: run the turn's statements again after a moment. */
+  resumeWait?: string;
 }
 
 class WireClient {
@@ -176,20 +182,30 @@ class WireClient {
     if (user !== 'postgres') this.#role = user;
   }
 
-  /** One turn on the session: the messages, their answer to the client. */
+  /**
+   * One turn on the session: the messages, their answer to the client. A
+   * superduper.wait_for() with changes pending (SDW01) gives the session back,
+   * lets the sidecar work, and takes another turn to run them again.
+   */
   async #turn(messages: FrontendMessage[], flushOnly = false): Promise<void> {
-    await this.db.session.acquire(this.#owner);
-    this.#inTurn = true;
-    try {
-      await this.#turnHeld(messages, flushOnly);
-    } finally {
-      this.#inTurn = false;
-      const outbox = this.#outbox.splice(0);
-      if (outbox.length > 0 && !this.#closed) this.socket.write(Buffer.concat(outbox));
+    for (let resume: string | undefined; ; ) {
+      await this.db.session.acquire(this.#owner);
+      this.#inTurn = true;
+      let outcome: TurnOutcome;
+      try {
+        outcome = await this.#turnHeld(messages, flushOnly, resume);
+      } finally {
+        this.#inTurn = false;
+        const outbox = this.#outbox.splice(0);
+        if (outbox.length > 0 && !this.#closed) this.socket.write(Buffer.concat(outbox));
+      }
+      if (outcome.resumeWait === undefined || this.#closed) return;
+      resume = outcome.resumeWait;
+      await new Promise((resolve) => setTimeout(resolve, WAIT_RERUN_MS));
     }
   }
 
-  async #turnHeld(messages: FrontendMessage[], flushOnly: boolean): Promise<void> {
+  async #turnHeld(messages: FrontendMessage[], flushOnly: boolean, resumeWait?: string): Promise<TurnOutcome> {
     const { db } = this;
     if (!this.#holding && this.#role) await this.#execute(simpleQuery(`SET SESSION AUTHORIZATION ${quoteIdent(this.#role)}`));
     this.#holding = true;
@@ -203,7 +219,10 @@ class WireClient {
 
     for (let calls = 0; ; calls++) {
       if (fromSavepoint) await this.#execute(simpleQuery('SAVEPOINT superduper_model_call'));
+      if (resumeWait !== undefined) await this.#execute(simpleQuery(resumeWaitSql(resumeWait)));
       const answer = Buffer.concat(await this.#executeAll(messages));
+      // Used by wait_for, or by nobody if the statement failed before it.
+      if (resumeWait !== undefined) await this.#execute(simpleQuery(resumeWaitSql('')));
       // Notifications are routed below, to whoever listens; none goes through as is.
       const { summary, forward } = readBackend(answer, (type) => type !== NOTIFICATION);
       const callError = summary.errors.find((error) => error.C === MODEL_CALL_SQLSTATE);
@@ -219,6 +238,13 @@ class WireClient {
         continue;
       }
       if (fromSavepoint && summary.errors.length === 0) await this.#execute(simpleQuery('RELEASE SAVEPOINT superduper_model_call'));
+      // A wait_for with changes pending, outside a block: nothing reaches the
+      // client yet; the statement runs again in a later turn (see #turn).
+      const waitError = summary.errors.find((error) => error.C === WAIT_SQLSTATE);
+      if (waitError?.D && completes && !inBlock && summary.status === 'I' && rerunnable(sql)) {
+        this.#release();
+        return { resumeWait: waitError.D };
+      }
 
       const listens = summary.tags.filter((tag) => tag === 'LISTEN' || tag === 'UNLISTEN').length;
       if (listens > 0) await this.#followListens(listenStatements(sql).slice(0, listens));
@@ -230,7 +256,7 @@ class WireClient {
       if (summary.status === 'I' && summary.tags.some((tag) => WRITE_TAG.test(tag))) db.notify('superduper', 'changed');
       if (forward.length > 0 && !this.#closed) this.socket.write(forward);
       if (summary.status === 'I') this.#release();
-      return;
+      return {};
     }
   }
 

@@ -26,6 +26,8 @@ export interface BatchContext {
 
 interface Failure {
   key: string;
+  /** The stamp the failed value was read under (see the claim template). */
+  stamp: string | null;
   error: string;
   /** No retry can fix it (a NULL key value): straight to the failures. */
   permanent: boolean;
@@ -108,7 +110,7 @@ async function computeAndWrite(
     }
     const problem = keyProblem(listener, row);
     if (problem) {
-      failures.push({ key: jsonKey(listener, row), error: problem, permanent: true });
+      failures.push({ key: jsonKey(listener, row), stamp: row.sd_stamp, error: problem, permanent: true });
       continue;
     }
     live.push(row);
@@ -131,7 +133,7 @@ async function computeAndWrite(
       });
     } catch (error) {
       const message = `could not load model "${listener.model}": ${describeError(error)}`;
-      for (const row of live) failures.push({ key: jsonKey(listener, row), error: message, permanent: false });
+      for (const row of live) failures.push({ key: jsonKey(listener, row), stamp: row.sd_stamp, error: message, permanent: false });
     }
     if (model) {
       const size = listener.settings.batch_size;
@@ -142,7 +144,8 @@ async function computeAndWrite(
             outputs[start + i] = result.value;
             ok[start + i] = 1;
           } else {
-            failures.push({ key: jsonKey(listener, live[start + i]!), error: result.error, permanent: false });
+            const row = live[start + i]!;
+            failures.push({ key: jsonKey(listener, row), stamp: row.sd_stamp, error: result.error, permanent: false });
           }
         });
       }
@@ -168,19 +171,20 @@ async function computeAndWrite(
   }
 
   const { db } = context;
-  const write = (q: Queryable, rowsToWrite: ClaimedRow[], outputsToWrite: unknown[]) =>
-    writeOutputs(q, db, listener, { rows: rowsToWrite, outputs: outputsToWrite, gone, ackPks, ackIds, chunk: claim.chunk });
+  const write = (q: Queryable, rowsToWrite: ClaimedRow[], outputsToWrite: unknown[], withdraw: Withdrawal[]) =>
+    writeOutputs(q, db, listener, { rows: rowsToWrite, outputs: outputsToWrite, gone, ackPks, ackIds, chunk: claim.chunk, withdraw });
 
   let writtenCount = 0;
   try {
     writtenCount = await againIfReplaced(() =>
       failures.length === 0
-        ? write(db, written, writtenOutputs)
+        ? write(db, written, writtenOutputs, [])
         : // Failures and outputs commit together: a backfill range is never done
-          // while its failed rows are not yet queued for a retry.
+          // while its failed rows are not yet queued for a retry, and an output
+          // of an earlier value goes with its row's move to the failures.
           db.transaction(async (tx) => {
-            await recordFailures(tx, listener, failures, claim);
-            return write(tx, written, writtenOutputs);
+            const withdraw = await recordFailures(tx, listener, failures, claim);
+            return write(tx, written, writtenOutputs, withdraw);
           }),
     );
   } catch (error) {
@@ -188,14 +192,14 @@ async function computeAndWrite(
     // The batch could not be written (say, a constraint on the outputs table):
     // each row becomes a failure rather than being retried forever.
     const message = `could not write outputs: ${describeError(error)}`;
-    for (const row of written) failures.push({ key: jsonKey(listener, row), error: message, permanent: false });
+    for (const row of written) failures.push({ key: jsonKey(listener, row), stamp: row.sd_stamp, error: message, permanent: false });
     const unwritten = new Set(written.map((row) => jsonKey(listener, row)));
     const keep = ackPks.map((pk) => !unwritten.has(pk));
     ackPks = ackPks.filter((_, i) => keep[i]);
     ackIds = ackIds.filter((_, i) => keep[i]);
     await db.transaction(async (tx) => {
-      await recordFailures(tx, listener, failures, claim);
-      await writeOutputs(tx, db, listener, { rows: [], outputs: [], gone, ackPks, ackIds, chunk: claim.chunk });
+      const withdraw = await recordFailures(tx, listener, failures, claim);
+      await writeOutputs(tx, db, listener, { rows: [], outputs: [], gone, ackPks, ackIds, chunk: claim.chunk, withdraw });
     });
     writtenCount = 0;
   }
@@ -222,16 +226,32 @@ async function againIfReplaced<T>(call: () => Promise<T>): Promise<T> {
   }
 }
 
+/** A row moved to the failures, whose output from an earlier value goes (see the write template). */
+interface Withdrawal {
+  pk: string;
+  stamp: string;
+}
+
 async function writeOutputs(
   q: Queryable,
   db: Database,
   listener: ListenerInfo,
-  batch: { rows: ClaimedRow[]; outputs: unknown[]; gone: string[]; ackPks: string[]; ackIds: string[]; chunk: number | null },
+  batch: {
+    rows: ClaimedRow[];
+    outputs: unknown[];
+    gone: string[];
+    ackPks: string[];
+    ackIds: string[];
+    chunk: number | null;
+    withdraw: Withdrawal[];
+  },
 ): Promise<number> {
   const pkCount = listener.pk.length;
   const pkParams = listener.pk.map((_, i) => `$${i + 1}::text[]`).join(', ');
   const at = (n: number) => `$${pkCount + n}`;
-  const sql = `SELECT ${listenerFunction(listener.id, 'write')}(${pkParams}, ${at(1)}, ${at(2)}::bigint[], ${at(3)}::text[], ${at(4)}::text[], ${at(5)}::bigint[], ${at(6)}::integer) AS written`;
+  const sql =
+    `SELECT ${listenerFunction(listener.id, 'write')}(${pkParams}, ${at(1)}, ${at(2)}::bigint[], ${at(3)}::text[], ` +
+    `${at(4)}::text[], ${at(5)}::bigint[], ${at(6)}::integer, ${at(7)}::text[], ${at(8)}::bigint[]) AS written`;
   const stamped = batch.rows.some((row) => row.sd_stamp !== null);
   const result = await q.query<{ written: number }>(sql, [
     ...listener.pk.map((_, i) => batch.rows.map((row) => row[`p${i + 1}`])),
@@ -243,25 +263,32 @@ async function writeOutputs(
     batch.ackPks,
     batch.ackIds,
     batch.chunk,
+    batch.withdraw.map((w) => w.pk),
+    batch.withdraw.map((w) => w.stamp),
   ]);
   return result.rows[0]?.written ?? 0;
 }
 
-async function recordFailures(q: Queryable, listener: ListenerInfo, failures: Failure[], claim: InFlight): Promise<void> {
+/** Records failures (superduper._fail); returns the rows that moved to the failures for good. */
+async function recordFailures(q: Queryable, listener: ListenerInfo, failures: Failure[], claim: InFlight): Promise<Withdrawal[]> {
+  const moved: Withdrawal[] = [];
   for (const permanent of [false, true]) {
     const list = failures.filter((f) => f.permanent === permanent);
     if (list.length === 0) continue;
     const keys = new Set(list.map((f) => f.key));
     const mine = claim.ackPks.flatMap((pk, i) => (keys.has(pk) ? [[pk, claim.ackIds[i]!] as const] : []));
-    await q.query('SELECT superduper._fail($1, $2::text[], $3::text[], $4::text[], $5::bigint[], $6)', [
+    const result = await q.query<Withdrawal>('SELECT * FROM superduper._fail($1, $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7)', [
       listener.id,
       list.map((f) => f.key),
       list.map((f) => f.error),
+      list.map((f) => f.stamp),
       mine.map(([pk]) => pk),
       mine.map(([, id]) => id),
       permanent,
     ]);
+    moved.push(...result.rows);
   }
+  return moved;
 }
 
 /** NULL (or empty text) key values cannot be computed: say which column of which row. */

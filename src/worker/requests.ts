@@ -1,5 +1,6 @@
+import { backoffMs } from '../backends/connection-health.js';
 import type { Connection, Database } from '../backends/database.js';
-import { describeError } from '../errors.js';
+import { classifyDatabaseError, describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ModelCache } from '../models/registry.js';
 import type { OutputSpec } from '../models/types.js';
@@ -30,12 +31,16 @@ export class RequestServer {
   readonly #carried: Request[] = [];
   /** The models of requests this sidecar has read, by name: what a carried request needs. */
   readonly #known = new Map<string, Request>();
+  #closed = false;
+  #failures = 0;
+  #retry: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly db: Database,
     private readonly models: ModelCache,
     private readonly workerId: string,
     private readonly logger: Logger,
+    private readonly reconnectMaxMs = 1000,
   ) {}
 
   /** A request a NOTIFY named: claimed by its primary key first. */
@@ -74,6 +79,7 @@ export class RequestServer {
 
   /** Serves pending requests; a call while serving makes it look once more. */
   wake(): void {
+    if (this.#closed) return;
     if (this.#running) {
       this.#again = true;
       return;
@@ -101,7 +107,8 @@ export class RequestServer {
     if (!this.#dedicated) {
       const connection = await this.db.acquire();
       try {
-        await connection.query('SET synchronous_commit = off');
+        // Named, so that an operator (or a test) can tell it in pg_stat_activity.
+        await connection.query("SET synchronous_commit = off; SET application_name = 'superduper sidecar requests'");
       } catch (error) {
         connection.release(true);
         throw error;
@@ -111,8 +118,10 @@ export class RequestServer {
     return this.#dedicated;
   }
 
-  /** Gives the dedicated connection back (on stop). */
+  /** Gives the dedicated connection back (on stop); serves nothing after. */
   release(): void {
+    this.#closed = true;
+    clearTimeout(this.#retry);
     this.#dedicated?.release(true);
     this.#dedicated = undefined;
   }
@@ -135,16 +144,26 @@ export class RequestServer {
           64,
           named,
         ]);
+        this.#failures = 0;
         if (claimed.rows.length === 0 && named !== null) continue; // taken by another sidecar, or not ours
         if (claimed.rows.length === 0) return;
         for (const request of claimed.rows) this.#known.set(request.model, request);
         await this.#answerAll(db, claimed.rows, started);
       }
     } catch (error) {
-      // The connection may be broken: take a new one next time.
+      // The connection may be broken: take a new one, and look again soon, since
+      // callers are waiting (a request whose NOTIFY came meanwhile is claimed as
+      // the oldest pending one).
       this.#dedicated?.release(true);
       this.#dedicated = undefined;
-      this.logger.error({ error: describeError(error) }, 'could not serve model calls from SQL');
+      if (classifyDatabaseError(error) !== 'connection') {
+        this.logger.error({ error: describeError(error) }, 'could not serve model calls from SQL');
+      }
+      if (!this.#closed) {
+        clearTimeout(this.#retry);
+        this.#retry = setTimeout(() => this.wake(), backoffMs(++this.#failures, 100, this.reconnectMaxMs));
+        this.#retry.unref();
+      }
     }
   }
 

@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { backoffMs } from '../backends/connection-health.js';
 import type { Database } from '../backends/database.js';
-import { describeError } from '../errors.js';
+import { classifyDatabaseError, describeError, STALLED, SuperduperError } from '../errors.js';
+import { codeVersion } from '../generated/sql.js';
+import { compareLayer, describeCode, describeLayer, type LayerVersion } from '../layer-version.js';
 import type { Logger } from '../logger.js';
 import type { ModelCache } from '../models/registry.js';
 import { runBatch } from './batch.js';
-import { RequestServer } from './requests.js';
 import { codeGone, type InFlight, type ListenerInfo } from './listener-info.js';
+import { RequestServer } from './requests.js';
 
 const VACUUM_LOG = 'VACUUM (SKIP_LOCKED) superduper._changes';
 
@@ -25,6 +28,36 @@ export interface WorkerOptions {
   stopTimeoutMs?: number;
   /** Batches in flight at once (claim, compute and write overlap). Default 2. */
   concurrency?: number;
+  /**
+   * A heartbeat not answered within this long means the database (or the network
+   * to it) stalled: every connection is closed and made again. Default 10000 ms.
+   */
+  stallTimeoutMs?: number;
+  /** The longest wait between attempts to reach the database during an outage. Default 1000 ms. */
+  reconnectMaxMs?: number;
+}
+
+/**
+ * What a sidecar is doing: 'starting' (not yet through its first look for
+ * work), 'working', 'idle' (waiting for changes), 'reconnecting' (the database
+ * is unreachable: it retries by itself), 'waiting for install' (the database's
+ * layer is older than this code), 'stopped', or 'failed' (an error no retry can
+ * fix ended it: see `error`).
+ */
+export type SidecarState = 'starting' | 'working' | 'idle' | 'reconnecting' | 'waiting for install' | 'stopped' | 'failed';
+
+export interface SidecarStatus {
+  id: string;
+  state: SidecarState;
+  /** Since when it is in this state. */
+  since: Date;
+  /** Outages of the database it came through. */
+  outages: number;
+  /** The outage under way (state 'reconnecting'), or the last one. */
+  outage?: { startedAt: Date; durationMs?: number; reason: string };
+  batches: number;
+  /** Why it failed (state 'failed'). */
+  error?: string;
 }
 
 /**
@@ -34,6 +67,14 @@ export interface WorkerOptions {
  * While there is work it claims batches round-robin across listeners. When there
  * is none it takes the sleep lock (superduper._sleep_lock), looks once more, and
  * waits for a NOTIFY or the reconciliation timer.
+ *
+ * It outlives the database's bad moments (restarts, crashes, failovers, killed or
+ * stalled connections, refused connections): a lost connection fails the batch
+ * in flight, which is handed back (superduper._worker_release) once the
+ * database answers again; meanwhile it retries with capped, jittered backoff
+ * and logs one line when the connection is lost and one when it is back. Only
+ * errors no retry can fix end it (a bad password, the database or the layer
+ * gone, a layer newer than this code): `done` rejects with them.
  */
 export class Worker {
   readonly id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -64,6 +105,25 @@ export class Worker {
     this.#markStopped = resolve;
   });
   #batches = 0;
+  #registered = false;
+  /** Batches failed with claims outstanding: hand them back when the database answers. */
+  #releaseClaims = false;
+  #state: SidecarState = 'starting';
+  #stateSince = new Date();
+  #error: Error | undefined;
+  /** An outage not yet reported to the database (by the next heartbeat). */
+  #unreportedOutage: { at: string; seconds: number; reason: string } | undefined;
+  #reachedOnce = false;
+  #settle: { resolve: () => void; reject: (error: Error) => void } | undefined;
+  /**
+   * Resolves when the sidecar stops, rejects when an error no retry can fix
+   * ended it. (Unobserved, a rejection here does not end the process.)
+   */
+  readonly done: Promise<void>;
+  readonly #onLost = () => this.#wakeUp?.();
+  readonly #onUp = (outage: { startedAt: Date; durationMs?: number; reason: string }) => {
+    this.#unreportedOutage = { at: outage.startedAt.toISOString(), seconds: (outage.durationMs ?? 0) / 1000, reason: outage.reason };
+  };
 
   constructor(db: Database, models: ModelCache, options: WorkerOptions) {
     this.#db = db;
@@ -74,15 +134,40 @@ export class Worker {
       deadAfterMs: options.deadAfterMs ?? 15000,
       stopTimeoutMs: options.stopTimeoutMs ?? 30000,
       concurrency: Math.max(1, options.concurrency ?? 2),
+      stallTimeoutMs: options.stallTimeoutMs ?? 10_000,
+      reconnectMaxMs: options.reconnectMaxMs ?? 1000,
     };
     this.#log = options.logger.child({ worker: this.id });
     this.#sharedSession = db.kind === 'pglite';
-    this.#requests = this.#sharedSession ? undefined : new RequestServer(db, models, this.id, this.#log);
+    this.#requests = this.#sharedSession ? undefined : new RequestServer(db, models, this.id, this.#log, this.#options.reconnectMaxMs);
+    this.done = new Promise<void>((resolve, reject) => {
+      this.#settle = { resolve, reject };
+    });
+    this.done.catch(() => {});
   }
 
   /** Number of batches this worker has written (for tests and progress). */
   get batches(): number {
     return this.#batches;
+  }
+
+  get state(): SidecarState {
+    return this.#state;
+  }
+
+  /** What this sidecar is doing, for health checks (superduper start --health-port) and status. */
+  status(): SidecarStatus {
+    const health = this.#db.health;
+    const outage = health.outage ?? health.lastOutage;
+    return {
+      id: this.id,
+      state: this.#state,
+      since: this.#stateSince,
+      outages: health.outages,
+      ...(outage ? { outage: { ...outage } } : {}),
+      batches: this.#batches,
+      ...(this.#error ? { error: describeError(this.#error) } : {}),
+    };
   }
 
   /** Re-reads the listeners now (after an apply in this process, say). */
@@ -91,19 +176,38 @@ export class Worker {
     this.#wakeUp?.();
   }
 
+  /**
+   * Starts the loop. Throws only for errors no retry can fix; a database that is
+   * down is waited for (the sidecar starts in state 'reconnecting').
+   */
   async start(): Promise<void> {
-    await this.#register();
+    this.#db.health.on('lost', this.#onLost);
+    this.#db.health.on('up', this.#onUp);
+    try {
+      await this.#register();
+    } catch (error) {
+      const fatal = await this.#fatalError(error);
+      if (fatal) {
+        this.#detach();
+        this.#setState('failed');
+        this.#error = fatal;
+        this.#settle?.reject(fatal);
+        throw fatal;
+      }
+      // Unreachable for now: registering is the loop's first step.
+      this.#setState('reconnecting');
+    }
     this.#unlisten = await this.#db.listen(
       'superduper',
       (payload) => this.#notified(payload),
       () => {
         // Notifications sent while we were disconnected are lost: look again.
         this.#refreshNeeded = true;
+        this.#requests?.wake();
         this.#wakeUp?.();
       },
     );
-    this.#heartbeat = setInterval(() => void this.#beat(), this.#options.heartbeatMs);
-    this.#heartbeat.unref();
+    this.#scheduleHeartbeat();
     this.#maintenance = setInterval(() => void this.#vacuumLog(), 1000);
     this.#maintenance.unref();
     this.#loop = this.#run();
@@ -120,7 +224,7 @@ export class Worker {
     this.#stopping = true;
     this.#markStopped();
     this.#wakeUp?.();
-    clearInterval(this.#heartbeat);
+    clearTimeout(this.#heartbeat);
     clearInterval(this.#maintenance);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<void>((resolve) => {
@@ -130,19 +234,115 @@ export class Worker {
     clearTimeout(timer);
     await this.#unlisten?.().catch(() => {});
     this.#requests?.release();
-    await this.#db.query('SELECT superduper._worker_stop($1)', [this.id]).catch((error: unknown) => {
-      this.#log.warn({ error: describeError(error) }, 'could not release claims on stop');
-    });
+    this.#detach();
+    if (this.#state !== 'failed') {
+      await this.#db.query('SELECT superduper._worker_stop($1)', [this.id], { timeoutMs: 5000 }).catch((error: unknown) => {
+        this.#log.warn({ error: describeError(error) }, 'could not release claims on stop (they are released when their leases run out)');
+      });
+      this.#setState('stopped');
+      this.#settle?.resolve();
+    }
     this.#log.info({ batches: this.#batches }, 'sidecar stopped');
   }
 
+  #detach(): void {
+    this.#db.health.off('lost', this.#onLost);
+    this.#db.health.off('up', this.#onUp);
+  }
+
+  #setState(state: SidecarState): void {
+    if (state === this.#state) return;
+    this.#state = state;
+    this.#stateSince = new Date();
+  }
+
+  /** Announces this sidecar; checks the layer against this code. */
   async #register(): Promise<void> {
-    await this.#db.query('SELECT superduper._worker_register($1, $2, $3, $4)', [
-      this.id,
-      hostname(),
-      process.pid,
-      this.#models.functions.names(),
-    ]);
+    const result = await this.#db.query<{ layer: LayerVersion }>(
+      'SELECT superduper._worker_register($1, $2, $3, $4, make_interval(secs => $5), $6) AS layer',
+      [this.id, hostname(), process.pid, this.#models.functions.names(), this.#options.heartbeatMs / 1000, codeVersion],
+    );
+    this.#reachedOnce = true;
+    this.#registered = true;
+    this.#checkLayer(result.rows[0]!.layer);
+  }
+
+  /** Throws for a layer newer than this code; waits (state) for an older one to be upgraded. */
+  #checkLayer(layer: LayerVersion): void {
+    const comparison = compareLayer(layer);
+    if (comparison === 'newer') {
+      throw new SuperduperError(
+        `the superduper layer in this database (${describeLayer(layer)}) is newer than this sidecar (${describeCode()})`,
+        { hint: 'Upgrade superduper where this sidecar runs, then start it again.', code: 'SUPERDUPER_NEWER_DATABASE' },
+      );
+    }
+    if (comparison === 'older') {
+      if (this.#state !== 'waiting for install') {
+        this.#log.warn(
+          { layer: describeLayer(layer), code: describeCode() },
+          'the superduper layer in this database is older than this sidecar: waiting for "superduper install" to upgrade it',
+        );
+      }
+      this.#setState('waiting for install');
+    } else if (this.#state === 'waiting for install') {
+      this.#log.info('the superduper layer was upgraded: starting work');
+      this.#setState('working');
+    }
+  }
+
+  /**
+   * The error, made clear, if no retry can fix it: a refused login, a missing
+   * database, the layer removed or newer than this code, a host name that never
+   * resolved. Undefined otherwise.
+   */
+  async #fatalError(error: unknown): Promise<Error | undefined> {
+    if ((error as { code?: string }).code === 'SUPERDUPER_NEWER_DATABASE') return error as Error;
+    const kind = classifyDatabaseError(error);
+    const code = (error as { code?: string }).code;
+    if (kind === 'fatal') {
+      const hint =
+        code === '3D000'
+          ? 'The database does not exist (was it dropped or renamed?): fix the connection string, or create the database and install superduper in it.'
+          : 'The server refused the login: check the user, password and pg_hba.conf, then start the sidecar again.';
+      return new SuperduperError(`the sidecar cannot log in to the database: ${describeError(error)}`, { hint, code: 'SUPERDUPER_FATAL', cause: error });
+    }
+    if (kind === 'connection' && code === 'ENOTFOUND' && !this.#reachedOnce) {
+      return new SuperduperError(`the database host does not resolve: ${describeError(error)}`, {
+        hint: 'Check the host name in the connection string.',
+        code: 'SUPERDUPER_FATAL',
+        cause: error,
+      });
+    }
+    if (kind === 'statement' && /superduper/.test(describeError(error)) && ['3F000', '42P01', '42883'].includes(code ?? '')) {
+      const installed = await this.#db
+        .query<{ ok: boolean }>(`SELECT to_regclass('superduper._workers') IS NOT NULL AS ok`, undefined, { timeoutMs: 10_000 })
+        .then((result) => result.rows[0]?.ok ?? true)
+        .catch(() => true);
+      if (!installed) {
+        return new SuperduperError('the superduper layer is not installed in this database (it was removed?)', {
+          hint: 'Run "superduper install <uri>", then start the sidecar again.',
+          code: 'SUPERDUPER_FATAL',
+          cause: error,
+        });
+      }
+    }
+    return undefined;
+  }
+
+  /** Ends the sidecar for an error no retry can fix. */
+  #fail(error: Error): void {
+    if (this.#state === 'failed' || this.#stopping) return;
+    this.#error = error;
+    this.#setState('failed');
+    this.#log.error({ error: describeError(error) }, 'sidecar stopped: no retry can fix this');
+    this.#settle?.reject(error);
+    void this.stop();
+  }
+
+  /** The database answered a round trip that writes: it is reachable (again). */
+  #reached(): void {
+    this.#reachedOnce = true;
+    this.#db.health.answered();
   }
 
   #notified(payload: string): void {
@@ -162,15 +362,30 @@ export class Worker {
     this.#wakeUp?.();
   }
 
+  /** The next heartbeat comes heartbeatMs after this one ended: a stalled one never piles others up. */
+  #scheduleHeartbeat(): void {
+    if (this.#stopping) return;
+    this.#heartbeat = setTimeout(() => {
+      void this.#beat().finally(() => this.#scheduleHeartbeat());
+    }, this.#options.heartbeatMs);
+    this.#heartbeat.unref();
+  }
+
   async #beat(): Promise<void> {
+    if (!this.#registered || this.#state === 'failed') return;
     try {
-      const released = await this.#db.query<{ released: number }>(
-        'SELECT superduper._worker_heartbeat($1, make_interval(secs => $2)) AS released',
-        [this.id, this.#options.deadAfterMs / 1000],
+      const outage = this.#unreportedOutage;
+      const beat = await this.#db.query<{ beat: LayerVersion & { released: number } }>(
+        'SELECT superduper._worker_heartbeat($1, make_interval(secs => $2), $3, $4) AS beat',
+        [this.id, this.#options.deadAfterMs / 1000, this.#reportedState(), outage ? JSON.stringify(outage) : null],
+        { timeoutMs: this.#options.stallTimeoutMs },
       );
-      const count = released.rows[0]?.released ?? 0;
-      if (count > 0) {
-        this.#log.warn({ sidecars: count }, 'released the claims of sidecars that stopped answering');
+      if (outage === this.#unreportedOutage) this.#unreportedOutage = undefined;
+      this.#reached();
+      const { released, ...layer } = beat.rows[0]!.beat;
+      this.#checkLayer(layer);
+      if (released > 0) {
+        this.#log.warn({ sidecars: released }, 'released the claims of sidecars that stopped answering');
         this.#refreshNeeded = true;
         this.#wakeUp?.();
       }
@@ -187,13 +402,27 @@ export class Worker {
         flight.claimedAt = Date.now();
       }
     } catch (error) {
-      if (/is not registered/.test(describeError(error))) {
+      if ((error as { code?: string }).code === 'SDU01' || /is not registered/.test(describeError(error))) {
         // Presumed dead by another sidecar (a long pause); our claims were released.
+        this.#registered = false;
         await this.#register().catch(() => {});
-      } else {
-        this.#log.warn({ error: describeError(error) }, 'heartbeat failed');
+        return;
       }
+      if ((error as { code?: string }).code === STALLED) {
+        // The database (or the network to it) stopped answering: queries in
+        // flight on the other connections would wait for ever. Close them all.
+        this.#db.resetConnections(error as Error);
+      }
+      const fatal = await this.#fatalError(error);
+      if (fatal) return this.#fail(fatal);
+      if (classifyDatabaseError(error) !== 'connection') this.#log.warn({ error: describeError(error) }, 'heartbeat failed');
+      this.#wakeUp?.();
     }
+  }
+
+  /** What the heartbeat tells the database this sidecar is doing. */
+  #reportedState(): string {
+    return this.#state === 'reconnecting' ? 'working' : this.#state;
   }
 
   /**
@@ -206,7 +435,7 @@ export class Worker {
    */
   async #vacuumLog(): Promise<void> {
     const activity = this.#batches + this.#refreshes;
-    if (activity === this.#batchesAtLastVacuum || this.#stopping) return;
+    if (activity === this.#batchesAtLastVacuum || this.#stopping || this.#db.health.state === 'down') return;
     this.#batchesAtLastVacuum = activity;
     await this.#db.query(VACUUM_LOG).catch((error: unknown) => {
       this.#log.debug({ error: describeError(error) }, 'could not vacuum the change log');
@@ -243,13 +472,28 @@ export class Worker {
     let failures = 0;
     while (!this.#stopping) {
       try {
+        if (!this.#registered) await this.#register();
+        if (this.#state === 'waiting for install') {
+          await this.#pause(5000);
+          this.#registered = false; // registering again reads the layer's version
+          continue;
+        }
+        if (this.#releaseClaims) {
+          // No batch is in flight here: whatever this sidecar still has leased
+          // was claimed by batches that failed with their connection.
+          await this.#db.query('SELECT superduper._worker_release($1)', [this.id]);
+          this.#releaseClaims = false;
+        }
         if (this.#refreshNeeded) await this.#refresh();
+        this.#reached();
         failures = 0;
         if (this.#hot.size > 0) {
+          this.#setState('working');
           await this.#workHotListeners();
           idleWait = 10;
           continue;
         }
+        this.#setState('idle');
         if (this.#sharedSession) {
           // The embedded database's triggers cannot wake a sidecar (its writers and
           // the sidecar share one session, so the sleep lock never blocks them):
@@ -276,26 +520,57 @@ export class Worker {
         });
       } catch (error) {
         if (this.#stopping) break;
-        // Back off while the database stays unreachable (or the error persists):
-        // 250 ms, doubling, at most 10 s.
         failures++;
-        const wait = Math.min(250 * 2 ** (failures - 1), 10_000);
-        this.#log.error({ error: describeError(error), retryInMs: wait }, 'sidecar loop error; retrying');
         this.#refreshNeeded = true;
-        // Only a stop ends this wait early: notifications keep coming while the
-        // error lasts, and must not turn the backoff into a busy loop.
-        await Promise.race([new Promise((resolve) => setTimeout(resolve, wait).unref()), this.#stopped]);
+        this.#releaseClaims = true;
+        const fatal = await this.#fatalError(error);
+        if (fatal) {
+          this.#fail(fatal);
+          break;
+        }
+        let wait: number;
+        const kind = classifyDatabaseError(error);
+        if (kind === 'connection') {
+          // Said once per outage by the database's health (see ConnectionHealth).
+          this.#db.health.lost(error);
+          this.#log.debug({ error: describeError(error), attempt: failures }, 'database unreachable; retrying');
+          this.#setState('reconnecting');
+          wait = backoffMs(failures, 100, this.#options.reconnectMaxMs);
+        } else if (kind === 'retry') {
+          // A deadlock or serialization failure: the next try usually succeeds.
+          this.#log.debug({ error: describeError(error) }, 'retrying after a lost race');
+          wait = backoffMs(failures, 20, 1000);
+        } else {
+          // An error of ours or of a statement: say it each time, and back off
+          // (250 ms doubling to 10 s) while it persists.
+          wait = Math.min(250 * 2 ** (failures - 1), 10_000);
+          this.#log.error({ error: describeError(error), retryInMs: wait }, 'sidecar loop error; retrying');
+        }
+        await this.#pause(wait);
       }
     }
   }
 
   /**
+   * Waits ms, or until the sidecar stops (not for a notification: they keep
+   * coming during an outage). The timer keeps the process alive: during an
+   * outage it may be the only thing that does.
+   */
+  #pause(ms: number): Promise<unknown> {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([new Promise((resolve) => (timer = setTimeout(resolve, ms))), this.#stopped]).finally(() => clearTimeout(timer));
+  }
+
+  /**
    * Runs batches of the listeners known to have work, round-robin, in
    * `concurrency` lanes: while one lane's model computes, another's claim or
-   * write is in the database, so neither waits for the other.
+   * write is in the database, so neither waits for the other. When one lane
+   * fails the others finish their batch and stop, so that nothing of this
+   * sidecar is in flight when the error is handled.
    */
   async #workHotListeners(): Promise<void> {
     let turn = 0;
+    let failed = false;
     const next = (): ListenerInfo | undefined => {
       const ids = [...this.#hot];
       if (ids.length === 0) return undefined;
@@ -303,7 +578,7 @@ export class Worker {
       return this.#listeners.get(id);
     };
     const lane = async () => {
-      while (!this.#stopping && this.#hot.size > 0) {
+      while (!this.#stopping && !failed && this.#hot.size > 0) {
         const listener = next();
         if (!listener) return;
         try {
@@ -322,6 +597,7 @@ export class Worker {
             if (listener.state === 'building') await this.#promote();
           } else {
             this.#batches++;
+            this.#reached();
             this.#log.debug({ listener: listener.name, ...outcome }, 'batch');
           }
         } catch (error) {
@@ -331,16 +607,20 @@ export class Worker {
             this.#refreshNeeded = true;
             continue;
           }
+          failed = true;
           throw error;
         }
       }
     };
-    await Promise.all(Array.from({ length: this.#options.concurrency }, lane));
+    const lanes = await Promise.allSettled(Array.from({ length: this.#options.concurrency }, lane));
+    const rejected = lanes.find((lane): lane is PromiseRejectedResult => lane.status === 'rejected');
+    if (rejected) throw rejected.reason;
   }
 
   /**
-   * Waits ms, or until woken (a NOTIFY, a stop). Returns at once if work is
-   * already known: a NOTIFY may have arrived between the last look and now.
+   * Waits ms, or until woken (a NOTIFY, a stop, a lost connection). Returns at
+   * once if work is already known: a NOTIFY may have arrived between the last
+   * look and now.
    */
   #sleep(ms: number): Promise<void> {
     if (this.#stopping || this.#hot.size > 0 || this.#refreshNeeded) return Promise.resolve();

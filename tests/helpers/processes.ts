@@ -44,3 +44,56 @@ export async function startSidecarProcess(uri: string, options: { slowModelMs?: 
   });
   return { child, id, output: () => output, exited };
 }
+
+export interface CliSidecar {
+  child: ChildProcess;
+  /** Everything it wrote to stderr (pino's JSON lines) and stdout. */
+  output: () => string;
+  /** Its log lines, parsed. */
+  logs: () => Array<{ level: number; msg: string; [field: string]: unknown }>;
+  exited: Promise<number | null>;
+  /** Whether it is still running. */
+  running: () => boolean;
+}
+
+/**
+ * Starts `superduper start <uri>` (the CLI, from source) as a user would, and
+ * waits for its "sidecar started" line. Its settings are the defaults unless
+ * args say otherwise.
+ */
+export async function startCliSidecar(uri: string, options: { args?: string[]; env?: Record<string, string> } = {}): Promise<CliSidecar> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'tests/helpers/cli.ts', 'start', uri, '--log-level', 'info', ...(options.args ?? [])], {
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let exitCode: number | null | undefined;
+  child.once('exit', (code) => {
+    children.delete(child);
+    exitCode = code;
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const logs = () =>
+    output
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { level: number; msg: string });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`sidecar did not start: ${output}`)), 30_000);
+    const check = () => {
+      if (logs().some((line) => line.msg === 'sidecar started')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stderr!.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`sidecar exited with ${code}: ${output}`));
+    });
+  });
+  return { child, output: () => output, logs, exited, running: () => exitCode === undefined };
+}

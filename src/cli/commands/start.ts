@@ -1,17 +1,46 @@
-import { openDatabase } from '../context.js';
+import type { Server } from 'node:http';
+import { SuperduperError } from '../../errors.js';
+import { openDatabaseWhenReachable } from '../context.js';
+import { serveHealth } from '../health-server.js';
 
-/** Runs a sidecar until SIGTERM or SIGINT, then stops gracefully. */
-export async function startCommand(uri: string | undefined, options: { reconcileMs: number; logLevel: string }): Promise<void> {
-  const db = await openDatabase(uri, { logLevel: options.logLevel });
-  const worker = await db.start({ reconcileMs: options.reconcileMs });
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      db.logger.info({ signal }, 'stopping');
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
-  await worker.stop();
-  await db.close();
+export interface StartOptions {
+  reconcileMs: number;
+  logLevel: string;
+  healthPort?: number;
+  healthHost: string;
+}
+
+/**
+ * Runs a sidecar until SIGTERM or SIGINT, then stops gracefully. A database that
+ * is down, restarting or failing over is waited for; only an error no retry can
+ * fix ends it early (exit status 78, see main.ts).
+ */
+export async function startCommand(uri: string | undefined, options: StartOptions): Promise<void> {
+  const db = await openDatabaseWhenReachable(uri, { logLevel: options.logLevel });
+  let health: Server | undefined;
+  try {
+    const worker = await db.start({ reconcileMs: options.reconcileMs });
+    if (options.healthPort !== undefined) {
+      health = await serveHealth(() => worker.status(), { host: options.healthHost, port: options.healthPort }).catch((error: unknown) => {
+        throw new SuperduperError(`cannot serve the health endpoint on ${options.healthHost}:${options.healthPort}: ${(error as Error).message}`, {
+          hint: 'Pass another --health-port.',
+        });
+      });
+      db.logger.info({ port: options.healthPort, host: options.healthHost }, 'health endpoint: /healthz, /readyz');
+    }
+    const signalled = new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        db.logger.info({ signal }, 'stopping');
+        resolve();
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    await Promise.race([signalled, worker.done]);
+    await worker.stop();
+    await worker.done;
+  } finally {
+    health?.close();
+    await db.close();
+  }
 }

@@ -67,6 +67,8 @@ describe('superduper start, through the database server', () => {
     const mark = sidecar.logs().length;
     await cluster.restart('fast');
     await insertAndWait();
+    // Model calls from SQL are answered again too (the sidecar listens and serves requests anew).
+    expect(await retrying(() => db.predict('linear', [1, 2, 3]))).toHaveLength(4);
     expectOneOutage(mark, /terminating connection due to administrator command|Connection terminated|ECONNREFUSED|starting up|shutting down/);
   });
 

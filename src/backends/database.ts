@@ -10,19 +10,19 @@ export interface QueryResult<Row> {
   rowCount?: number | null;
 }
 
+export interface QueryOptions {
+  /** The database must answer within this long, or the connection is taken as stalled and closed. */
+  timeoutMs?: number;
+}
+
 export interface Queryable {
-  query<Row = Record<string, unknown>>(text: string, values?: readonly unknown[]): Promise<QueryResult<Row>>;
+  query<Row = Record<string, unknown>>(text: string, values?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<Row>>;
 }
 
 /** One connection taken from a backend, until released. */
 export interface Connection extends Queryable {
   /** Gives the connection back; `broken` drops it (it may hold session state). */
   release(broken?: boolean): void;
-}
-
-export interface QueryOptions {
-  /** The database must answer within this long, or the connection is taken as stalled and closed. */
-  timeoutMs?: number;
 }
 
 export interface Database extends Queryable {
@@ -32,7 +32,6 @@ export interface Database extends Queryable {
   readonly uri: string | undefined;
   /** Whether the database is reachable from this process, and its outages. */
   readonly health: ConnectionHealth;
-  query<Row = Record<string, unknown>>(text: string, values?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<Row>>;
   /** Takes one connection for exclusive use (query builders' transactions); release it after. */
   acquire(): Promise<Connection>;
   /** Runs fn on one connection held for its duration (for session-level locks), not in a transaction. */

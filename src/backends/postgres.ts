@@ -158,7 +158,7 @@ export async function connectPostgres(uri: string, options: PostgresOptions = {}
   };
   const brokenBy = (error: unknown) => classifyDatabaseError(error) === 'connection';
   const queryable = (client: pg.PoolClient): Queryable => ({
-    query: (text, values) => run(client, text, values, queryTimeoutMs) as never,
+    query: (text, values, queryOptions) => run(client, text, values, queryOptions?.timeoutMs ?? queryTimeoutMs) as never,
   });
 
   return {

@@ -9,6 +9,7 @@ import { removeCommand } from './commands/remove.js';
 import { serveCommand } from './commands/serve.js';
 import { startCommand, type StartOptions } from './commands/start.js';
 import { statusCommand } from './commands/status.js';
+import { waitCommand } from './commands/wait.js';
 
 const uriHelp = 'PostgreSQL connection URI (default: $SUPERDUPER_URI, then $DATABASE_URL)';
 
@@ -85,6 +86,14 @@ export function buildProgram(): Command {
     .action((name: string, uri: string | undefined, options: { keepOutputs?: boolean; cascade?: boolean }) =>
       removeCommand(name, uri, { keepOutputs: options.keepOutputs ?? false, cascade: options.cascade ?? false }),
     );
+
+  program
+    .command('wait')
+    .description('wait until every change committed before now has its output (read your writes); exit 1 if rows failed')
+    .argument('[listener]', 'only this listener and those it reads from (default: every listener)')
+    .argument('[uri]', uriHelp)
+    .addOption(new Option('--timeout <seconds>', 'give up after this long').default(30).argParser(Number))
+    .action((listener: string | undefined, uri: string | undefined, options: { timeout: number }) => waitCommand(listener, uri, options));
 
   program
     .command('failures')

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { backoffMs } from '../backends/connection-health.js';
 import type { Database } from '../backends/database.js';
-import { classifyDatabaseError, describeError, STALLED, SuperduperError } from '../errors.js';
+import { classifyDatabaseError, describeError, SuperduperError } from '../errors.js';
 import { codeVersion } from '../generated/sql.js';
 import { compareLayer, describeCode, describeLayer, type LayerVersion } from '../layer-version.js';
 import type { Logger } from '../logger.js';
@@ -408,9 +408,11 @@ export class Worker {
         await this.#register().catch(() => {});
         return;
       }
-      if ((error as { code?: string }).code === STALLED) {
-        // The database (or the network to it) stopped answering: queries in
-        // flight on the other connections would wait for ever. Close them all.
+      if (classifyDatabaseError(error) === 'connection') {
+        // A fresh round trip failed: the database, or the network to it, is
+        // gone or stalled. The other connections are as suspect (a half-open
+        // one would keep its query waiting for its whole deadline): close them
+        // all, so that everything in flight fails now and is made again.
         this.#db.resetConnections(error as Error);
       }
       const fatal = await this.#fatalError(error);
@@ -505,7 +507,9 @@ export class Worker {
         // Nothing known to do: sleep. See superduper._sleep_lock for why taking the
         // lock, then looking once more, cannot miss a change.
         idleWait = await this.#db.withConnection(async (connection) => {
-          const locked = await connection.query<{ locked: boolean }>('SELECT superduper._sleep_lock($1) AS locked', [this.id]);
+          // Tiny statements: a connection that does not answer them soon is stalled.
+          const quick = { timeoutMs: this.#options.stallTimeoutMs };
+          const locked = await connection.query<{ locked: boolean }>('SELECT superduper._sleep_lock($1) AS locked', [this.id], quick);
           try {
             await this.#refresh();
             if (this.#hot.size > 0 || this.#stopping) return 10;
@@ -515,7 +519,7 @@ export class Worker {
             if (this.#hot.size === 0) this.#refreshNeeded = true;
             return Math.min(idleWait * 2, this.#options.reconcileMs);
           } finally {
-            await connection.query('SELECT superduper._sleep_unlock($1)', [this.id]);
+            await connection.query('SELECT superduper._sleep_unlock($1)', [this.id], quick);
           }
         });
       } catch (error) {

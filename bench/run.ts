@@ -11,8 +11,10 @@ import { embeddedBenchmark, type EmbeddedResult } from './embedded.js';
 import { backfillBenchmark, BACKFILL, type BackfillResult } from './backfill.js';
 import { memoryBenchmark, type MemoryResult } from './memory.js';
 import { onnxEmbedderBenchmark, type OnnxEmbedderResult } from './onnx-embedder.js';
+import { reconnectBenchmark, type ReconnectResult } from './reconnect.js';
 import { searchBenchmark, type SearchResult } from './search.js';
 import { streamingBenchmark, type StreamingResult } from './streaming.js';
+import { waitForBenchmark, type WaitForResult } from './wait-for.js';
 import { writeOverheadBenchmark, type WriteOverheadResult } from './write-overhead.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -32,6 +34,8 @@ interface Results {
   onnxEmbedder?: OnnxEmbedderResult;
   apiModels?: ApiModelsResult;
   embedded?: EmbeddedResult;
+  reconnect?: ReconnectResult;
+  waitFor?: WaitForResult;
 }
 
 const results: Results = {
@@ -57,6 +61,8 @@ results.search = await step('search', () => searchBenchmark());
 results.onnxEmbedder = await step('onnx-embedder', () => onnxEmbedderBenchmark());
 results.apiModels = await step('api-models', () => apiModelsBenchmark());
 results.embedded = await step('embedded', () => embeddedBenchmark());
+results.reconnect = await step('reconnect', () => reconnectBenchmark());
+results.waitFor = await step('wait-for', () => waitForBenchmark());
 
 // A partial run (ONLY=...) keeps the other benchmarks' last results.
 mkdirSync(join(root, 'bench', 'results'), { recursive: true });

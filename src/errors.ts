@@ -66,7 +66,7 @@ const fatalStates = new Set([
 // node-postgres and Node's socket errors, which carry no SQLSTATE.
 const connectionErrnos = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EAI_AGAIN', 'ENOTFOUND']);
 const connectionMessages =
-  /Connection terminated|connection timeout|timeout expired|Client has encountered a connection error|Client was closed and is not queryable|Cannot use a pool after calling end|server closed the connection unexpectedly|the database did not answer/i;
+  /Connection terminated|connection timeout|timeout expired|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed and is not queryable|Cannot use a pool after calling end|server closed the connection unexpectedly|the database did not answer/i;
 
 export function classifyDatabaseError(thrown: unknown): DatabaseErrorKind {
   const code = (thrown as { code?: unknown } | undefined)?.code;

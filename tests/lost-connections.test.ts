@@ -210,6 +210,7 @@ describe('a network that drops, stalls or refuses (the proxy between sidecar and
       expect((error as pg.DatabaseError).message).toMatch(/no sidecar answered within 00:00:01 \(model "concepts"\)/);
       expect((error as pg.DatabaseError).hint).toMatch(/1 sidecar\(s\) registered, none seen for \d+ s \(reconnecting, or gone/);
     } finally {
+      await session.query('RESET superduper.request_timeout');
       session.release();
     }
     await proxy.resume();

@@ -30,6 +30,8 @@ export class ConnectionHealth extends EventEmitter {
   #outages = 0;
   #lastReminder = 0;
   #lastError: string | undefined;
+  /** When a round trip last succeeded (Date.now()). */
+  #lastAnswered = 0;
 
   constructor(
     private readonly where: string,
@@ -67,9 +69,13 @@ export class ConnectionHealth extends EventEmitter {
   /**
    * A connection was lost or could not be made. Errors that are not about the
    * connection (a statement's own error) are ignored here: they are the caller's.
+   * startedAt is when the failed attempt or query began: one that began before
+   * the database last answered says nothing new (a connection attempt made
+   * during an outage that times out after it, a socket left from before it).
    */
-  lost(error: unknown): void {
+  lost(error: unknown, startedAt = Date.now()): void {
     if (classifyDatabaseError(error) !== 'connection') return;
+    if (this.#state === 'up' && startedAt < this.#lastAnswered) return;
     const reason = firstLine(describeError(error));
     this.#lastError = reason;
     this.emit('lost', error);
@@ -90,8 +96,9 @@ export class ConnectionHealth extends EventEmitter {
     this.emit('down', this.#outage);
   }
 
-  /** A round trip succeeded. */
-  answered(): void {
+  /** A round trip that began at startedAt succeeded. */
+  answered(startedAt = Date.now()): void {
+    this.#lastAnswered = Math.max(this.#lastAnswered, startedAt);
     if (this.#state === 'up') return;
     const outage = this.#outage!;
     outage.durationMs = Date.now() - outage.startedAt.getTime();

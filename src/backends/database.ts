@@ -40,10 +40,16 @@ export interface Database extends Queryable {
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /**
    * Calls onNotify for each NOTIFY on channel, reconnecting by itself after a
-   * lost connection; onReconnect is called after each reconnection because
-   * notifications sent meanwhile are lost. Returns the unsubscribe function.
+   * lost connection; onLost is called when the connection is lost and
+   * onReconnect after each reconnection, because notifications sent meanwhile
+   * are lost. Returns the unsubscribe function.
    */
-  listen(channel: string, onNotify: (payload: string) => void, onReconnect?: () => void): Promise<() => Promise<void>>;
+  listen(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onReconnect?: () => void,
+    onLost?: () => void,
+  ): Promise<() => Promise<void>>;
   /** A query parameter holding an array of vectors, for `$n::vector[]`, in the cheapest form this engine takes. */
   vectorArrayParam(vectors: readonly ArrayLike<number>[]): unknown;
   /**

@@ -6,6 +6,8 @@ interface Subscription {
   channel: string;
   onNotify(payload: string): void;
   onReconnect?(): void;
+  /** The connection was lost: until onReconnect, notifications are lost too. */
+  onLost?(): void;
 }
 
 /**
@@ -102,6 +104,7 @@ export class ListenConnection {
   }
 
   async #open(): Promise<void> {
+    const startedAt = Date.now();
     const client = new pg.Client(this.config);
     // Errors on a connection that is being replaced are expected; each is reported once.
     client.on('error', (error) => this.#broken(client, error));
@@ -121,7 +124,7 @@ export class ListenConnection {
       const channels = [...new Set([...this.#subscriptions].map((s) => s.channel))];
       for (const channel of channels) await this.#query(client, `LISTEN ${pg.escapeIdentifier(channel)}`);
     } catch (error) {
-      this.health.lost(error);
+      this.health.lost(error, startedAt);
       destroyClient(client);
       throw error;
     }
@@ -147,19 +150,27 @@ export class ListenConnection {
 
   async #checkAlive(client: pg.Client): Promise<void> {
     if (client !== this.#client) return;
+    const startedAt = Date.now();
     try {
       await this.#query(client, 'SELECT 1');
     } catch (error) {
-      this.#broken(client, error);
+      this.#broken(client, error, startedAt);
     }
   }
 
-  #broken(client: pg.Client, error: unknown): void {
+  #broken(client: pg.Client, error: unknown, startedAt = Date.now()): void {
     if (client !== this.#client) return;
     this.#client = undefined;
     clearInterval(this.#check);
-    this.health.lost(error);
+    this.health.lost(error, startedAt);
     destroyClient(client);
+    for (const subscription of this.#subscriptions) {
+      try {
+        subscription.onLost?.();
+      } catch {
+        // a subscriber's failure is its own
+      }
+    }
     if (!this.#closed) void this.#reconnect();
   }
 

@@ -142,6 +142,7 @@ export async function connectPostgres(uri: string, options: PostgresOptions = {}
   /** A pooled connection (made now if need be); a failure to connect is reported to health. */
   const checkout = async () => {
     let client: pg.PoolClient | undefined;
+    const startedAt = Date.now();
     try {
       await ready();
       client = await pool.connect();
@@ -152,7 +153,7 @@ export async function connectPostgres(uri: string, options: PostgresOptions = {}
       return client;
     } catch (error) {
       client?.release(true);
-      health.lost(error);
+      health.lost(error, startedAt);
       throw error;
     }
   };
@@ -167,12 +168,13 @@ export async function connectPostgres(uri: string, options: PostgresOptions = {}
     health,
     async query<Row>(text: string, values?: readonly unknown[], queryOptions?: QueryOptions): Promise<QueryResult<Row>> {
       const client = await checkout();
+      const startedAt = Date.now();
       let broken = false;
       try {
         return await run<Row>(client, text, values, queryOptions?.timeoutMs ?? queryTimeoutMs);
       } catch (error) {
         broken = brokenBy(error);
-        if (broken) health.lost(error);
+        if (broken) health.lost(error, startedAt);
         throw error;
       } finally {
         client.release(broken);
@@ -187,13 +189,14 @@ export async function connectPostgres(uri: string, options: PostgresOptions = {}
     },
     async withConnection<T>(fn: (connection: Queryable) => Promise<T>): Promise<T> {
       const client = await checkout();
+      const startedAt = Date.now();
       let broken = false;
       try {
         return await fn(queryable(client));
       } catch (error) {
         // A connection that failed mid-use may hold session state (a lock): drop it.
         broken = true;
-        health.lost(error);
+        health.lost(error, startedAt);
         throw error;
       } finally {
         client.release(broken);
@@ -201,6 +204,7 @@ export async function connectPostgres(uri: string, options: PostgresOptions = {}
     },
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       const client = await checkout();
+      const startedAt = Date.now();
       const tx = queryable(client);
       let broken = false;
       try {
@@ -210,15 +214,15 @@ export async function connectPostgres(uri: string, options: PostgresOptions = {}
         return result;
       } catch (error) {
         broken = brokenBy(error);
-        if (broken) health.lost(error);
+        if (broken) health.lost(error, startedAt);
         if (!broken) await tx.query('ROLLBACK').catch(() => (broken = true));
         throw error;
       } finally {
         client.release(broken);
       }
     },
-    async listen(channel, onNotify, onReconnect) {
-      return listenConnection().listen({ channel, onNotify, onReconnect });
+    async listen(channel, onNotify, onReconnect, onLost) {
+      return listenConnection().listen({ channel, onNotify, onReconnect, onLost });
     },
     resetConnections(error: Error) {
       for (const client of clients) destroyClient(client, error);

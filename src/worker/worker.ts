@@ -114,6 +114,8 @@ export class Worker {
   /** An outage not yet reported to the database (by the next heartbeat). */
   #unreportedOutage: { at: string; seconds: number; reason: string } | undefined;
   #reachedOnce = false;
+  /** Whether the LISTEN connection is up: while it is not, changes and model calls are looked for often. */
+  #listening = true;
   #settle: { resolve: () => void; reject: (error: Error) => void } | undefined;
   /**
    * Resolves when the sidecar stops, rejects when an error no retry can fix
@@ -151,8 +153,10 @@ export class Worker {
     return this.#batches;
   }
 
+  /** What it is doing; 'reconnecting' whenever its database is unreachable. */
   get state(): SidecarState {
-    return this.#state;
+    const active = this.#state === 'working' || this.#state === 'idle' || this.#state === 'starting';
+    return active && this.#db.health.state === 'down' ? 'reconnecting' : this.#state;
   }
 
   /** What this sidecar is doing, for health checks (superduper start --health-port) and status. */
@@ -161,7 +165,7 @@ export class Worker {
     const outage = health.outage ?? health.lastOutage;
     return {
       id: this.id,
-      state: this.#state,
+      state: this.state,
       since: this.#stateSince,
       outages: health.outages,
       ...(outage ? { outage: { ...outage } } : {}),
@@ -202,8 +206,14 @@ export class Worker {
       (payload) => this.#notified(payload),
       () => {
         // Notifications sent while we were disconnected are lost: look again.
+        this.#listening = true;
         this.#refreshNeeded = true;
         this.#requests?.wake();
+        this.#wakeUp?.();
+      },
+      () => {
+        // Until it listens again, nothing wakes it: look often instead.
+        this.#listening = false;
         this.#wakeUp?.();
       },
     );
@@ -339,10 +349,10 @@ export class Worker {
     void this.stop();
   }
 
-  /** The database answered a round trip that writes: it is reachable (again). */
-  #reached(): void {
+  /** The database answered a round trip (one that writes) begun at startedAt: it is reachable (again). */
+  #reached(startedAt?: number): void {
     this.#reachedOnce = true;
-    this.#db.health.answered();
+    this.#db.health.answered(startedAt);
   }
 
   #notified(payload: string): void {
@@ -373,6 +383,7 @@ export class Worker {
 
   async #beat(): Promise<void> {
     if (!this.#registered || this.#state === 'failed') return;
+    const startedAt = Date.now();
     try {
       const outage = this.#unreportedOutage;
       const beat = await this.#db.query<{ beat: LayerVersion & { released: number } }>(
@@ -381,7 +392,7 @@ export class Worker {
         { timeoutMs: this.#options.stallTimeoutMs },
       );
       if (outage === this.#unreportedOutage) this.#unreportedOutage = undefined;
-      this.#reached();
+      this.#reached(startedAt);
       const { released, ...layer } = beat.rows[0]!.beat;
       this.#checkLayer(layer);
       if (released > 0) {
@@ -447,13 +458,19 @@ export class Worker {
   async #refresh(): Promise<void> {
     this.#refreshes++;
     this.#requests?.wake();
-    const result = await this.#db.query<ListenerInfo>('SELECT * FROM superduper._worker_listeners($1)', [
-      this.#models.functions.names(),
-    ]);
+    // Cleared before the read, not after: a refresh asked for while the read is
+    // under way (an apply that committed after it began) must not be lost.
+    this.#refreshNeeded = false;
+    let result;
+    try {
+      result = await this.#db.query<ListenerInfo>('SELECT * FROM superduper._worker_listeners($1)', [this.#models.functions.names()]);
+    } catch (error) {
+      this.#refreshNeeded = true;
+      throw error;
+    }
     this.#listeners = new Map(result.rows.map((row) => [row.id, row]));
     for (const id of [...this.#hot]) if (!this.#listeners.has(id)) this.#hot.delete(id);
     for (const row of result.rows) if (row.has_work) this.#hot.add(row.id);
-    this.#refreshNeeded = false;
     if (Date.now() - this.#lastPromoteCheck > this.#options.reconcileMs) {
       this.#lastPromoteCheck = Date.now();
       await this.#promote();
@@ -473,6 +490,7 @@ export class Worker {
     let idleWait = 10;
     let failures = 0;
     while (!this.#stopping) {
+      const iterationStarted = Date.now();
       try {
         if (!this.#registered) await this.#register();
         if (this.#state === 'waiting for install') {
@@ -487,7 +505,7 @@ export class Worker {
           this.#releaseClaims = false;
         }
         if (this.#refreshNeeded) await this.#refresh();
-        this.#reached();
+        this.#reached(iterationStarted);
         failures = 0;
         if (this.#hot.size > 0) {
           this.#setState('working');
@@ -513,9 +531,11 @@ export class Worker {
           try {
             await this.#refresh();
             if (this.#hot.size > 0 || this.#stopping) return 10;
-            // Without the lock, writers may not notify: wait briefly, and longer
-            // while that lasts.
-            await this.#sleep(locked.rows[0]?.locked ? this.#options.reconcileMs : idleWait);
+            // Without the lock, writers may not notify, and without the LISTEN
+            // connection their notifications are lost: wait briefly (longer
+            // while the lock stays taken).
+            const deaf = Math.min(this.#options.reconcileMs, 250);
+            await this.#sleep(!this.#listening ? deaf : locked.rows[0]?.locked ? this.#options.reconcileMs : idleWait);
             if (this.#hot.size === 0) this.#refreshNeeded = true;
             return Math.min(idleWait * 2, this.#options.reconcileMs);
           } finally {
@@ -585,6 +605,7 @@ export class Worker {
       while (!this.#stopping && !failed && this.#hot.size > 0) {
         const listener = next();
         if (!listener) return;
+        const batchStarted = Date.now();
         try {
           const outcome = await runBatch(
             {
@@ -601,7 +622,7 @@ export class Worker {
             if (listener.state === 'building') await this.#promote();
           } else {
             this.#batches++;
-            this.#reached();
+            this.#reached(batchStarted);
             this.#log.debug({ listener: listener.name, ...outcome }, 'batch');
           }
         } catch (error) {

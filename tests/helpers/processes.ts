@@ -62,7 +62,9 @@ export interface CliSidecar {
  * args say otherwise.
  */
 export async function startCliSidecar(uri: string, options: { args?: string[]; env?: Record<string, string> } = {}): Promise<CliSidecar> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'tests/helpers/cli.ts', 'start', uri, '--log-level', 'info', ...(options.args ?? [])], {
+  const args = options.args ?? [];
+  const logLevel = args.includes('--log-level') ? [] : ['--log-level', 'info'];
+  const child = spawn(process.execPath, ['--import', 'tsx', 'tests/helpers/cli.ts', 'start', uri, ...logLevel, ...args], {
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

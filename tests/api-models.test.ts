@@ -344,8 +344,11 @@ describe('retries and failures', () => {
 
   it('the sidecar refuses a key in a config too (a model stored before the check, or written around it)', async () => {
     await table('rt_literal', ['x']);
-    await db.apply(embeddings('rt_literal_emb', {}), listener({ name: 'rt_literal_l', model: 'rt_literal_emb', table: 'rt_literal', keys: ['body'], settings: failFast }));
+    // The key is written into the stored model before any listener uses it, so
+    // that the sidecar has never read the model without it.
+    await db.apply(embeddings('rt_literal_emb', {}));
     await database.sql.query(`UPDATE superduper._models SET config = config || '{"api_key": "sk-live-do-not-store"}', spec_hash = 'edited' WHERE name = 'rt_literal_emb'`);
+    await db.apply(listener({ name: 'rt_literal_l', model: 'rt_literal_emb', table: 'rt_literal', keys: ['body'], settings: failFast }));
     await database.sql.query(`INSERT INTO rt_literal VALUES (2, 'y')`);
     await db.waitUntilIdle({ listeners: ['rt_literal_l'] });
     const failures = await db.failures('rt_literal_l');

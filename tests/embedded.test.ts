@@ -131,7 +131,10 @@ describe('the wire endpoint', () => {
     const search = await psql(`SELECT n.body FROM superduper.like('notes_index', 'finance news about shares', 1) l JOIN notes n ON n.id = l.id::int`);
     expect(search.stdout.trim()).toBe('stock market shares fell');
     await psql(`INSERT INTO notes VALUES (30, 'a puppy that will bark at the dog next door')`);
-    await eventually(async () => (await database.sql.query('SELECT 1 FROM superduper.out_notes_concepts WHERE id = 30')).rowCount === 1, 10_000, 'the output of row 30');
+    // Read your writes, as the README shows it: wait_for returns once row 30 has its output.
+    const waited = await psql(`SELECT count(*) FROM superduper.wait_for('notes_concepts')`);
+    expect(waited.stdout.trim()).toBe('0');
+    expect((await database.sql.query('SELECT 1 FROM superduper.out_notes_concepts WHERE id = 30')).rowCount).toBe(1);
     const nearest = await psql(`SELECT id FROM superduper.like('notes_index', 'dog barking', 1)`);
     expect(nearest.stdout.trim()).toBe('30');
   });

@@ -13,6 +13,7 @@ const serverOnly = [
   'tests/failover.test.ts',
   'tests/lost-connections.test.ts',
   'tests/faults-combined.test.ts',
+  'tests/sidecar-exits.test.ts',
 ];
 // What only the embedded database has: its session turns, wire endpoint, data-folder lock, the demo.
 const embeddedOnly = ['tests/embedded.test.ts'];

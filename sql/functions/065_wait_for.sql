@@ -15,14 +15,19 @@
 
 -- Whether a listener version has anything left of the changes made up to
 -- p_since: logged, queued (claimed or not, retrying or not), or a backfill.
+-- plpgsql, not sql: its plans are kept between calls (an SQL function's are not,
+-- which made every look cost a planning: 0.45 ms against 0.1 ms measured). No
+-- SET clause: it runs inside wait_for, whose search_path is pinned.
 CREATE OR REPLACE FUNCTION superduper._wait_done(p_listener integer, p_since timestamptz)
 RETURNS boolean
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE
 AS $$
-  SELECT NOT EXISTS (SELECT 1 FROM superduper._changes c WHERE c.listener_id = p_listener AND c.at <= p_since)
+BEGIN
+  RETURN NOT EXISTS (SELECT 1 FROM superduper._changes c WHERE c.listener_id = p_listener AND c.at <= p_since)
      AND NOT EXISTS (SELECT 1 FROM superduper._queue q WHERE q.listener_id = p_listener AND q.enqueued_at <= p_since)
-     AND NOT superduper._backfilling(p_listener)
+     AND NOT EXISTS (SELECT 1 FROM superduper._backfill_cursor b WHERE b.listener_id = p_listener)
+     AND NOT EXISTS (SELECT 1 FROM superduper._backfill b WHERE b.listener_id = p_listener);
+END
 $$;
 
 -- What is left, in words, for the timeout error.
@@ -103,6 +108,12 @@ BEGIN
     SELECT array_agg(id ORDER BY depth, id) INTO v_ids FROM (SELECT id, max(depth) AS depth FROM down GROUP BY id) AS x;
     RETURN coalesce(v_ids, '{}');
   END IF;
+  -- Most listeners read a table of the user's, not another's outputs.
+  SELECT ARRAY[l.id] INTO v_ids FROM superduper._listeners l
+  WHERE l.name = p_listener AND l.state = 'current' AND l.source_schema <> 'superduper';
+  IF v_ids IS NOT NULL THEN
+    RETURN v_ids;
+  END IF;
   WITH RECURSIVE up(id, depth) AS (
     SELECT l.id, 0 FROM superduper._listeners l WHERE l.name = p_listener AND l.state = 'current'
     UNION
@@ -164,7 +175,7 @@ BEGIN
   END IF;
   v_ids := superduper._wait_order(p_listener);
   FOREACH v_id IN ARRAY v_ids LOOP
-    v_source := (SELECT source FROM superduper._listeners WHERE id = v_id);
+    SELECT l.source INTO v_source FROM superduper._listeners l WHERE l.id = v_id;
     IF NOT has_table_privilege(session_user, v_source, 'SELECT') THEN
       RAISE EXCEPTION 'superduper.wait_for: permission denied for table % (listener "%")', v_source,
         (SELECT name FROM superduper._listeners WHERE id = v_id)
@@ -203,6 +214,10 @@ BEGIN
     v_at := greatest(v_at, clock_timestamp());
   END LOOP;
 
+  -- Usually there is no failure at all: then no join is planned and run.
+  IF NOT EXISTS (SELECT 1 FROM superduper._failures f WHERE f.listener_id = ANY (v_ids)) THEN
+    RETURN;
+  END IF;
   RETURN QUERY
   SELECT l.name, f.pk, f.error, f.failed_at
   FROM unnest(v_ids, v_stage_since) AS s(id, since)

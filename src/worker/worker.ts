@@ -9,6 +9,7 @@ import type { Logger } from '../logger.js';
 import type { ModelCache } from '../models/registry.js';
 import { runBatch } from './batch.js';
 import { codeGone, type InFlight, type ListenerInfo } from './listener-info.js';
+import { fatalError } from './fatal.js';
 import { RequestServer } from './requests.js';
 
 const VACUUM_LOG = 'VACUUM (SKIP_LOCKED) superduper._changes';
@@ -300,43 +301,9 @@ export class Worker {
     }
   }
 
-  /**
-   * The error, made clear, if no retry can fix it: a refused login, a missing
-   * database, the layer removed or newer than this code, a host name that never
-   * resolved. Undefined otherwise.
-   */
-  async #fatalError(error: unknown): Promise<Error | undefined> {
-    if ((error as { code?: string }).code === 'SUPERDUPER_NEWER_DATABASE') return error as Error;
-    const kind = classifyDatabaseError(error);
-    const code = (error as { code?: string }).code;
-    if (kind === 'fatal') {
-      const hint =
-        code === '3D000'
-          ? 'The database does not exist (was it dropped or renamed?): fix the connection string, or create the database and install superduper in it.'
-          : 'The server refused the login: check the user, password and pg_hba.conf, then start the sidecar again.';
-      return new SuperduperError(`the sidecar cannot log in to the database: ${describeError(error)}`, { hint, code: 'SUPERDUPER_FATAL', cause: error });
-    }
-    if (kind === 'connection' && code === 'ENOTFOUND' && !this.#reachedOnce) {
-      return new SuperduperError(`the database host does not resolve: ${describeError(error)}`, {
-        hint: 'Check the host name in the connection string.',
-        code: 'SUPERDUPER_FATAL',
-        cause: error,
-      });
-    }
-    if (kind === 'statement' && /superduper/.test(describeError(error)) && ['3F000', '42P01', '42883'].includes(code ?? '')) {
-      const installed = await this.#db
-        .query<{ ok: boolean }>(`SELECT to_regclass('superduper._workers') IS NOT NULL AS ok`, undefined, { timeoutMs: 10_000 })
-        .then((result) => result.rows[0]?.ok ?? true)
-        .catch(() => true);
-      if (!installed) {
-        return new SuperduperError('the superduper layer is not installed in this database (it was removed?)', {
-          hint: 'Run "superduper install <uri>", then start the sidecar again.',
-          code: 'SUPERDUPER_FATAL',
-          cause: error,
-        });
-      }
-    }
-    return undefined;
+  /** The error, made clear, if no retry can fix it (see fatal.ts); undefined otherwise. */
+  #fatalError(error: unknown): Promise<Error | undefined> {
+    return fatalError(error, this.#db, this.#reachedOnce);
   }
 
   /** Ends the sidecar for an error no retry can fix. */

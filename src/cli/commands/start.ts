@@ -26,7 +26,9 @@ export async function startCommand(uri: string | undefined, options: StartOption
           hint: 'Pass another --health-port.',
         });
       });
-      db.logger.info({ port: options.healthPort, host: options.healthHost }, 'health endpoint: /healthz, /readyz');
+      const address = health.address();
+      const port = typeof address === 'object' && address ? address.port : options.healthPort;
+      db.logger.info({ port, host: options.healthHost }, 'health endpoint: /healthz, /readyz');
     }
     const signalled = new Promise<void>((resolve) => {
       const stop = (signal: string) => {

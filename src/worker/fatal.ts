@@ -1,0 +1,44 @@
+import type { Database } from '../backends/database.js';
+import { classifyDatabaseError, describeError, SuperduperError } from '../errors.js';
+
+/**
+ * The errors that end a sidecar, because no retry can fix them, made clear:
+ * a refused login, a missing database, the layer removed or newer than the
+ * code, a host name that never resolved (reachedOnce: whether the database was
+ * ever reached; a name that resolved before may be a DNS outage). Undefined
+ * for every other error: the sidecar retries.
+ */
+export async function fatalError(error: unknown, db: Database, reachedOnce: boolean): Promise<Error | undefined> {
+  const code = (error as { code?: string }).code;
+  if (code === 'SUPERDUPER_NEWER_DATABASE') return error as Error;
+  const kind = classifyDatabaseError(error);
+  if (kind === 'fatal') {
+    const hint =
+      code === '3D000'
+        ? 'The database does not exist (was it dropped or renamed?): fix the connection string, or create the database and install superduper in it.'
+        : 'The server refused the login: check the user, password and pg_hba.conf, then start the sidecar again.';
+    return new SuperduperError(`the sidecar cannot log in to the database: ${describeError(error)}`, { hint, code: 'SUPERDUPER_FATAL', cause: error });
+  }
+  if (kind === 'connection' && code === 'ENOTFOUND' && !reachedOnce) {
+    return new SuperduperError(`the database host does not resolve: ${describeError(error)}`, {
+      hint: 'Check the host name in the connection string.',
+      code: 'SUPERDUPER_FATAL',
+      cause: error,
+    });
+  }
+  // superduper's own objects missing: removed, if its registry is gone too.
+  if (kind === 'statement' && /superduper/.test(describeError(error)) && ['3F000', '42P01', '42883'].includes(code ?? '')) {
+    const installed = await db
+      .query<{ ok: boolean }>(`SELECT to_regclass('superduper._workers') IS NOT NULL AS ok`, undefined, { timeoutMs: 10_000 })
+      .then((result) => result.rows[0]?.ok ?? true)
+      .catch(() => true);
+    if (!installed) {
+      return new SuperduperError('the superduper layer is not installed in this database (it was removed?)', {
+        hint: 'Run "superduper install <uri>", then start the sidecar again.',
+        code: 'SUPERDUPER_FATAL',
+        cause: error,
+      });
+    }
+  }
+  return undefined;
+}

@@ -96,10 +96,15 @@ export class ConnectionHealth extends EventEmitter {
     this.emit('down', this.#outage);
   }
 
-  /** A round trip that began at startedAt succeeded. */
+  /**
+   * A round trip that began at startedAt succeeded. One that began before the
+   * outage did (a statement answered while the server was shutting down) says
+   * nothing about now: the outage goes on.
+   */
   answered(startedAt = Date.now()): void {
     this.#lastAnswered = Math.max(this.#lastAnswered, startedAt);
     if (this.#state === 'up') return;
+    if (startedAt < this.#outage!.startedAt.getTime()) return;
     const outage = this.#outage!;
     outage.durationMs = Date.now() - outage.startedAt.getTime();
     this.#state = 'up';

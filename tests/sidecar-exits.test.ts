@@ -191,14 +191,18 @@ describe('health endpoint, and long-running commands through a restart', () => {
     const done = async () =>
       (await db.db.query(`SELECT count(*)::int AS n FROM superduper.out_points_slow`).catch(() => ({ rows: [{ n: 0 }] }))).rows[0]!.n as number;
     await eventually(async () => (await done()) > 1000, 30_000, 'the backfill to be under way');
+    // Paused (as by a long GC pause), so that work is left while the server restarts.
+    sidecar.child.kill('SIGSTOP');
     const waiting = cli('wait', 'points_slow', uri, '--timeout', '60');
     await new Promise((resolve) => setTimeout(resolve, 1500)); // the wait under way
     expect(await done()).toBeLessThan(20000);
     await cluster.restart('fast');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    sidecar.child.kill('SIGCONT');
     const [applied, waited] = await Promise.all([applying, waiting]);
     expect(applied.code, applied.stderr).toBe(0);
     expect(applied.stderr).toMatch(/points_slow \|[█░]+\| 20000\/20000 rows/);
-    expect(waited).toMatchObject({ code: 0, stdout: 'listener points_slow: every change made before the wait has its output\n' });
+    expect(waited, waited.stderr).toMatchObject({ code: 0, stdout: 'listener points_slow: every change made before the wait has its output\n' });
     expect(sidecar.running()).toBe(true);
     sidecar.child.kill('SIGTERM');
     await sidecar.exited;

@@ -31,13 +31,14 @@ export async function openDatabase(uri: string | undefined, options: { requireIn
 /**
  * Like openDatabase, for long-running commands (a sidecar started with its
  * server, or during a restart): a database that cannot be reached yet is
- * waited for, with one log line, retrying with backoff; only errors no retry
- * can fix (a refused login, a missing database or layer) are thrown, with the
- * code SUPERDUPER_FATAL.
+ * waited for (for as long as timeoutMs, when given), with one log line,
+ * retrying with backoff; only errors no retry can fix (a refused login, a
+ * missing database or layer) are thrown at once, with the code SUPERDUPER_FATAL.
  */
-export async function openDatabaseWhenReachable(uri: string | undefined, options: { logLevel?: string } = {}): Promise<Superduper> {
+export async function openDatabaseWhenReachable(uri: string | undefined, options: { logLevel?: string; timeoutMs?: number } = {}): Promise<Superduper> {
   const resolved = resolveUri(uri);
   const logger = createLogger(options.logLevel ?? process.env.SUPERDUPER_LOG_LEVEL ?? 'warn');
+  const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
   let waitingSince: number | undefined;
   for (let attempt = 1; ; attempt++) {
     let db: Superduper | undefined;
@@ -56,7 +57,7 @@ export async function openDatabaseWhenReachable(uri: string | undefined, options
       await db?.close();
       const kind = classifyDatabaseError(error);
       const code = (error as { code?: string }).code;
-      if (kind !== 'connection' || (code === 'ENOTFOUND' && waitingSince === undefined)) {
+      if (kind !== 'connection' || (code === 'ENOTFOUND' && waitingSince === undefined) || Date.now() >= deadline) {
         if (error instanceof SuperduperError) throw error;
         throw new SuperduperError(describeError(error), { code: kind === 'fatal' || code === 'ENOTFOUND' ? 'SUPERDUPER_FATAL' : undefined, cause: error });
       }

@@ -1,5 +1,5 @@
 import { SuperduperError } from '../../errors.js';
-import { openDatabase } from '../context.js';
+import { openDatabaseWhenReachable } from '../context.js';
 import { table } from '../format.js';
 
 /**
@@ -14,9 +14,11 @@ export async function waitCommand(listener: string | undefined, uri: string | un
     uri = listener;
     listener = undefined;
   }
-  const db = await openDatabase(uri);
+  // A wait run during a restart or failover waits for the database too, within its timeout.
+  const deadline = Date.now() + options.timeout * 1000;
+  const db = await openDatabaseWhenReachable(uri, { timeoutMs: options.timeout * 1000 });
   try {
-    const { failed } = await db.waitFor(listener, { timeoutMs: options.timeout * 1000 });
+    const { failed } = await db.waitFor(listener, { timeoutMs: Math.max(0, deadline - Date.now()) });
     const what = listener ? `listener ${listener}` : 'every listener';
     if (failed.length === 0) {
       process.stdout.write(`${what}: every change made before the wait has its output\n`);

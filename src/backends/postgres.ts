@@ -104,6 +104,10 @@ export async function connectPostgres(uri: string, options: PostgresOptions = {}
   // An idle connection lost (a server restart) is dropped by the pool and
   // replaced on the next checkout.
   pool.on('error', (error) => health.lost(error));
+  // A sidecar that lost one connection suspects the others: an idle one may be
+  // half-open (silent for ever), and would stall the first statement to use it
+  // after the outage, as a second outage. Each is made again.
+  if (role === 'sidecar') health.on('down', () => resetConnections(new Error('Connection terminated: another connection to the database was lost')));
 
   let typesLoaded = false;
   const refreshTypes = async () => {
@@ -128,6 +132,10 @@ export async function connectPostgres(uri: string, options: PostgresOptions = {}
   };
 
   let listener: ListenConnection | undefined;
+  const resetConnections = (error: Error) => {
+    for (const client of clients) destroyClient(client, error);
+    listener?.reset(error);
+  };
   const listenConnection = () => {
     listener ??= new ListenConnection({ ...connectionConfig, application_name: `${applicationName} listener` }, health, {
       checkMs: Math.max(1000, stallTimeoutMs),
@@ -224,10 +232,7 @@ export async function connectPostgres(uri: string, options: PostgresOptions = {}
     async listen(channel, onNotify, onReconnect, onLost) {
       return listenConnection().listen({ channel, onNotify, onReconnect, onLost });
     },
-    resetConnections(error: Error) {
-      for (const client of clients) destroyClient(client, error);
-      listener?.reset(error);
-    },
+    resetConnections,
     vectorArrayParam(vectors) {
       const [oid] = vectorOids;
       // Binary when the vector type is known (a Buffer parameter is sent in binary

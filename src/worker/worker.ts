@@ -522,8 +522,10 @@ export class Worker {
         let wait: number;
         const kind = classifyDatabaseError(error);
         if (kind === 'connection') {
-          // Said once per outage by the database's health (see ConnectionHealth).
-          this.#db.health.lost(error);
+          // Said once per outage by the database's health (see ConnectionHealth),
+          // as of when this attempt began: one begun before the database last
+          // answered is not news.
+          this.#db.health.lost(error, iterationStarted);
           this.#log.debug({ error: describeError(error), attempt: failures }, 'database unreachable; retrying');
           this.#setState('reconnecting');
           wait = backoffMs(failures, 100, this.#options.reconnectMaxMs);

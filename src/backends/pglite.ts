@@ -2,6 +2,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { lockDataDir } from '../embedded/data-dir-lock.js';
 import { SharedSession } from '../embedded/session.js';
+import { DEFAULT_SETTINGS, SessionSettings } from '../embedded/session-settings.js';
 import { modelCallOf, MODEL_CALL_TEXT, type ModelCall, rerunnable } from '../embedded/model-call-error.js';
 import { resumeWaitSql, WAIT_RERUN_MS, waitResumeOf } from '../embedded/wait-rerun.js';
 import { ConnectionHealth } from './connection-health.js';
@@ -39,6 +40,8 @@ export class EmbeddedDatabase implements Database {
   readonly session = new SharedSession();
   /** In this process: never lost. */
   readonly health = new ConnectionHealth('embedded', undefined);
+  /** The settings the one session wears: those of whoever has the turn (see session-settings.ts). */
+  readonly settings: SessionSettings;
   readonly pglite: PGlite;
   #hosts: ModelCallHost[] = [];
   #parsers: Record<number, (value: string) => unknown> = {};
@@ -50,6 +53,16 @@ export class EmbeddedDatabase implements Database {
 
   private constructor(pglite: PGlite) {
     this.pglite = pglite;
+    this.settings = new SessionSettings((sql, values) => pglite.query(sql, values));
+  }
+
+  /** A turn of this process on the session, with the default settings (a client's may be worn). */
+  #turn<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.session.holds()) return fn();
+    return this.session.run(async () => {
+      await this.settings.wear(DEFAULT_SETTINGS);
+      return fn();
+    });
   }
 
   static async open(options: EmbeddedOptions = {}): Promise<EmbeddedDatabase> {
@@ -90,10 +103,10 @@ export class EmbeddedDatabase implements Database {
     const run = () => this.#answering(text, () => this.#execute<Row>(text, values));
     // Inside a transaction (the caller holds the session) nobody else can run:
     // a wait_for there gets its SDW01, which says so.
-    if (this.session.holds()) return this.session.run(run);
+    if (this.session.holds()) return run();
     for (let resume: string | undefined; ; ) {
       try {
-        return await this.session.run(async () => {
+        return await this.#turn(async () => {
           if (resume === undefined) return run();
           await this.pglite.query(resumeWaitSql(resume));
           try {
@@ -113,6 +126,7 @@ export class EmbeddedDatabase implements Database {
 
   async acquire(): Promise<Connection> {
     const held = await this.session.hold();
+    await held.run(() => this.settings.wear(DEFAULT_SETTINGS));
     return {
       query: (text, values) => held.run(() => this.#answering(text, () => this.#execute(text, values))) as never,
       release: () => held.release(),
@@ -120,11 +134,11 @@ export class EmbeddedDatabase implements Database {
   }
 
   withConnection<T>(fn: (connection: Queryable) => Promise<T>): Promise<T> {
-    return this.session.run(() => fn(this));
+    return this.#turn(() => fn(this));
   }
 
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    return this.session.run(async () => {
+    return this.#turn(async () => {
       await this.pglite.exec('BEGIN');
       try {
         const result = await fn(this);

@@ -15,7 +15,9 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 export class SharedSession {
   readonly #context = new AsyncLocalStorage<symbol>();
   #owner: symbol | null = null;
+  #since = 0;
   readonly #waiting: Array<{ owner: symbol; grant: () => void }> = [];
+  readonly #labels = new Map<symbol, () => string>();
 
   /** Whether the caller's async context holds the session. */
   holds(): boolean {
@@ -23,14 +25,33 @@ export class SharedSession {
     return owner !== undefined && owner === this.#owner;
   }
 
-  /** Takes the session for owner (no-op if it holds it already). */
-  acquire(owner: symbol): Promise<void> {
+  /**
+   * Takes the session for owner (no-op if it holds it already). An abort of
+   * signal while it waits (a cancel request, a wait that lasted too long) takes
+   * it out of the line and rejects with the signal's reason.
+   */
+  acquire(owner: symbol, signal?: AbortSignal): Promise<void> {
     if (this.#owner === owner) return Promise.resolve();
     if (this.#owner === null) {
       this.#owner = owner;
+      this.#since = Date.now();
       return Promise.resolve();
     }
-    return new Promise((grant) => this.#waiting.push({ owner, grant }));
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise((grant, reject) => {
+      const waiter = { owner, grant: () => {
+        signal?.removeEventListener('abort', abort);
+        grant();
+      } };
+      const abort = () => {
+        const index = this.#waiting.indexOf(waiter);
+        if (index < 0) return; // granted meanwhile
+        this.#waiting.splice(index, 1);
+        reject(signal!.reason);
+      };
+      signal?.addEventListener('abort', abort, { once: true });
+      this.#waiting.push(waiter);
+    });
   }
 
   /** Gives the session to the next waiter (only its owner can). */
@@ -38,7 +59,21 @@ export class SharedSession {
     if (this.#owner !== owner) return;
     const next = this.#waiting.shift();
     this.#owner = next?.owner ?? null;
+    this.#since = Date.now();
     next?.grant();
+  }
+
+  /** Names an owner for messages about who holds the session (a wire client: its address and application). */
+  label(owner: symbol, describe: (() => string) | undefined): void {
+    if (describe) this.#labels.set(owner, describe);
+    else this.#labels.delete(owner);
+  }
+
+  /** Who holds the session and for how long (ms), for a message to those waiting. */
+  holder(): { who: string; forMs: number } | undefined {
+    if (this.#owner === null) return undefined;
+    const describe = this.#labels.get(this.#owner);
+    return { who: describe ? describe() : 'the process hosting the database (its sidecar or application)', forMs: Date.now() - this.#since };
   }
 
   /** Runs fn holding the session (taken and given back unless the caller holds it already). */

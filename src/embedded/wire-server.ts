@@ -1,26 +1,35 @@
+import { randomInt } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
-import type { EmbeddedDatabase } from '../backends/pglite.js';
+import type { EmbeddedDatabase, ModelCallHost } from '../backends/pglite.js';
 import { quoteIdent } from '../identifiers.js';
 import type { Logger } from '../logger.js';
-import type { ModelCallHost } from '../backends/pglite.js';
 import { ChannelRouter, listenStatements, type ListenStatement } from './channel-router.js';
 import { MODEL_CALL_SQLSTATE, MODEL_CALL_TEXT, type ModelCall, parseModelCall, rerunnable } from './model-call-error.js';
+import { CHANGES_SETTINGS, startupSettings, type Settings } from './session-settings.js';
 import { resumeWaitSql, WAIT_RERUN_MS, WAIT_SQLSTATE } from './wait-rerun.js';
+import { copyFail, copyFromStdin, copyInResponse, hasCopyFromStdin, MAX_COPY_BYTES, withoutCopyInResponse, type CopyIn } from './wire-copy.js';
 import {
+  authenticationOk,
+  backendKeyData,
+  backendMessage,
   CANCEL_REQUEST,
+  cancelTarget,
+  errorResponse,
   GSSENC_REQUEST,
   notificationResponse,
+  parameterStatus,
+  ProtocolViolation,
   readBackend,
+  readyForQuery,
   simpleQuery,
-  errorResponse,
   splitFrontend,
   SSL_REQUEST,
   sqlOf,
-  startupMessage,
   startupParameters,
   untypedCode,
   type FrontendMessage,
 } from './wire-protocol.js';
+import { ClientStatements } from './wire-statements.js';
 
 export interface WireServer {
   host: string;
@@ -30,41 +39,86 @@ export interface WireServer {
   close(): Promise<void>;
 }
 
+export interface WireServerOptions {
+  host?: string;
+  port?: number;
+  logger: Logger;
+  /**
+   * A client idle inside a transaction block this long has its transaction
+   * rolled back and its connection closed (25P03), so that the others go on:
+   * the block holds the only session. Default 30 s; 0 turns it off.
+   */
+  idleInTransactionTimeoutMs?: number;
+  /**
+   * A statement waiting this long for the session fails (55P03) with a message
+   * naming the client that holds it. Default 60 s; 0 waits for ever.
+   */
+  waitTimeoutMs?: number;
+}
+
 const QUERY = 0x51;
+const PARSE = 0x50;
 const SYNC = 0x53;
 const FLUSH = 0x48;
 const TERMINATE = 0x58;
+const COPY_DATA = 0x64;
+const COPY_DONE = 0x63;
+const COPY_FAIL = 0x66;
+const FUNCTION_CALL = 0x46;
+/** Not a protocol message: a COPY FROM STDIN with its data and its end, for PGlite in one call. */
+const COPY_BATCH = -1;
+const PASSWORD = 0x70;
 const EXTENDED = new Set([0x50, 0x42, 0x44, 0x45, 0x43]); // Parse, Bind, Describe, Execute, Close
 const NOTIFICATION = 0x41;
 const WRITE_TAG = /^(INSERT|UPDATE|DELETE|MERGE|COPY|TRUNCATE)\b/;
 const MAX_CALLS_PER_STATEMENT = 1000;
+/** The parameters a server reports at startup (and whenever they change). */
+const REPORTED = [
+  'application_name', 'client_encoding', 'DateStyle', 'default_transaction_read_only', 'in_hot_standby', 'integer_datetimes',
+  'IntervalStyle', 'server_encoding', 'server_version', 'standard_conforming_strings', 'TimeZone',
+];
+/** DEALLOCATE ALL and DISCARD ALL, which would act on every client's statements and settings. */
+const DEALLOCATE_ALL = /^\s*(deallocate\s+(prepare\s+)?all|discard\s+all)\s*;?\s*$/i;
+
+/** Clients by the key they were given at startup, for cancel requests (which come on a new connection). */
+const byKey = new Map<number, WireClient>();
+let clients = 0;
 
 /**
  * A PostgreSQL endpoint for the embedded database, so that psql, BI tools and
  * any driver can use it. Each client's messages are handed to PGlite's single
  * backend in turns (SharedSession): a simple query, or an extended-protocol
  * batch up to Sync, is one turn, and a client inside a transaction block keeps
- * the session until the block ends. On the way it does what dblink and NOTIFY
- * do on a server:
- * - a statement that raises SDM01 (a model call not yet answered) is answered
- *   by the host and run again, from a savepoint inside a transaction block;
- * - notifications go to whoever listens on their channel: this process's
- *   listeners (the sidecar), and the clients that said LISTEN (channel-router.ts),
- *   not simply to the client whose statement sent them; a committed write wakes
- *   the sidecar;
- * - a client that logs in as another role than postgres gets that role's
- *   privileges for its turns (SET SESSION AUTHORIZATION): the same answers as
- *   on a server, though not a security boundary (anyone who can reach the port
- *   can log in as postgres; bind it to 127.0.0.1, the default).
+ * the session until the block ends. What a client would have of its own on a
+ * server, it has here too:
+ * - its prepared statements and portals (names scoped per client, released
+ *   when it goes: wire-statements.ts);
+ * - its settings: startup parameters, `options`, and what it SETs, worn by the
+ *   session during its turns only (session-settings.ts);
+ * - its COPY FROM STDIN (wire-copy.ts) and COPY TO STDOUT;
+ * - a cancel key: a cancel request takes its statement out of the line for the
+ *   session (a statement PGlite is running cannot be interrupted);
+ * - a model call (SDM01) answered by the host and the statement run again, from
+ *   a savepoint inside a transaction block; a wait_for (SDW01) run again after
+ *   the sidecar had the session for a moment;
+ * - notifications for the channels it listens on (channel-router.ts); a
+ *   committed write wakes the sidecar;
+ * - the privileges of the role it logged in as (SET SESSION AUTHORIZATION per
+ *   turn): the same answers as on a server, though not a security boundary
+ *   (anyone who can reach the port can log in as postgres; bind it to
+ *   127.0.0.1, the default).
+ * A malformed message ends its client's connection (08P01), never the host.
  */
-export async function serveEmbedded(db: EmbeddedDatabase, options: { host?: string; port?: number; logger: Logger }): Promise<WireServer> {
+export async function serveEmbedded(db: EmbeddedDatabase, options: WireServerOptions): Promise<WireServer> {
   const host = options.host ?? '127.0.0.1';
   const sockets = new Set<Socket>();
   const router = new ChannelRouter<WireClient>();
+  const limits = { idleInTransactionMs: options.idleInTransactionTimeoutMs ?? 30_000, waitMs: options.waitTimeoutMs ?? 60_000 };
+  const known: StartupFacts = { roles: new Map(), reported: new Map() };
   const server: Server = createServer((socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    new WireClient(db, socket, router, options.logger);
+    new WireClient(db, socket, router, options.logger, limits, known);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -83,15 +137,42 @@ export async function serveEmbedded(db: EmbeddedDatabase, options: { host?: stri
   return { host, port, uri, close };
 }
 
+/**
+ * What a login needs to know, as last read: the roles, and the parameters a
+ * server reports. While another client holds the session (inside a block) a
+ * client logs in with these instead of waiting for a turn, so that new
+ * connections do not hang behind an open transaction; its settings are then
+ * checked at its first turn.
+ */
+interface StartupFacts {
+  roles: Map<string, { canLogin: boolean; superuser: boolean }>;
+  reported: Map<string, string>;
+}
+
 interface TurnOutcome {
   /** The DETAIL of a wait_for's SDW01: run the turn's statements again after a moment. */
   resumeWait?: string;
 }
 
+/** Why a client's statement did not get the session: canceled, or waited too long. */
+class NoTurn extends Error {
+  constructor(
+    readonly sqlstate: string,
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
+}
+
 class WireClient {
   readonly #owner = Symbol('wire client');
+  readonly #pid: number;
+  readonly #secret = randomInt(1, 2 ** 31 - 1);
+  readonly #statements: ClientStatements;
   #buffer = Buffer.alloc(0);
   #started = false;
+  #loggedIn = false;
   #pending: FrontendMessage[] = [];
   /** Messages are handled one after another, in order. */
   #chain: Promise<void> = Promise.resolve();
@@ -99,24 +180,55 @@ class WireClient {
   #closed = false;
   /** The role the client logged in as, when not postgres (the session's own role). */
   #role: string | undefined;
+  #user = 'postgres';
   /** Inside a turn, notifications for this client wait until its answer is written. */
   #inTurn = false;
   #outbox: Buffer[] = [];
+  /** Its settings as given at startup, and as they are now (worn by the session during its turns). */
+  #startupSettings: Settings = new Map();
+  #settings: Settings = new Map();
+  /** Its statements since it took the session may have changed settings: look when it gives it back. */
+  #settingsMayHaveChanged = false;
+  /** Logged in while the session was busy: its startup settings are checked at its first turn. */
+  #settingsUnchecked = false;
+  /** A COPY FROM STDIN under way. */
+  #copy: CopyIn | undefined;
+  /** While its statement waits for the session: a cancel request or the wait timeout aborts the wait. */
+  #waiting: AbortController | undefined;
+  #idleTimer: NodeJS.Timeout | undefined;
+  readonly #address: string;
 
   constructor(
     private readonly db: EmbeddedDatabase,
     private readonly socket: Socket,
     private readonly router: ChannelRouter<WireClient>,
     private readonly logger: Logger,
+    private readonly limits: { idleInTransactionMs: number; waitMs: number },
+    private readonly known: StartupFacts,
   ) {
+    const id = ++clients;
+    this.#pid = 100_000 + id;
+    this.#statements = new ClientStatements(`c${id}.`);
+    this.#address = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    byKey.set(this.#pid, this);
+    db.session.label(this.#owner, () => this.describe());
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#received(chunk));
     socket.on('error', () => {});
     socket.once('close', () => {
       this.#closed = true;
+      clearTimeout(this.#idleTimer);
+      this.#waiting?.abort(new NoTurn('08006', 'the client disconnected'));
       this.router.drop(this);
-      this.#chain = this.#chain.then(() => this.#abandon());
+      byKey.delete(this.#pid);
+      this.#chain = this.#chain.then(() => this.#abandon()).finally(() => db.session.label(this.#owner, undefined));
     });
+  }
+
+  /** This client, for log lines and for the clients waiting behind it. */
+  describe(): string {
+    const application = this.#settings.get('application_name');
+    return `client ${this.#address}${application ? ` (${application})` : ''} as ${this.#user}`;
   }
 
   /** A notification on a channel this client listens on. */
@@ -126,11 +238,24 @@ class WireClient {
     else this.socket.write(message);
   }
 
+  /** A cancel request for this client: its statement leaves the line for the session. */
+  cancel(): void {
+    this.#waiting?.abort(new NoTurn('57014', 'canceling statement due to user request'));
+  }
+
   #received(chunk: Buffer): void {
-    const { messages, rest, started } = splitFrontend(Buffer.concat([this.#buffer, chunk]), this.#started);
-    this.#buffer = Buffer.from(rest);
-    this.#started = started;
-    for (const message of messages) {
+    clearTimeout(this.#idleTimer);
+    let split;
+    try {
+      split = splitFrontend(Buffer.concat([this.#buffer, chunk]), this.#started);
+    } catch (error) {
+      this.#buffer = Buffer.alloc(0);
+      this.#chain = this.#chain.then(() => this.#violation(error as Error));
+      return;
+    }
+    this.#buffer = Buffer.from(split.rest);
+    this.#started = split.started;
+    for (const message of split.messages) {
       this.#chain = this.#chain.then(() => this.#handle(message)).catch((error: unknown) => this.#fail(error));
     }
   }
@@ -144,18 +269,44 @@ class WireClient {
         return;
       }
       if (code === CANCEL_REQUEST) {
-        this.socket.end(); // not supported; the client goes on waiting for its statement
+        const target = cancelTarget(message);
+        const client = target && byKey.get(target.pid);
+        if (client && client.#secret === target.secret) client.cancel();
+        this.socket.end(); // as a server does: no answer on the cancel connection
         return;
       }
       return this.#startup(message);
     }
-    if (message.type === TERMINATE) {
-      this.socket.end();
-      return;
+    if (!this.#loggedIn) throw new ProtocolViolation('a message before the startup finished');
+    if (this.#copy) return this.#copyMessage(message);
+    switch (message.type) {
+      case TERMINATE:
+        this.socket.end();
+        return;
+      case FUNCTION_CALL:
+        throw new ProtocolViolation('fastpath function calls are not supported by the embedded endpoint');
+      case PASSWORD:
+        throw new ProtocolViolation('unexpected password message: the embedded endpoint asks for none');
+      case COPY_DATA:
+      case COPY_DONE:
+      case COPY_FAIL:
+        return; // after a COPY that failed, as a server does: ignored until the next command
     }
     if (EXTENDED.has(message.type)) {
+      if (message.type === PARSE && hasCopyFromStdin(sqlOf(message))) {
+        throw new ProtocolViolation('COPY FROM STDIN through the extended protocol is not supported by the embedded endpoint: send it as a simple query');
+      }
       this.#pending.push(message);
       return;
+    }
+    if (message.type === QUERY) {
+      const sql = sqlOf(message);
+      const copy = copyFromStdin(sql);
+      if (copy) return this.#startCopy(message, copy);
+      if (hasCopyFromStdin(sql)) {
+        return this.#refuse('0A000', 'on the embedded database COPY FROM STDIN must be sent as a statement of its own', 'Send the other statements separately.');
+      }
+      if (DEALLOCATE_ALL.test(sql)) return this.#deallocateAll(sql);
     }
     const batch = [...this.#pending, message];
     this.#pending = [];
@@ -163,23 +314,101 @@ class WireClient {
     return this.#turn(batch);
   }
 
-  /** Logs the client in: as postgres, or as another role that exists and may log in. */
+  /**
+   * Logs the client in: as postgres, or as another role that exists and may log
+   * in. The startup message is not PGlite's (its session started once, for
+   * everyone): its parameters become the client's settings, and the answer a
+   * server gives (AuthenticationOk, the reported parameters, a cancel key,
+   * ReadyForQuery) is made here. With the session free, the role and settings
+   * are checked in a turn; while another client holds it, the login goes ahead
+   * on what was last read (StartupFacts), and the settings are checked at the
+   * client's first turn.
+   */
   async #startup(message: FrontendMessage): Promise<void> {
     const parameters = startupParameters(message);
     const user = parameters.user ?? 'postgres';
-    if (user !== 'postgres') {
-      const role = await this.db.query<{ rolcanlogin: boolean }>('SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE rolname = $1', [user]);
-      const refusal = !role.rows[0] ? `role "${user}" does not exist` : !role.rows[0].rolcanlogin ? `role "${user}" is not permitted to log in` : undefined;
-      if (refusal) {
-        this.socket.end(errorResponse('FATAL', '28000', refusal));
-        this.#closed = true;
-        return;
-      }
+    const settings = startupSettings(parameters);
+    const busy = this.db.session.holder() !== undefined && this.known.roles.has(user);
+    const checked = busy ? undefined : await this.#onTurn(() => this.#checkLogin(user, settings), false);
+    const role = this.known.roles.get(user);
+    const refusal =
+      checked && 'refusal' in checked
+        ? checked.refusal
+        : !role
+          ? (['28000', `role "${user}" does not exist`] as const)
+          : !role.canLogin
+            ? (['28000', `role "${user}" is not permitted to log in`] as const)
+            : undefined;
+    if (refusal || !role) {
+      this.socket.end(errorResponse('FATAL', refusal?.[0] ?? '28000', refusal?.[1] ?? `role "${user}" does not exist`));
+      this.#closed = true;
+      return;
     }
-    // PGlite would make the startup's user the session's user, for everyone
-    // after: the session stays postgres's, and the client's role is set per turn.
-    await this.#turn([startupMessage({ ...parameters, user: 'postgres' })]);
+    // Unchecked settings (a busy session) are reported as given; a server would report them normalized.
+    const reported = checked && 'reported' in checked ? checked.reported : new Map([...this.known.reported, ...[...settings].filter(([name]) => REPORTED.includes(name))]);
+    this.#user = user;
     if (user !== 'postgres') this.#role = user;
+    this.#startupSettings = settings;
+    this.#settings = settings;
+    this.#settingsUnchecked = busy;
+    this.#loggedIn = true;
+    this.socket.write(
+      Buffer.concat([
+        authenticationOk(),
+        ...[...reported].map(([name, value]) => parameterStatus(name, value)),
+        parameterStatus('is_superuser', role.superuser ? 'on' : 'off'),
+        parameterStatus('session_authorization', user),
+        backendKeyData(this.#pid, this.#secret),
+        readyForQuery('I'),
+      ]),
+    );
+  }
+
+  /**
+   * In a turn: reads the roles and the defaults of the reported parameters
+   * (StartupFacts), then, with the client's settings worn, the values to report
+   * to it, or the error a server gives for a bad setting.
+   */
+  async #checkLogin(user: string, settings: Settings): Promise<{ refusal: readonly [string, string] } | { reported: Map<string, string> } | undefined> {
+    const roles = await this.db.pglite.query<{ rolname: string; rolcanlogin: boolean; rolsuper: boolean }>(
+      'SELECT rolname, rolcanlogin, rolsuper FROM pg_catalog.pg_roles',
+    );
+    this.known.roles = new Map(roles.rows.map((row) => [row.rolname, { canLogin: row.rolcanlogin, superuser: row.rolsuper }]));
+    const defaults = await this.db.pglite.query<{ name: string; reset_val: string }>(
+      'SELECT name, reset_val FROM pg_catalog.pg_settings WHERE name = ANY ($1::text[])',
+      [REPORTED],
+    );
+    this.known.reported = new Map(defaults.rows.map((row) => [row.name, row.reset_val]));
+    if (!this.known.roles.get(user)?.canLogin) return undefined; // refused by the caller
+    try {
+      await this.db.settings.wear(settings);
+    } catch (error) {
+      // A bad value in the startup packet: the server's own words, as FATAL.
+      await this.db.settings.capture().catch(() => this.db.settings.forget());
+      const { code, message } = error as { code?: string; message: string };
+      return { refusal: [code ?? '22023', message] };
+    }
+    const values = await this.db.pglite.query<{ name: string; setting: string }>(
+      'SELECT name, setting FROM pg_catalog.pg_settings WHERE name = ANY ($1::text[])',
+      [[...settings.keys()]],
+    );
+    // As the session has them: normalized (DateStyle German is "German, DMY").
+    return { reported: new Map([...this.known.reported, ...values.rows.filter((row) => REPORTED.includes(row.name)).map((row) => [row.name, row.setting] as const)]) };
+  }
+
+  /**
+   * Runs fn in a turn of this client's on the session (the session wearing its
+   * settings, unless `wear` is false), without answering the client anything.
+   */
+  async #onTurn<T>(fn: () => Promise<T>, wear = true): Promise<T> {
+    const held = this.#holding;
+    if (!held) await this.db.session.acquire(this.#owner);
+    try {
+      if (!held && wear) await this.db.settings.wear(this.#settings);
+      return await fn();
+    } finally {
+      if (!held) this.db.session.release(this.#owner);
+    }
   }
 
   /**
@@ -188,8 +417,18 @@ class WireClient {
    * lets the sidecar work, and takes another turn to run them again.
    */
   async #turn(messages: FrontendMessage[], flushOnly = false): Promise<void> {
+    const completes = !flushOnly && [QUERY, SYNC, COPY_BATCH].includes(messages.at(-1)?.type ?? 0);
     for (let resume: string | undefined; ; ) {
-      await this.db.session.acquire(this.#owner);
+      try {
+        await this.#takeSession();
+      } catch (error) {
+        if (!(error instanceof NoTurn)) throw error;
+        // Not run: as a server answers a canceled statement or a lock timeout.
+        if (!this.#closed) {
+          this.socket.write(Buffer.concat([errorResponse('ERROR', error.sqlstate, error.message, error.hint), ...(completes ? [readyForQuery('I')] : [])]));
+        }
+        return;
+      }
       this.#inTurn = true;
       let outcome: TurnOutcome;
       try {
@@ -205,13 +444,54 @@ class WireClient {
     }
   }
 
+  /** Takes the session for this client's turn, waiting in line; NoTurn if canceled or waited too long. */
+  async #takeSession(): Promise<void> {
+    if (this.#holding) return;
+    const waiting = new AbortController();
+    this.#waiting = waiting;
+    const timer =
+      this.limits.waitMs > 0
+        ? setTimeout(() => {
+            const holder = this.db.session.holder();
+            waiting.abort(
+              new NoTurn(
+                '55P03',
+                `the embedded database is busy: ${holder?.who ?? 'another client'} has held its one session for ${Math.round((holder?.forMs ?? 0) / 1000)} s`,
+                'A client inside a transaction block holds the embedded database until it commits or rolls back (one idle that long is disconnected: ' +
+                  'superduper serve --idle-in-transaction-timeout). Keep transactions short, or use a PostgreSQL server for many concurrent clients.',
+              ),
+            );
+          }, this.limits.waitMs)
+        : undefined;
+    try {
+      await this.db.session.acquire(this.#owner, waiting.signal);
+    } finally {
+      clearTimeout(timer);
+      this.#waiting = undefined;
+    }
+    try {
+      await this.db.settings.wear(this.#settings);
+      if (this.#role) await this.#execute(simpleQuery(`SET SESSION AUTHORIZATION ${quoteIdent(this.#role)}`));
+    } catch (error) {
+      await this.db.settings.capture().catch(() => this.db.settings.forget());
+      this.db.session.release(this.#owner);
+      if (this.#settingsUnchecked) {
+        // A bad value in its startup packet, found only now: what a server says at login.
+        const { code, message } = error as { code?: string; message: string };
+        throw new ProtocolViolation(message, code ?? '22023');
+      }
+      throw error;
+    }
+    this.#settingsUnchecked = false;
+    this.#holding = true;
+  }
+
   async #turnHeld(messages: FrontendMessage[], flushOnly: boolean, resumeWait?: string): Promise<TurnOutcome> {
     const { db } = this;
-    if (!this.#holding && this.#role) await this.#execute(simpleQuery(`SET SESSION AUTHORIZATION ${quoteIdent(this.#role)}`));
-    this.#holding = true;
     const last = messages.at(-1);
     const completes = !flushOnly && (last?.type === QUERY || last?.type === SYNC);
     const sql = messages.map(sqlOf).join('\n');
+    if (CHANGES_SETTINGS.test(sql)) this.#settingsMayHaveChanged = true;
     const host = db.modelCallHost;
     const inBlock = db.pglite.isInTransaction();
     let fromSavepoint = host !== undefined && completes && inBlock && MODEL_CALL_TEXT.test(sql);
@@ -220,7 +500,7 @@ class WireClient {
     for (let calls = 0; ; calls++) {
       if (fromSavepoint) await this.#execute(simpleQuery('SAVEPOINT superduper_model_call'));
       if (resumeWait !== undefined) await this.#execute(simpleQuery(resumeWaitSql(resumeWait)));
-      const answer = Buffer.concat(await this.#executeAll(messages));
+      const answer = this.#statements.unscope(Buffer.concat(await this.#executeAll(messages)));
       // Used by wait_for, or by nobody if the statement failed before it.
       if (resumeWait !== undefined) await this.#execute(simpleQuery(resumeWaitSql('')));
       // Notifications are routed below, to whoever listens; none goes through as is.
@@ -229,6 +509,10 @@ class WireClient {
       const call = callError?.D ? parseModelCall(callError.D) : undefined;
       if (call && host && (fromSavepoint || canRerun) && calls < MAX_CALLS_PER_STATEMENT) {
         if (fromSavepoint) await this.#execute(simpleQuery('ROLLBACK TO SAVEPOINT superduper_model_call; RELEASE SAVEPOINT superduper_model_call'));
+        // A block the batch itself began (pgJDBC sends BEGIN with the first
+        // statement when autocommit is off) is now aborted: roll it back, so
+        // that the batch runs again from where it started.
+        else if (summary.status !== 'I') await this.#execute(simpleQuery('ROLLBACK'));
         if (!(await this.#answer(call, host))) {
           // Not answered: run it once more, plainly, so that the client gets the
           // statement's own error (and, in a block, the block aborts as it should).
@@ -238,11 +522,13 @@ class WireClient {
         continue;
       }
       if (fromSavepoint && summary.errors.length === 0) await this.#execute(simpleQuery('RELEASE SAVEPOINT superduper_model_call'));
-      // A wait_for with changes pending, outside a block: nothing reaches the
-      // client yet; the statement runs again in a later turn (see #turn).
+      // A wait_for with changes pending, outside a block (or in one the batch
+      // began): nothing reaches the client yet; the statement runs again in a
+      // later turn (see #turn).
       const waitError = summary.errors.find((error) => error.C === WAIT_SQLSTATE);
-      if (waitError?.D && completes && !inBlock && summary.status === 'I' && rerunnable(sql)) {
-        this.#release();
+      if (waitError?.D && completes && !inBlock && rerunnable(sql)) {
+        if (summary.status !== 'I') await this.#execute(simpleQuery('ROLLBACK'));
+        await this.#release();
         return { resumeWait: waitError.D };
       }
 
@@ -255,9 +541,87 @@ class WireClient {
       // Triggers cannot wake the sidecar here (see Worker): a committed write does.
       if (summary.status === 'I' && summary.tags.some((tag) => WRITE_TAG.test(tag))) db.notify('superduper', 'changed');
       if (forward.length > 0 && !this.#closed) this.socket.write(forward);
-      if (summary.status === 'I') this.#release();
+      if (summary.status === 'I') await this.#release();
+      else if (summary.status !== undefined) this.#watchIdle();
       return {};
     }
+  }
+
+  /** A client left holding the session in a block, idle: after the limit, its transaction goes, and so does it. */
+  #watchIdle(): void {
+    clearTimeout(this.#idleTimer);
+    if (this.limits.idleInTransactionMs <= 0) return;
+    this.#idleTimer = setTimeout(() => {
+      this.#chain = this.#chain.then(async () => {
+        if (this.#closed || !this.#holding) return;
+        this.logger.warn(
+          { client: this.describe(), idleSeconds: this.limits.idleInTransactionMs / 1000 },
+          'closed a client idle in a transaction: it held the embedded database, and the other clients waited',
+        );
+        this.socket.write(errorResponse('FATAL', '25P03', 'terminating connection due to idle-in-transaction timeout'));
+        this.#closed = true;
+        await this.#abandon();
+        this.socket.end();
+      });
+    }, this.limits.idleInTransactionMs);
+    this.#idleTimer.unref();
+  }
+
+  /** COPY ... FROM STDIN: the CopyInResponse now, the statement and its data to PGlite at the end (see wire-copy.ts). */
+  async #startCopy(message: FrontendMessage, copy: NonNullable<ReturnType<typeof copyFromStdin>>): Promise<void> {
+    let columns = copy.columns === undefined ? undefined : copy.columns.split(',').filter((c) => c.trim() !== '').length;
+    if (columns === undefined) {
+      columns = await this.#onTurn(async () => {
+        const found = await this.db.pglite
+          .query<{ n: number }>(
+            'SELECT count(*)::int AS n FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped',
+            [copy.table],
+          )
+          .catch(() => undefined);
+        return found?.rows[0]?.n ?? 0;
+      });
+    }
+    this.#copy = { query: Buffer.from(message.bytes), messages: [], bytes: 0, tooLarge: false };
+    this.socket.write(copyInResponse(copy.binary, columns));
+  }
+
+  async #copyMessage(message: FrontendMessage): Promise<void> {
+    const copy = this.#copy!;
+    if (message.type === FLUSH || message.type === SYNC) return; // ignored in copy mode, as by a server
+    if (message.type === COPY_DATA) {
+      copy.bytes += message.bytes.length;
+      if (copy.bytes > MAX_COPY_BYTES) copy.tooLarge = true;
+      if (!copy.tooLarge) copy.messages.push(Buffer.from(message.bytes));
+      return;
+    }
+    if (message.type !== COPY_DONE && message.type !== COPY_FAIL) {
+      throw new ProtocolViolation(`unexpected message type ${message.type} during COPY from stdin`);
+    }
+    this.#copy = undefined;
+    const end = copy.tooLarge ? copyFail(`more than ${MAX_COPY_BYTES / 2 ** 20} MB of COPY data: the embedded endpoint holds a COPY in memory`) : Buffer.from(message.bytes);
+    // The COPY, its data and its end in one call, as PGlite needs them.
+    const whole: FrontendMessage = { type: COPY_BATCH, bytes: Buffer.concat([copy.query, ...(copy.tooLarge ? [] : copy.messages), end]) };
+    await this.#turn([whole]);
+  }
+
+  /** DEALLOCATE ALL / DISCARD ALL: of this client's own statements (and, for DISCARD, its settings), not everyone's. */
+  async #deallocateAll(sql: string): Promise<void> {
+    const discard = /^\s*discard/i.test(sql);
+    await this.#onTurn(async () => {
+      for (const name of this.#statements.prepared()) await this.db.pglite.query(`DEALLOCATE ${quoteIdent(name)}`).catch(() => {});
+      this.#statements.forgetAll();
+      if (discard) {
+        this.#settings = this.#startupSettings;
+        await this.db.settings.wear(this.#settings);
+      }
+    });
+    this.socket.write(Buffer.concat([backendMessage('C', Buffer.from(`${discard ? 'DISCARD ALL' : 'DEALLOCATE ALL'}\0`)), readyForQuery(this.#holding ? 'T' : 'I')]));
+  }
+
+  /** An error for the client's query, without running it. */
+  #refuse(sqlstate: string, message: string, hint?: string): void {
+    const status = this.#holding && this.db.pglite.isInTransaction() ? 'T' : 'I';
+    this.socket.write(Buffer.concat([errorResponse('ERROR', sqlstate, message, hint), readyForQuery(status)]));
   }
 
   /**
@@ -297,9 +661,19 @@ class WireClient {
     }
   }
 
+  /** Each message to PGlite, its names scoped to this client; the answers of silent ones dropped. */
   async #executeAll(messages: FrontendMessage[]): Promise<Uint8Array[]> {
     const answers: Uint8Array[] = [];
-    for (const message of messages) answers.push(await this.#execute(message.bytes));
+    for (const message of messages) {
+      if (!EXTENDED.has(message.type)) {
+        const answer = await this.#execute(message.bytes);
+        answers.push(message.type === COPY_BATCH ? withoutCopyInResponse(Buffer.from(answer)) : answer);
+        continue;
+      }
+      const scoped = this.#statements.scope(message);
+      for (const silent of scoped.silent) await this.#execute(silent);
+      answers.push(await this.#execute(scoped.message));
+    }
     return answers;
   }
 
@@ -307,30 +681,65 @@ class WireClient {
     return this.db.pglite.runExclusive(() => this.db.pglite.execProtocolRaw(bytes));
   }
 
-  #release(): void {
+  /**
+   * Gives the session back: the settings it changed kept as its own (merged over
+   * its startup parameters, as a server's RESET restores those), the session's
+   * own role again (PGlite ignores RESET SESSION AUTHORIZATION).
+   */
+  async #release(): Promise<void> {
     if (!this.#holding) return;
     this.#holding = false;
-    if (!this.#role) {
+    clearTimeout(this.#idleTimer);
+    try {
+      if (this.#settingsMayHaveChanged) {
+        this.#settingsMayHaveChanged = false;
+        const captured = await this.db.settings.capture();
+        const merged = new Map([...this.#startupSettings, ...captured]);
+        await this.db.settings.wear(merged);
+        this.#settings = merged;
+      }
+      if (this.#role) await this.#execute(simpleQuery('SET SESSION AUTHORIZATION postgres'));
+    } finally {
       this.db.session.release(this.#owner);
-      return;
     }
-    // Back to the session's own role before anyone else's turn (PGlite ignores
-    // RESET SESSION AUTHORIZATION: its session has no authenticated user to go back to).
-    void this.#execute(simpleQuery('SET SESSION AUTHORIZATION postgres')).finally(() => this.db.session.release(this.#owner));
   }
 
-  /** A client gone inside a transaction block must not leave it open for everyone else. */
+  /**
+   * A client gone: a transaction it left open is rolled back (it must not stay
+   * open for everyone else), and its prepared statements go.
+   */
   async #abandon(): Promise<void> {
-    if (!this.#holding) return;
+    const prepared = this.#statements.prepared();
+    if (!this.#holding && prepared.length === 0) return;
+    if (!this.#holding) {
+      await this.db.session.acquire(this.#owner);
+      this.#holding = true;
+    }
     try {
       if (this.db.pglite.isInTransaction()) await this.#execute(simpleQuery('ROLLBACK'));
+      for (const name of prepared) await this.db.pglite.query(`DEALLOCATE ${quoteIdent(name)}`).catch(() => {});
+      this.#statements.forgetAll();
     } finally {
-      this.#release();
+      await this.#release();
     }
+  }
+
+  /** A broken protocol: the client is told (FATAL 08P01) and its connection ends; nothing reached PGlite. */
+  async #violation(error: Error): Promise<void> {
+    if (this.#closed) return;
+    this.logger.warn({ client: this.describe(), error: error.message }, 'closed a client of the embedded endpoint that broke the protocol');
+    this.socket.write(errorResponse('FATAL', (error as ProtocolViolation).code ?? '08P01', error.message));
+    this.#closed = true;
+    await this.#abandon().catch(() => {});
+    this.socket.end();
   }
 
   #fail(error: unknown): void {
-    this.logger.warn({ error: (error as Error).message }, 'embedded wire client failed');
+    if (error instanceof ProtocolViolation) {
+      void this.#violation(error);
+      return;
+    }
+    this.logger.warn({ client: this.describe(), error: (error as Error).message }, 'embedded wire client failed');
     this.#closed = true;
     void this.#abandon()
       .catch(() => this.#release())

@@ -1,7 +1,8 @@
 # superduper: the two commands a new user needs are
 #   make demo    the whole product on an embedded database (nothing else to install)
 #   make test    the test suite against a real PostgreSQL 15 + pgvector, which it
-#                installs (pgvector from Debian's source package) and starts
+#                installs (pgvector from Debian's source package) and starts, with
+#                the real clients it tests against (pgJDBC, psycopg2, from Debian)
 # Everything else here is what those two depend on.
 
 SHELL := /bin/bash
@@ -40,6 +41,8 @@ pg-stop:
 	scripts/pg.sh stop
 
 test: deps pg sql
+	@# pgJDBC and psycopg2 (Debian's packages), for tests/clients.test.ts.
+	scripts/test-clients.sh
 	@# The extension files go into PostgreSQL's share directory when we may write
 	@# there (root, as in CI); the CREATE EXTENSION test runs only then.
 	@if [ -w "$$(/usr/lib/postgresql/15/bin/pg_config --sharedir)/extension" ]; then $(MAKE) -s -C extension install; fi

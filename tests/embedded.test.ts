@@ -2,12 +2,14 @@
 // one session shared in turns, model calls answered by the hosting process and
 // statements re-run, a real psql against the endpoint, the data-folder lock, and
 // the demo. Runs in the pglite project only (see vitest.config.ts).
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect as connectTcp } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmbeddedDatabase } from '../src/backends/pglite.js';
 import { connect, type Superduper } from '../src/client.js';
@@ -16,8 +18,10 @@ import { vectorIndex } from '../src/components/vector-index.js';
 import { demoCommand } from '../src/cli/commands/demo.js';
 import { DEMO_INDEX, DEMO_LISTENER, DEMO_QUERIES, DEMO_TABLE, runDemo } from '../src/demo/demo.js';
 import { createLogger } from '../src/logger.js';
+import { serveEmbedded } from '../src/embedded/wire-server.js';
 import { conceptModel } from './helpers/concepts.js';
 import { connectTest, createTestDatabase, eventually, type TestDatabase } from './helpers/database.js';
+import { PGLITE_TEMPLATE_FILE } from './helpers/uris.js';
 
 const run = promisify(execFile);
 
@@ -188,7 +192,7 @@ describe('data folder', () => {
       const second = await EmbeddedDatabase.open({ dataDir: dir });
       expect((await second.query('SELECT v FROM kept')).rows).toEqual([{ v: 'still here' }]);
       // The demo's --reset refuses to delete a folder another process has open.
-      const reset = demoCommand({ dir, reset: true, serve: false, host: '127.0.0.1', port: 0, logLevel: 'silent' });
+      const reset = demoCommand({ dir, reset: true, serve: false, host: '127.0.0.1', port: 0, idleInTransactionTimeout: 30, waitTimeout: 60, logLevel: 'silent' });
       await expect(reset).rejects.toThrow(`the embedded database in ${dir} is in use by another process`);
       expect((await second.query('SELECT v FROM kept')).rows).toEqual([{ v: 'still here' }]);
       await second.close();
@@ -232,6 +236,132 @@ describe('the demo', () => {
       expect(second.searches).toEqual(first.searches);
       await again.close();
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(`${dir}.lock`, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the limits of one shared session', () => {
+  /** A second endpoint on the same database with short limits, and what it logs. */
+  async function limitedEndpoint(limits: { idleInTransactionTimeoutMs: number; waitTimeoutMs: number }) {
+    const lines: Array<{ msg: string; client?: string }> = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line) as { msg: string }) });
+    const server = await serveEmbedded(database.embedded!, { logger, ...limits });
+    const errors = new Map<pg.Client, Error[]>();
+    const connectTo = async (applicationName: string) => {
+      const c = new pg.Client({ connectionString: server.uri, application_name: applicationName });
+      errors.set(c, []);
+      c.on('error', (error) => errors.get(c)!.push(error));
+      await c.connect();
+      clients.push(c);
+      return c;
+    };
+    return { server, lines, connectTo, errorsOf: (c: pg.Client) => errors.get(c)! };
+  }
+
+  it('a client idle in a transaction past the limit is rolled back and disconnected, naming it in the log; the others go on', async () => {
+    const endpoint = await limitedEndpoint({ idleInTransactionTimeoutMs: 400, waitTimeoutMs: 0 });
+    try {
+      const idle = await endpoint.connectTo('forgetful notebook');
+      const ended = new Promise((resolve) => idle.once('end', resolve));
+      await idle.query('BEGIN');
+      await idle.query(`INSERT INTO notes VALUES (40, 'left in an open transaction')`);
+      const other = await endpoint.connectTo('patient report');
+      // Waits for the session until the idle client's transaction is rolled back.
+      expect((await other.query('SELECT count(*)::int AS n FROM notes WHERE id = 40')).rows).toEqual([{ n: 0 }]);
+      // As from a server: the FATAL error comes unasked, and the connection ends.
+      await ended;
+      expect(endpoint.errorsOf(idle).map((e) => e.message)).toContain('terminating connection due to idle-in-transaction timeout');
+      await expect(idle.query('COMMIT')).rejects.toThrow(/not queryable/);
+      const logged = endpoint.lines.find((line) => /idle in a transaction/.test(line.msg));
+      expect(logged?.client).toMatch(/forgetful notebook/);
+    } finally {
+      await endpoint.server.close();
+    }
+  });
+
+  it('a statement that waits for the session past the limit fails, naming the client that holds it', async () => {
+    const endpoint = await limitedEndpoint({ idleInTransactionTimeoutMs: 0, waitTimeoutMs: 300 });
+    try {
+      const holder = await endpoint.connectTo('long report');
+      await holder.query('BEGIN');
+      const waiter = await endpoint.connectTo('dashboard');
+      const error = await waiter.query('SELECT 1').then(
+        () => undefined,
+        (e: pg.DatabaseError) => e,
+      );
+      expect(error?.code).toBe('55P03');
+      expect(error?.message).toMatch(/long report/);
+      await holder.query('COMMIT');
+      expect((await waiter.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await endpoint.server.close();
+    }
+  });
+});
+
+describe('when PostgreSQL inside PGlite exits', () => {
+  it('every client is told, every later call fails at once with the reason, and the process stays responsive', async () => {
+    const stopping = await EmbeddedDatabase.open({ loadDataDir: new Blob([readFileSync(PGLITE_TEMPLATE_FILE)]) });
+    const server = await serveEmbedded(stopping, { logger: createLogger('silent') });
+    const user = new pg.Client({ connectionString: server.uri });
+    const errors: Error[] = [];
+    user.on('error', (error) => errors.push(error));
+    await user.connect();
+    // What the endpoint never lets a client do (a COPY FROM STDIN without its
+    // data in the same call), done directly: PGlite's PostgreSQL exits.
+    const copy = Buffer.from('COPY pg_catalog.pg_class FROM STDIN\0');
+    const header = Buffer.alloc(5);
+    header.write('Q');
+    header.writeInt32BE(4 + copy.length, 1);
+    await expect(stopping.pglite.execProtocolRaw(Buffer.concat([header, copy]))).rejects.toThrow(/the embedded database stopped/);
+    await eventually(async () => errors.length > 0, 5_000, "the client's error");
+    expect(errors[0]!.message).toMatch(/the embedded database stopped/);
+    await expect(stopping.query('SELECT 1')).rejects.toThrow(/the embedded database stopped/);
+    expect(stopping.stopped?.hint).toMatch(/Start the process again/);
+    await new Promise((resolve) => setTimeout(resolve, 10)); // timers still fire: the event loop is not stuck
+    await stopping.close();
+  });
+});
+
+describe('superduper serve', () => {
+  it('stops on SIGTERM whatever its clients are doing: inside a COPY, inside a block, or sending garbage', { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'superduper-serve-'));
+    // A folder made from the test template (a new one takes PGlite's initdb, ~10 s).
+    await (await EmbeddedDatabase.open({ dataDir: dir, loadDataDir: new Blob([readFileSync(PGLITE_TEMPLATE_FILE)]) })).close();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'tests/helpers/cli.ts', 'serve', dir, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const uri = (await eventually(async () => /psql "([^"]+)"/.exec(output)?.[1], 90_000, 'the endpoint')) as string;
+      const setup = new pg.Client({ connectionString: uri });
+      await setup.connect();
+      await setup.query('CREATE TABLE copied (a int)');
+      await setup.end();
+      const copying = new pg.Client({ connectionString: uri });
+      copying.on('error', () => {});
+      await copying.connect();
+      const connection = (copying as unknown as { connection: { once(event: string, f: () => void): void } }).connection;
+      const copyStarted = new Promise<void>((resolve) => connection.once('copyInResponse', resolve));
+      copying.query('COPY copied FROM STDIN').catch(() => {});
+      await copyStarted;
+      // (A COPY's data waits in the endpoint, not in the session: another client can begin a block.)
+      const inBlock = new pg.Client({ connectionString: uri });
+      inBlock.on('error', () => {});
+      await inBlock.connect();
+      await inBlock.query('BEGIN');
+      const url = new URL(uri);
+      const garbage = connectTcp({ host: url.hostname, port: Number(url.port) }, () => garbage.write('\x00\x00\x00\x08garbage!'));
+      garbage.on('error', () => {});
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(output).toContain('stopping');
+    } finally {
+      child.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
       rmSync(`${dir}.lock`, { recursive: true, force: true });
     }

@@ -1,9 +1,11 @@
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { lockDataDir } from '../embedded/data-dir-lock.js';
+import { guardExit } from '../embedded/exit-guard.js';
+import type { SuperduperError } from '../errors.js';
 import { SharedSession } from '../embedded/session.js';
 import { DEFAULT_SETTINGS, SessionSettings } from '../embedded/session-settings.js';
-import { modelCallOf, MODEL_CALL_TEXT, type ModelCall, rerunnable } from '../embedded/model-call-error.js';
+import { mayCallModel, modelCallOf, type ModelCall, rerunnable } from '../embedded/model-call-error.js';
 import { resumeWaitSql, WAIT_RERUN_MS, waitResumeOf } from '../embedded/wait-rerun.js';
 import { ConnectionHealth } from './connection-health.js';
 import type { Connection, Database, Queryable, QueryResult } from './database.js';
@@ -50,9 +52,14 @@ export class EmbeddedDatabase implements Database {
   #onClose: Array<() => Promise<void>> = [];
   #unlock: (() => Promise<void>) | undefined;
   #closing: Promise<void> | undefined;
+  #onStopped: Array<(stopped: SuperduperError) => void> = [];
+  readonly #exit: { stopped(): SuperduperError | undefined };
 
   private constructor(pglite: PGlite) {
     this.pglite = pglite;
+    this.#exit = guardExit(pglite, (stopped) => {
+      for (const fn of this.#onStopped) fn(stopped);
+    });
     this.settings = new SessionSettings((sql, values) => pglite.query(sql, values));
   }
 
@@ -209,6 +216,16 @@ export class EmbeddedDatabase implements Database {
     this.#parsers = parsers;
   }
 
+  /** Why the database stopped, when PostgreSQL inside PGlite exited (see exit-guard.ts); every call fails with it. */
+  get stopped(): SuperduperError | undefined {
+    return this.#exit.stopped();
+  }
+
+  /** Runs fn if PostgreSQL inside PGlite exits: the wire server ends its clients, `serve` exits. */
+  onStopped(fn: (stopped: SuperduperError) => void): void {
+    this.#onStopped.push(fn);
+  }
+
   /** Runs fn when the database closes (the wire server stops first). */
   onClose(fn: () => Promise<void>): void {
     this.#onClose.push(fn);
@@ -261,7 +278,7 @@ export class EmbeddedDatabase implements Database {
     const host = this.modelCallHost;
     if (!host) return run();
     const inTransaction = this.pglite.isInTransaction();
-    if (inTransaction ? !MODEL_CALL_TEXT.test(text) : !rerunnable(text)) return run();
+    if (inTransaction ? !mayCallModel(text) : !rerunnable(text)) return run();
     for (let calls = 0; ; calls++) {
       if (inTransaction) await this.pglite.exec('SAVEPOINT superduper_model_call');
       try {

@@ -1,17 +1,26 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { codeVersion } from '../generated/sql.js';
 import { describeError } from '../errors.js';
 import { applyCommand } from './commands/apply.js';
-import { demoCommand } from './commands/demo.js';
+import { demoCommand, type DemoOptions } from './commands/demo.js';
 import { failuresCommand } from './commands/failures.js';
 import { installCommand } from './commands/install.js';
 import { removeCommand } from './commands/remove.js';
-import { serveCommand } from './commands/serve.js';
+import { serveCommand, type ServeOptions } from './commands/serve.js';
 import { startCommand, type StartOptions } from './commands/start.js';
 import { statusCommand } from './commands/status.js';
 import { waitCommand } from './commands/wait.js';
 
 const uriHelp = 'PostgreSQL connection URI (default: $SUPERDUPER_URI, then $DATABASE_URL)';
+
+/** A duration option in seconds: a number, zero or more (fractions allowed). */
+function seconds(value: string): number {
+  const parsed = Number(value);
+  if (value.trim() === '' || !Number.isFinite(parsed) || parsed < 0) {
+    throw new InvalidArgumentError(`"${value}" is not a number of seconds (0 or more).`);
+  }
+  return parsed;
+}
 
 export function buildProgram(): Command {
   const program = new Command('superduper')
@@ -22,6 +31,15 @@ export function buildProgram(): Command {
   const logLevel = () => new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('warn');
   const port = () => new Option('--port <port>', 'TCP port of the wire endpoint (0: any free port)').default(5433).argParser(Number);
   const host = () => new Option('--host <host>', 'address of the wire endpoint (anyone who reaches it is the superuser)').default('127.0.0.1');
+  // The embedded database has one session that clients take in turns (docs/embedded.md).
+  const idleTimeout = () =>
+    new Option('--idle-in-transaction-timeout <seconds>', 'roll back a client idle in a transaction this long, so that the others go on (0: never)')
+      .default(30)
+      .argParser(seconds);
+  const waitTimeout = () =>
+    new Option('--wait-timeout <seconds>', 'fail a statement that has waited this long for the session, naming the client holding it (0: wait forever)')
+      .default(60)
+      .argParser(seconds);
 
   program
     .command('demo')
@@ -31,8 +49,10 @@ export function buildProgram(): Command {
     .option('--serve', 'then keep running with a PostgreSQL endpoint for psql')
     .addOption(host())
     .addOption(port())
+    .addOption(idleTimeout())
+    .addOption(waitTimeout())
     .addOption(logLevel())
-    .action((options: { dir: string; reset?: boolean; serve?: boolean; host: string; port: number; logLevel: string }) =>
+    .action((options: Omit<DemoOptions, 'reset' | 'serve'> & { reset?: boolean; serve?: boolean }) =>
       demoCommand({ ...options, reset: options.reset ?? false, serve: options.serve ?? false }),
     );
 
@@ -42,8 +62,10 @@ export function buildProgram(): Command {
     .argument('[dir]', 'the embedded database folder', '.superduper/demo')
     .addOption(host())
     .addOption(port())
+    .addOption(idleTimeout())
+    .addOption(waitTimeout())
     .addOption(logLevel())
-    .action((dir: string, options: { host: string; port: number; logLevel: string }) => serveCommand(dir, options));
+    .action((dir: string, options: ServeOptions) => serveCommand(dir, options));
 
   program
     .command('install')

@@ -1,3 +1,5 @@
+import { identifierOf, statements } from './sql-text.js';
+
 /**
  * LISTEN/NOTIFY between the clients of the embedded endpoint. PGlite has one
  * session, so a NOTIFY is delivered during the turn of whichever client sent
@@ -46,18 +48,14 @@ export interface ListenStatement {
 
 /**
  * The LISTEN and UNLISTEN statements of some SQL, in order. Unquoted channel
- * names fold to lower case, as PostgreSQL folds identifiers. (Text inside
- * string literals or comments that looks like one is not told apart: rare, and
- * then a client hears a channel it did not ask for.)
+ * names fold to lower case, as PostgreSQL folds identifiers.
  */
 export function listenStatements(sql: string): ListenStatement[] {
-  const statements: ListenStatement[] = [];
-  // At the start of a statement, after any blanks and comments.
-  const pattern = /(?:^|;)(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(UN)?LISTEN\s+(\*|"(?:[^"]|"")+"|[^\s;]+)/gi;
-  for (const match of sql.matchAll(pattern)) {
-    const name = match[2]!;
-    const channel = name === '*' ? '*' : name.startsWith('"') ? name.slice(1, -1).replace(/""/g, '"') : name.toLowerCase();
-    statements.push({ listen: match[1] === undefined, channel });
+  const found: ListenStatement[] = [];
+  for (const statement of statements(sql)) {
+    const [verb, channel] = statement.tokens;
+    if (verb?.kind !== 'word' || (verb.text !== 'listen' && verb.text !== 'unlisten') || channel === undefined) continue;
+    found.push({ listen: verb.text === 'listen', channel: channel.text === '*' ? '*' : identifierOf(channel) });
   }
-  return statements;
+  return found;
 }

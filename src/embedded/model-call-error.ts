@@ -1,3 +1,5 @@
+import { callsFunction, leadingWords, statements } from './sql-text.js';
+
 /**
  * Model calls from SQL in the embedded database (see superduper._request in
  * sql/functions/080_model_calls.sql): with no dblink, a call not yet answered
@@ -26,14 +28,27 @@ export function parseModelCall(detail: string): ModelCall | undefined {
   }
 }
 
-/** Statements that may call a model (directly; a view hiding a call is not seen). */
-export const MODEL_CALL_TEXT = /\b(like|embed|predict)\s*\(/i;
+const MODEL_FUNCTIONS: ReadonlySet<string> = new Set(['like', 'embed', 'predict']);
+
+/** Whether some SQL may call a model (directly; a view or function hiding a call is not seen). */
+export function mayCallModel(sql: string): boolean {
+  return statements(sql).some((statement) => callsFunction(statement, MODEL_FUNCTIONS));
+}
+
+const TRANSACTION_CONTROL: ReadonlySet<string> = new Set(['commit', 'end', 'rollback', 'abort', 'savepoint', 'release']);
 
 /**
- * Whether a statement that failed outside a transaction block can simply be run
- * again: it left nothing behind unless it ended a transaction of its own partway
- * (a script with COMMIT in it), which a second run would repeat.
+ * Whether SQL that failed outside a transaction block can simply be run again:
+ * it left nothing behind unless it ended a transaction of its own partway (a
+ * script with COMMIT in it), which a second run would repeat. A DO block may
+ * COMMIT inside its body; a procedure's body is not seen, so CALL is not re-run.
  */
-export function rerunnable(text: string): boolean {
-  return !/\b(commit|end|rollback|abort|prepare\s+transaction|savepoint|release)\b/i.test(text);
+export function rerunnable(sql: string): boolean {
+  return statements(sql).every((statement) => {
+    const [first, second] = leadingWords(statement, 2);
+    if (first === undefined) return true;
+    if (TRANSACTION_CONTROL.has(first) || (first === 'prepare' && second === 'transaction') || first === 'call') return false;
+    if (first === 'do') return !statement.tokens.some((t) => t.kind === 'string' && /\b(commit|rollback)\b/i.test(t.text));
+    return true;
+  });
 }

@@ -1,3 +1,5 @@
+import { callsFunction, leadingWords, statements } from './sql-text.js';
+
 /**
  * The run-time settings (GUCs) of the embedded database's one session, worn by
  * whoever has the turn. Each client of the wire endpoint has its own settings
@@ -16,8 +18,17 @@ export const DEFAULT_SETTINGS: Settings = new Map();
 /** Settings that are not a client's to keep: roles are handled per turn, superduper.wait is used once. */
 const NOT_KEPT = ['session_authorization', 'role', 'superduper.wait', 'transaction_isolation', 'transaction_read_only', 'transaction_deferrable'];
 
-/** Whether SQL text may change session settings (and so must be looked at after it ran). */
-export const CHANGES_SETTINGS = /(^|;)\s*(set|reset|discard)\b|\bset_config\s*\(/i;
+const SETTING_STATEMENTS: ReadonlySet<string> = new Set(['set', 'reset', 'discard']);
+const SET_CONFIG: ReadonlySet<string> = new Set(['set_config']);
+
+/**
+ * Whether SQL may change session settings (and so must be looked at after it
+ * ran): SET, RESET, DISCARD, or a call of set_config. (A function that calls
+ * set_config inside is not seen.)
+ */
+export function changesSettings(sql: string): boolean {
+  return statements(sql).some((statement) => SETTING_STATEMENTS.has(leadingWords(statement, 1)[0] ?? '') || callsFunction(statement, SET_CONFIG));
+}
 
 export class SessionSettings {
   /** What the session wears beyond the defaults. */

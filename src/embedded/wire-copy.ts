@@ -1,3 +1,4 @@
+import { statements, type Statement } from './sql-text.js';
 import { backendMessage } from './wire-protocol.js';
 
 /**
@@ -24,18 +25,47 @@ export interface CopyIn {
   tooLarge: boolean;
 }
 
-/** What a COPY ... FROM STDIN statement reads, or undefined for any other statement. */
-export function copyFromStdin(sql: string): { table: string; columns: string | undefined; binary: boolean } | undefined {
-  const statement = sql.trim().replace(/;\s*$/, '');
-  if (statement.includes(';')) return undefined; // the COPY must be the statement's only one (see wire-server.ts)
-  const match = /^copy\s+((?:"(?:[^"]|"")*"|[^\s(])+)\s*(\(([^)]*)\))?\s+from\s+stdin\b(.*)$/is.exec(statement);
-  if (!match) return undefined;
-  return { table: match[1]!, columns: match[3], binary: /\bbinary\b/i.test(match[4] ?? '') };
+export interface CopyFromStdin {
+  /** The table as written (quoted or not, schema-qualified or not). */
+  table: string;
+  /** How many columns the statement lists, or undefined for all of the table's. */
+  columns: number | undefined;
+  binary: boolean;
+  /** Whether it is the only statement of its SQL (it must be, on the embedded endpoint). */
+  alone: boolean;
 }
 
-/** Whether one of the statements of SQL is a COPY FROM STDIN (a COPY among others, or in a Parse). */
-export function hasCopyFromStdin(sql: string): boolean {
-  return sql.split(';').some((statement) => /^\s*copy\b[\s\S]*\bfrom\s+stdin\b/i.test(statement));
+/** The COPY ... FROM STDIN among the statements of some SQL, or undefined when there is none. */
+export function copyFromStdin(sql: string): CopyFromStdin | undefined {
+  const all = statements(sql);
+  for (const statement of all) {
+    const copy = readsStdin(statement);
+    if (copy) return { ...copy, alone: all.length === 1 };
+  }
+  return undefined;
+}
+
+/** COPY [BINARY] table [(columns)] FROM STDIN [[WITH] options]: what it reads, or undefined. */
+function readsStdin(statement: Statement): Omit<CopyFromStdin, 'alone'> | undefined {
+  const words = statement.tokens;
+  if (words[0]?.kind !== 'word' || words[0].text !== 'copy') return undefined;
+  const from = words.findIndex((t, i) => t.depth === 0 && t.kind === 'word' && t.text === 'from' && words[i + 1]?.kind === 'word' && words[i + 1]!.text === 'stdin');
+  if (from < 0) return undefined;
+  let first = 1;
+  const oldBinary = words[1]?.kind === 'word' && words[1].text === 'binary';
+  if (oldBinary) first = 2;
+  const open = words.findIndex((t, i) => i >= first && i < from && t.depth === 0 && t.text === '(');
+  const tableEnd = open < 0 ? from : open;
+  if (tableEnd <= first) return undefined;
+  const table = statement.text.slice(words[first]!.start - statement.tokens[0]!.start, words[tableEnd - 1]!.end - statement.tokens[0]!.start);
+  let columns: number | undefined;
+  if (open >= 0) {
+    const inside = words.slice(open + 1, from).filter((t) => t.depth === 1 && t.text !== ')');
+    columns = inside.length === 0 ? 0 : inside.filter((t) => t.text === ',').length + 1;
+  }
+  const options = words.slice(from + 2);
+  const binary = oldBinary || options.some((t) => t.kind === 'word' && t.text === 'binary') || options.some((t) => t.kind === 'string' && /^'binary'$/i.test(t.text));
+  return { table, columns, binary };
 }
 
 /** The CopyInResponse: the format (0 text or csv, 1 binary) and one format code per column. */

@@ -4,10 +4,10 @@ import type { EmbeddedDatabase, ModelCallHost } from '../backends/pglite.js';
 import { quoteIdent } from '../identifiers.js';
 import type { Logger } from '../logger.js';
 import { ChannelRouter, listenStatements, type ListenStatement } from './channel-router.js';
-import { MODEL_CALL_SQLSTATE, MODEL_CALL_TEXT, type ModelCall, parseModelCall, rerunnable } from './model-call-error.js';
-import { CHANGES_SETTINGS, startupSettings, type Settings } from './session-settings.js';
+import { mayCallModel, MODEL_CALL_SQLSTATE, type ModelCall, parseModelCall, rerunnable } from './model-call-error.js';
+import { changesSettings, startupSettings, type Settings } from './session-settings.js';
 import { resumeWaitSql, WAIT_RERUN_MS, WAIT_SQLSTATE } from './wait-rerun.js';
-import { copyFail, copyFromStdin, copyInResponse, hasCopyFromStdin, MAX_COPY_BYTES, withoutCopyInResponse, type CopyIn } from './wire-copy.js';
+import { copyFail, copyFromStdin, copyInResponse, MAX_COPY_BYTES, withoutCopyInResponse, type CopyFromStdin, type CopyIn } from './wire-copy.js';
 import {
   authenticationOk,
   backendKeyData,
@@ -29,7 +29,7 @@ import {
   untypedCode,
   type FrontendMessage,
 } from './wire-protocol.js';
-import { ClientStatements } from './wire-statements.js';
+import { ClientStatements, releasesAllStatements } from './wire-statements.js';
 
 export interface WireServer {
   host: string;
@@ -77,8 +77,6 @@ const REPORTED = [
   'application_name', 'client_encoding', 'DateStyle', 'default_transaction_read_only', 'in_hot_standby', 'integer_datetimes',
   'IntervalStyle', 'server_encoding', 'server_version', 'standard_conforming_strings', 'TimeZone',
 ];
-/** DEALLOCATE ALL and DISCARD ALL, which would act on every client's statements and settings. */
-const DEALLOCATE_ALL = /^\s*(deallocate\s+(prepare\s+)?all|discard\s+all)\s*;?\s*$/i;
 
 /** Clients by the key they were given at startup, for cancel requests (which come on a new connection). */
 const byKey = new Map<number, WireClient>();
@@ -134,6 +132,11 @@ export async function serveEmbedded(db: EmbeddedDatabase, options: WireServerOpt
     if (db.uri === uri) db.uri = undefined;
   };
   db.onClose(close);
+  db.onStopped((stopped) => {
+    options.logger.error({ err: stopped }, 'the embedded database stopped: the endpoint closes');
+    for (const socket of sockets) socket.end(errorResponse('FATAL', '57P01', stopped.message, stopped.hint));
+    server.close();
+  });
   return { host, port, uri, close };
 }
 
@@ -191,6 +194,8 @@ class WireClient {
   #settingsMayHaveChanged = false;
   /** Logged in while the session was busy: its startup settings are checked at its first turn. */
   #settingsUnchecked = false;
+  /** The reported parameters as this client was last told them (a SET of one is reported, as by a server). */
+  #reported = new Map<string, string>();
   /** A COPY FROM STDIN under way. */
   #copy: CopyIn | undefined;
   /** While its statement waits for the session: a cancel request or the wait timeout aborts the wait. */
@@ -293,7 +298,7 @@ class WireClient {
         return; // after a COPY that failed, as a server does: ignored until the next command
     }
     if (EXTENDED.has(message.type)) {
-      if (message.type === PARSE && hasCopyFromStdin(sqlOf(message))) {
+      if (message.type === PARSE && copyFromStdin(sqlOf(message))) {
         throw new ProtocolViolation('COPY FROM STDIN through the extended protocol is not supported by the embedded endpoint: send it as a simple query');
       }
       this.#pending.push(message);
@@ -302,11 +307,12 @@ class WireClient {
     if (message.type === QUERY) {
       const sql = sqlOf(message);
       const copy = copyFromStdin(sql);
-      if (copy) return this.#startCopy(message, copy);
-      if (hasCopyFromStdin(sql)) {
+      if (copy?.alone) return this.#startCopy(message, copy);
+      if (copy) {
         return this.#refuse('0A000', 'on the embedded database COPY FROM STDIN must be sent as a statement of its own', 'Send the other statements separately.');
       }
-      if (DEALLOCATE_ALL.test(sql)) return this.#deallocateAll(sql);
+      const releasing = releasesAllStatements(sql);
+      if (releasing) return this.#deallocateAll(releasing);
     }
     const batch = [...this.#pending, message];
     this.#pending = [];
@@ -351,6 +357,7 @@ class WireClient {
     this.#startupSettings = settings;
     this.#settings = settings;
     this.#settingsUnchecked = busy;
+    this.#reported = reported;
     this.#loggedIn = true;
     this.socket.write(
       Buffer.concat([
@@ -491,16 +498,16 @@ class WireClient {
     const last = messages.at(-1);
     const completes = !flushOnly && (last?.type === QUERY || last?.type === SYNC);
     const sql = messages.map(sqlOf).join('\n');
-    if (CHANGES_SETTINGS.test(sql)) this.#settingsMayHaveChanged = true;
+    if (changesSettings(sql)) this.#settingsMayHaveChanged = true;
     const host = db.modelCallHost;
     const inBlock = db.pglite.isInTransaction();
-    let fromSavepoint = host !== undefined && completes && inBlock && MODEL_CALL_TEXT.test(sql);
+    let fromSavepoint = host !== undefined && completes && inBlock && mayCallModel(sql);
     let canRerun = host !== undefined && completes && !inBlock && sql !== '' && rerunnable(sql);
 
     for (let calls = 0; ; calls++) {
       if (fromSavepoint) await this.#execute(simpleQuery('SAVEPOINT superduper_model_call'));
       if (resumeWait !== undefined) await this.#execute(simpleQuery(resumeWaitSql(resumeWait)));
-      const answer = this.#statements.unscope(Buffer.concat(await this.#executeAll(messages)));
+      const answer = this.#statements.unscope(Buffer.concat(await this.#executeAll(messages, calls > 0 || resumeWait !== undefined)));
       // Used by wait_for, or by nobody if the statement failed before it.
       if (resumeWait !== undefined) await this.#execute(simpleQuery(resumeWaitSql('')));
       // Notifications are routed below, to whoever listens; none goes through as is.
@@ -540,11 +547,23 @@ class WireClient {
       }
       // Triggers cannot wake the sidecar here (see Worker): a committed write does.
       if (summary.status === 'I' && summary.tags.some((tag) => WRITE_TAG.test(tag))) db.notify('superduper', 'changed');
-      if (forward.length > 0 && !this.#closed) this.socket.write(forward);
+      const reports = changesSettings(sql) ? await this.#changedParameters() : [];
+      if (forward.length > 0 && !this.#closed) this.socket.write(reports.length === 0 ? forward : beforeReadyForQuery(forward, reports));
       if (summary.status === 'I') await this.#release();
       else if (summary.status !== undefined) this.#watchIdle();
       return {};
     }
+  }
+
+  /** ParameterStatus messages for the reported parameters the client's statements changed (PGlite sends none). */
+  async #changedParameters(): Promise<Buffer[]> {
+    const now = await this.db.pglite.query<{ name: string; setting: string }>(
+      'SELECT name, setting FROM pg_catalog.pg_settings WHERE name = ANY ($1::text[])',
+      [REPORTED],
+    );
+    const changed = now.rows.filter((row) => this.#reported.get(row.name) !== row.setting);
+    for (const row of changed) this.#reported.set(row.name, row.setting);
+    return changed.map((row) => parameterStatus(row.name, row.setting));
   }
 
   /** A client left holding the session in a block, idle: after the limit, its transaction goes, and so does it. */
@@ -567,19 +586,27 @@ class WireClient {
     this.#idleTimer.unref();
   }
 
-  /** COPY ... FROM STDIN: the CopyInResponse now, the statement and its data to PGlite at the end (see wire-copy.ts). */
-  async #startCopy(message: FrontendMessage, copy: NonNullable<ReturnType<typeof copyFromStdin>>): Promise<void> {
-    let columns = copy.columns === undefined ? undefined : copy.columns.split(',').filter((c) => c.trim() !== '').length;
-    if (columns === undefined) {
-      columns = await this.#onTurn(async () => {
+  /**
+   * COPY ... FROM STDIN: the CopyInResponse now, the statement and its data to
+   * PGlite at the end (see wire-copy.ts). A table that cannot be read (missing,
+   * or not the role's) fails at once, as on a server: the COPY goes to PGlite
+   * with a CopyFail behind it, for PGlite's own error.
+   */
+  async #startCopy(message: FrontendMessage, copy: CopyFromStdin): Promise<void> {
+    const columns =
+      copy.columns ??
+      (await this.#onTurn(async () => {
         const found = await this.db.pglite
           .query<{ n: number }>(
             'SELECT count(*)::int AS n FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped',
             [copy.table],
           )
           .catch(() => undefined);
-        return found?.rows[0]?.n ?? 0;
-      });
+        return found?.rows[0]?.n;
+      }));
+    if (columns === undefined) {
+      const whole: FrontendMessage = { type: COPY_BATCH, bytes: Buffer.concat([Buffer.from(message.bytes), copyFail('the table cannot be read')]) };
+      return this.#turn([whole]);
     }
     this.#copy = { query: Buffer.from(message.bytes), messages: [], bytes: 0, tooLarge: false };
     this.socket.write(copyInResponse(copy.binary, columns));
@@ -605,17 +632,17 @@ class WireClient {
   }
 
   /** DEALLOCATE ALL / DISCARD ALL: of this client's own statements (and, for DISCARD, its settings), not everyone's. */
-  async #deallocateAll(sql: string): Promise<void> {
-    const discard = /^\s*discard/i.test(sql);
-    await this.#onTurn(async () => {
+  async #deallocateAll(command: 'DEALLOCATE ALL' | 'DISCARD ALL'): Promise<void> {
+    const discard = command === 'DISCARD ALL';
+    const reports = await this.#onTurn(async () => {
       for (const name of this.#statements.prepared()) await this.db.pglite.query(`DEALLOCATE ${quoteIdent(name)}`).catch(() => {});
       this.#statements.forgetAll();
-      if (discard) {
-        this.#settings = this.#startupSettings;
-        await this.db.settings.wear(this.#settings);
-      }
+      if (!discard) return [];
+      this.#settings = this.#startupSettings;
+      await this.db.settings.wear(this.#settings);
+      return this.#changedParameters();
     });
-    this.socket.write(Buffer.concat([backendMessage('C', Buffer.from(`${discard ? 'DISCARD ALL' : 'DEALLOCATE ALL'}\0`)), readyForQuery(this.#holding ? 'T' : 'I')]));
+    this.socket.write(Buffer.concat([backendMessage('C', Buffer.from(`${command}\0`)), ...reports, readyForQuery(this.#holding ? 'T' : 'I')]));
   }
 
   /** An error for the client's query, without running it. */
@@ -662,7 +689,7 @@ class WireClient {
   }
 
   /** Each message to PGlite, its names scoped to this client; the answers of silent ones dropped. */
-  async #executeAll(messages: FrontendMessage[]): Promise<Uint8Array[]> {
+  async #executeAll(messages: FrontendMessage[], again: boolean): Promise<Uint8Array[]> {
     const answers: Uint8Array[] = [];
     for (const message of messages) {
       if (!EXTENDED.has(message.type)) {
@@ -670,7 +697,7 @@ class WireClient {
         answers.push(message.type === COPY_BATCH ? withoutCopyInResponse(Buffer.from(answer)) : answer);
         continue;
       }
-      const scoped = this.#statements.scope(message);
+      const scoped = this.#statements.scope(message, again);
       for (const silent of scoped.silent) await this.#execute(silent);
       answers.push(await this.#execute(scoped.message));
     }
@@ -745,4 +772,10 @@ class WireClient {
       .catch(() => this.#release())
       .finally(() => this.socket.destroy());
   }
+}
+
+/** The answer with messages put in before its ReadyForQuery (where a server sends ParameterStatus). */
+function beforeReadyForQuery(answer: Buffer, messages: Buffer[]): Buffer {
+  const ready = answer.length >= 6 && answer[answer.length - 6] === 0x5a ? answer.length - 6 : answer.length;
+  return Buffer.concat([answer.subarray(0, ready), ...messages, answer.subarray(ready)]);
 }

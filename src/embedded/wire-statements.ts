@@ -1,4 +1,5 @@
 import { backendMessage, mapErrorTexts, ProtocolViolation, type FrontendMessage } from './wire-protocol.js';
+import { statements } from './sql-text.js';
 
 const PARSE = 0x50;
 const BIND = 0x42;
@@ -33,15 +34,17 @@ export class ClientStatements {
   /**
    * The messages to send to PGlite for one extended-protocol message: `silent`
    * ones first (their answers are not the client's), then the message with its
-   * names scoped. Throws ProtocolViolation for a malformed message.
+   * names scoped. Throws ProtocolViolation for a malformed message. In a batch
+   * run again (after a model call), a statement the first run prepared is
+   * prepared anew: a prepared statement outlives the failed transaction.
    */
-  scope(message: FrontendMessage): { silent: Buffer[]; message: Buffer } {
+  scope(message: FrontendMessage, again = false): { silent: Buffer[]; message: Buffer } {
     const body = message.bytes.subarray(5);
     switch (message.type) {
       case PARSE: {
         const [name, rest] = cstring(body, 0);
         const scoped = this.scoped('S', name);
-        const silent = name === '' ? [close('S', scoped)] : [];
+        const silent = name === '' || again ? [close('S', scoped)] : [];
         this.#prepared.add(scoped);
         return { silent, message: rebuild(message.type, [scoped], body.subarray(rest)) };
       }
@@ -108,4 +111,18 @@ export function close(kind: 'S' | 'P', name: string): Buffer {
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * DEALLOCATE [PREPARE] ALL or DISCARD ALL, alone in its SQL: the command, which
+ * the endpoint carries out for the client's own statements (not everyone's).
+ */
+export function releasesAllStatements(sql: string): 'DEALLOCATE ALL' | 'DISCARD ALL' | undefined {
+  const all = statements(sql);
+  if (all.length !== 1) return undefined;
+  const words = all[0]!.tokens.map((t) => (t.kind === 'word' ? t.text : ''));
+  const said = words.join(' ');
+  if (said === 'deallocate all' || said === 'deallocate prepare all') return 'DEALLOCATE ALL';
+  if (said === 'discard all') return 'DISCARD ALL';
+  return undefined;
 }

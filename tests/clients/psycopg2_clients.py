@@ -67,7 +67,8 @@ def cancel_waiting(dsn, table):
 
 
 def settings(dsn):
-    """SET in one connection, seen there only; startup options applied."""
+    """SET in one connection, seen there only; startup options applied. (psycopg2 itself SETs DateStyle to
+    ISO when the server reports another, which a server reports back.)"""
     a = psycopg2.connect(dsn, options="-c DateStyle=German -c statement_timeout=4321", application_name="client-a")
     b = psycopg2.connect(dsn, application_name="client-b")
     a.autocommit = b.autocommit = True
@@ -76,6 +77,7 @@ def settings(dsn):
         ca.execute("SET search_path = pg_catalog")
         ca.execute(show)
         seen_a = ca.fetchone()
+        reported_a = a.get_parameter_status("DateStyle")
         cb.execute(show)
         seen_b = cb.fetchone()
     a.close()
@@ -84,7 +86,7 @@ def settings(dsn):
         cc.execute(show)
         seen_c = cc.fetchone()
     c.close()
-    print(json.dumps({"a": seen_a, "b": seen_b, "later": seen_c}))
+    print(json.dumps({"a": seen_a, "reported_a": reported_a, "b": seen_b, "later": seen_c}))
 
 
 if __name__ == "__main__":

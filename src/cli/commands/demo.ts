@@ -5,14 +5,12 @@ import { connect } from '../../client.js';
 import { DEMO_INDEX, DEMO_LISTENER, DEMO_TABLE, runDemo } from '../../demo/demo.js';
 import { assertDataDirFree } from '../../embedded/data-dir-lock.js';
 import { createLogger } from '../../logger.js';
-import { serveUntilStopped } from '../serve-embedded.js';
+import { serveUntilStopped, type EndpointOptions } from '../serve-embedded.js';
 
-export interface DemoOptions {
+export interface DemoOptions extends EndpointOptions {
   dir: string;
   reset: boolean;
   serve: boolean;
-  host: string;
-  port: number;
   logLevel: string;
 }
 
@@ -58,7 +56,7 @@ export async function demoCommand(options: DemoOptions): Promise<void> {
           `Run it again and it only searches; --reset starts over.\n`,
       );
       if (options.serve) {
-        await serveUntilStopped(db, { host: options.host, port: options.port, write });
+        await serveUntilStopped(db, { ...options, write });
       } else {
         write(
           `Next: "superduper demo --serve" keeps it running for psql, where you can try\n` +

@@ -8,6 +8,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { apiModelsBenchmark, type ApiModelsResult } from './api-models.js';
 import { embeddedBenchmark, type EmbeddedResult } from './embedded.js';
+import { endpointBenchmark, type EndpointResult } from './endpoint.js';
 import { backfillBenchmark, BACKFILL, type BackfillResult } from './backfill.js';
 import { memoryBenchmark, type MemoryResult } from './memory.js';
 import { onnxEmbedderBenchmark, type OnnxEmbedderResult } from './onnx-embedder.js';
@@ -34,6 +35,7 @@ interface Results {
   onnxEmbedder?: OnnxEmbedderResult;
   apiModels?: ApiModelsResult;
   embedded?: EmbeddedResult;
+  endpoint?: EndpointResult;
   reconnect?: ReconnectResult;
   waitFor?: WaitForResult;
 }
@@ -61,6 +63,7 @@ results.search = await step('search', () => searchBenchmark());
 results.onnxEmbedder = await step('onnx-embedder', () => onnxEmbedderBenchmark());
 results.apiModels = await step('api-models', () => apiModelsBenchmark());
 results.embedded = await step('embedded', () => embeddedBenchmark());
+results.endpoint = await step('endpoint', () => endpointBenchmark());
 results.reconnect = await step('reconnect', () => reconnectBenchmark());
 results.waitFor = await step('wait-for', () => waitForBenchmark());
 

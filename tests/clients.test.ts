@@ -153,6 +153,8 @@ describe('psql', () => {
     writeFileSync(input, '501,fine\nnot a number,bad\n');
     await expect(psql('-c', `\\copy ${COPY_TABLE} from '${input}' csv`)).rejects.toThrow(/invalid input syntax for type integer: "not a number"/);
     expect(await psql('-c', `SELECT count(*) FROM ${COPY_TABLE} WHERE id = 501`)).toBe('0');
+    await expect(psql('-c', `\\copy "No Such; Table" from '${input}' csv`)).rejects.toThrow(/relation "No Such; Table" does not exist/);
+    expect(await psql('-c', 'SELECT 1')).toBe('1');
   });
 });
 

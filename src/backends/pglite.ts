@@ -216,6 +216,11 @@ export class EmbeddedDatabase implements Database {
     this.#parsers = parsers;
   }
 
+  /** Whether statements can still run: not closing or closed, not stopped. */
+  get usable(): boolean {
+    return this.#closing === undefined && this.stopped === undefined;
+  }
+
   /** Why the database stopped, when PostgreSQL inside PGlite exited (see exit-guard.ts); every call fails with it. */
   get stopped(): SuperduperError | undefined {
     return this.#exit.stopped();

@@ -226,7 +226,10 @@ class WireClient {
       this.#waiting?.abort(new NoTurn('08006', 'the client disconnected'));
       this.router.drop(this);
       byKey.delete(this.#pid);
-      this.#chain = this.#chain.then(() => this.#abandon()).finally(() => db.session.label(this.#owner, undefined));
+      this.#chain = this.#chain
+        .then(() => this.#abandon())
+        .catch((error: unknown) => this.logger.warn({ client: this.describe(), err: error }, 'could not clean up after a client of the embedded endpoint'))
+        .finally(() => db.session.label(this.#owner, undefined));
     });
   }
 
@@ -255,7 +258,7 @@ class WireClient {
       split = splitFrontend(Buffer.concat([this.#buffer, chunk]), this.#started);
     } catch (error) {
       this.#buffer = Buffer.alloc(0);
-      this.#chain = this.#chain.then(() => this.#violation(error as Error));
+      this.#chain = this.#chain.then(() => this.#violation(error as Error)).catch((failure: unknown) => this.#fail(failure));
       return;
     }
     this.#buffer = Buffer.from(split.rest);
@@ -581,7 +584,7 @@ class WireClient {
         this.#closed = true;
         await this.#abandon();
         this.socket.end();
-      });
+      }).catch((error: unknown) => this.#fail(error));
     }, this.limits.idleInTransactionMs);
     this.#idleTimer.unref();
   }
@@ -738,6 +741,8 @@ class WireClient {
   async #abandon(): Promise<void> {
     const prepared = this.#statements.prepared();
     if (!this.#holding && prepared.length === 0) return;
+    // Closing (its transaction goes with it) or stopped: nothing to give back.
+    if (!this.db.usable) return;
     if (!this.#holding) {
       await this.db.session.acquire(this.#owner);
       this.#holding = true;
@@ -769,7 +774,7 @@ class WireClient {
     this.logger.warn({ client: this.describe(), error: (error as Error).message }, 'embedded wire client failed');
     this.#closed = true;
     void this.#abandon()
-      .catch(() => this.#release())
+      .catch(() => this.#release().catch(() => {}))
       .finally(() => this.socket.destroy());
   }
 }

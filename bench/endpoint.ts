@@ -4,7 +4,7 @@
  * three protocols (-M simple, extended, prepared) from 1 and 4 clients, each
  * against the PostgreSQL server and against `superduper serve` (the production
  * build, in a child process) on an embedded folder holding the same data.
- * Three rounds, interleaved; medians of tps.
+ * Five rounds, interleaved; medians of tps.
  *
  * SUPERDUPER_BENCH_COMPARE_BIN=<another build's bin/superduper.js> serves a copy
  * of the folder with that build too, in the same rounds (-M simple only: before
@@ -19,18 +19,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Superduper } from '../src/client.js';
 import { listener } from '../src/components/listener.js';
-import { onnxModel } from '../src/components/model.js';
 import { vectorIndex } from '../src/components/vector-index.js';
 import { createLogger } from '../src/logger.js';
-import { wordEmbeddingModel } from '../src/models/onnx-builder.js';
 import { documentSql, queryTexts } from './lib/corpus.js';
 import { dropDatabase, freshDatabase, open, round } from './lib/setup.js';
+import { wordModel } from './lib/word-model.js';
 
 const PGBENCH = process.env.PGBENCH ?? '/usr/lib/postgresql/15/bin/pgbench';
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'superduper.js');
 const MODES = ['simple', 'extended', 'prepared'] as const;
 const CLIENTS = [1, 4] as const;
-const ROUNDS = 3;
+const ROUNDS = 5;
 const SECONDS = 4;
 
 type Mode = (typeof MODES)[number];
@@ -124,12 +123,7 @@ async function prepare(db: Superduper, rows: number, query: string): Promise<voi
   await db.db.query('CREATE TABLE items (id int PRIMARY KEY, body text)');
   await db.db.query(documentSql('items', rows));
   await db.apply(
-    onnxModel({
-      name: 'words64',
-      file: wordEmbeddingModel({ vocabSize: 32768, dim: 64, seed: 5 }),
-      output: { type: 'vector', dim: 64 },
-      tokenizer: { type: 'words', vocab_size: 32768, max_length: 32 },
-    }),
+    wordModel('words64', { dim: 64, seed: 5 }),
     listener({ name: 'items_words', model: 'words64', table: 'items', keys: ['body'] }),
     vectorIndex({ name: 'items_index', listener: 'items_words' }),
   );

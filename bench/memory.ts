@@ -10,10 +10,9 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { listener } from '../src/components/listener.js';
-import { onnxModel } from '../src/components/model.js';
-import { wordEmbeddingModel } from '../src/models/onnx-builder.js';
 import { documentSql } from './lib/corpus.js';
 import { dropDatabase, freshDatabase, open, round, sleep } from './lib/setup.js';
+import { wordModel } from './lib/word-model.js';
 
 export interface MemoryResult {
   rows: number;
@@ -41,12 +40,7 @@ export async function memoryBenchmark(rows = 1_000_000): Promise<MemoryResult> {
     await sleep(1000); // the sidecar is up and idle
     const started = performance.now();
     await db.apply(
-      onnxModel({
-        name: 'words',
-        file: wordEmbeddingModel({ vocabSize: 32768, dim: 64, seed: 3 }),
-        output: { type: 'vector', dim: 64 },
-        tokenizer: { type: 'words', vocab_size: 32768, max_length: 32 },
-      }),
+      wordModel('words', { dim: 64, seed: 3 }),
       listener({ name: 'docs_words', model: 'words', table: 'docs', keys: ['body'] }),
     );
     const rssAtProgressMb: number[] = [];

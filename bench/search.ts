@@ -17,11 +17,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { listener } from '../src/components/listener.js';
-import { onnxModel } from '../src/components/model.js';
 import { vectorIndex } from '../src/components/vector-index.js';
-import { wordEmbeddingModel } from '../src/models/onnx-builder.js';
 import { documentSql, queryTexts } from './lib/corpus.js';
 import { dropDatabase, freshDatabase, open, percentile, round, sleep } from './lib/setup.js';
+import { wordModel } from './lib/word-model.js';
 
 const PGBENCH = process.env.PGBENCH ?? '/usr/lib/postgresql/15/bin/pgbench';
 /**
@@ -94,12 +93,7 @@ export async function searchBenchmark(rows = 100_000, dim = 384, seconds = 10): 
     await db.db.query('CREATE TABLE items (id int PRIMARY KEY, body text)');
     await db.db.query(documentSql('items', rows));
     await db.apply(
-      onnxModel({
-        name: 'words384',
-        file: wordEmbeddingModel({ vocabSize: 32768, dim, seed: 5 }),
-        output: { type: 'vector', dim },
-        tokenizer: { type: 'words', vocab_size: 32768, max_length: 32 },
-      }),
+      wordModel('words384', { dim, seed: 5 }),
       listener({ name: 'items_words', model: 'words384', table: 'items', keys: ['body'] }),
     );
     await db.waitUntilIdle({ timeoutMs: 600_000, pollMs: 200 });

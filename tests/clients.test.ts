@@ -305,6 +305,48 @@ describe('a client that sends what PostgreSQL does not accept', () => {
     await stillServes();
   });
 
+  it('the unnamed statement, parsed in one batch and bound in a later one with other clients in between, is still the client\'s', async () => {
+    const message = (type: string, ...parts: Buffer[]) => {
+      const body = Buffer.concat(parts);
+      const head = Buffer.alloc(5);
+      head.write(type, 0);
+      head.writeInt32BE(4 + body.length, 1);
+      return Buffer.concat([head, body]);
+    };
+    const int16 = (n: number) => Buffer.from([n >> 8, n & 255]);
+    const int32 = (n: number) => {
+      const b = Buffer.alloc(4);
+      b.writeInt32BE(n);
+      return b;
+    };
+    const socket = await rawClient();
+    let received = Buffer.alloc(0);
+    socket.on('data', (chunk) => (received = Buffer.concat([received, chunk])));
+    const untilReady = async (count: number) => {
+      await eventuallyTrue(() => received.filter((byte, i) => byte === 0x5a && received[i + 1] === 0 && received[i + 4] === 5).length >= count);
+    };
+    socket.write(startup());
+    await untilReady(1);
+    socket.write(Buffer.concat([message('P', Buffer.from('\0SELECT $1::int + 1 AS n\0'), int16(0)), message('S')]));
+    await untilReady(2);
+    // Another client's statements (each uses the unnamed statement of its own).
+    await database.sql.query('SELECT $1::text AS other', ['x']);
+    expect(await psql('-c', 'SELECT 7')).toBe('7');
+    const value = Buffer.from('41');
+    socket.write(
+      Buffer.concat([
+        message('B', Buffer.from('\0\0'), int16(0), int16(1), int32(value.length), value, int16(0)),
+        message('E', Buffer.from('\0'), int32(0)),
+        message('S'),
+      ]),
+    );
+    await untilReady(3);
+    socket.destroy();
+    const text = received.toString('latin1');
+    expect(text).not.toContain('does not exist');
+    expect(text).toMatch(/D\0\0\0\x0c\0\x01\0\0\0\x0242/); // one column: "42"
+  });
+
   it('a client that vanishes in the middle of COPY FROM STDIN leaves no rows and no lock', async () => {
     const client = new pg.Client({ connectionString: database.uri });
     await client.connect();
@@ -336,4 +378,12 @@ function startCopyIn(client: pg.Client, sql: string) {
       connection.stream.write(Buffer.concat([head, data]));
     },
   };
+}
+
+async function eventuallyTrue(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }

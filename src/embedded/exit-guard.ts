@@ -16,22 +16,23 @@ export function guardExit(pglite: PGlite, onExit: (stopped: SuperduperError) => 
   let stopped: SuperduperError | undefined;
   for (const name of ENTRY_POINTS) {
     const original = (pglite[name] as (...args: unknown[]) => Promise<unknown>).bind(pglite);
-    (pglite as unknown as Record<string, unknown>)[name] = async (...args: unknown[]) => {
-      if (stopped) {
-        if (name === 'close') return undefined; // nothing left to close
-        throw stopped;
-      }
+    const exited = (error: unknown): never => {
+      if ((error as { name?: string }).name !== 'ExitStatus') throw error;
+      stopped = new SuperduperError(`the embedded database stopped: PostgreSQL inside PGlite exited (${(error as Error).message})`, {
+        hint: 'Start the process again: what was committed is in the data folder, and opening it recovers it.',
+        code: '57P01',
+        cause: error,
+      });
+      onExit(stopped);
+      throw stopped;
+    };
+    // Not an async function: the hot path (every statement) keeps its number of promise hops.
+    (pglite as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
+      if (stopped) return name === 'close' ? Promise.resolve() : Promise.reject(stopped); // nothing left to close
       try {
-        return await original(...args);
+        return original(...args).catch(exited);
       } catch (error) {
-        if ((error as { name?: string }).name !== 'ExitStatus') throw error;
-        stopped = new SuperduperError(`the embedded database stopped: PostgreSQL inside PGlite exited (${(error as Error).message})`, {
-          hint: 'Start the process again: what was committed is in the data folder, and opening it recovers it.',
-          code: '57P01',
-          cause: error,
-        });
-        onExit(stopped);
-        throw stopped;
+        return Promise.reject(error).catch(exited);
       }
     };
   }

@@ -31,12 +31,7 @@ export class SharedSession {
    * it out of the line and rejects with the signal's reason.
    */
   acquire(owner: symbol, signal?: AbortSignal): Promise<void> {
-    if (this.#owner === owner) return Promise.resolve();
-    if (this.#owner === null) {
-      this.#owner = owner;
-      this.#since = Date.now();
-      return Promise.resolve();
-    }
+    if (this.tryAcquire(owner)) return Promise.resolve();
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((grant, reject) => {
       const waiter = { owner, grant: () => {
@@ -52,6 +47,15 @@ export class SharedSession {
       signal?.addEventListener('abort', abort, { once: true });
       this.#waiting.push(waiter);
     });
+  }
+
+  /** Takes the session for owner if it is free (or owner's already): whether it did. */
+  tryAcquire(owner: symbol): boolean {
+    if (this.#owner === owner) return true;
+    if (this.#owner !== null) return false;
+    this.#owner = owner;
+    this.#since = Date.now();
+    return true;
   }
 
   /** Gives the session to the next waiter (only its owner can). */

@@ -101,8 +101,27 @@ export function tokens(sql: string): Token[] {
   return out;
 }
 
-/** The statements of some SQL, split at its semicolons; empty ones left out. */
-export function statements(sql: string): Statement[] {
+/**
+ * The statements of some SQL, split at its semicolons; empty ones left out.
+ * Remembered for the texts seen last: clients send the same statements again
+ * and again (pgbench, a JDBC prepared statement), and each message is looked
+ * at several times (COPY, settings, model calls, re-runs). Do not change what
+ * it returns.
+ */
+export function statements(sql: string): readonly Statement[] {
+  let known = recent.get(sql);
+  if (known === undefined) {
+    known = split(sql);
+    if (recent.size >= RECENT_TEXTS) recent.clear();
+    recent.set(sql, known);
+  }
+  return known;
+}
+
+const RECENT_TEXTS = 256;
+const recent = new Map<string, readonly Statement[]>();
+
+function split(sql: string): Statement[] {
   const out: Statement[] = [];
   let current: Token[] = [];
   const end = () => {

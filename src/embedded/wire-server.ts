@@ -457,6 +457,27 @@ class WireClient {
   /** Takes the session for this client's turn, waiting in line; NoTurn if canceled or waited too long. */
   async #takeSession(): Promise<void> {
     if (this.#holding) return;
+    // A free session is taken at once, without the machinery of waiting (the common case).
+    if (!this.db.session.tryAcquire(this.#owner)) await this.#waitForSession();
+    try {
+      await this.db.settings.wear(this.#settings);
+      if (this.#role) await this.#execute(simpleQuery(`SET SESSION AUTHORIZATION ${quoteIdent(this.#role)}`));
+    } catch (error) {
+      await this.db.settings.capture().catch(() => this.db.settings.forget());
+      this.db.session.release(this.#owner);
+      if (this.#settingsUnchecked) {
+        // A bad value in its startup packet, found only now: what a server says at login.
+        const { code, message } = error as { code?: string; message: string };
+        throw new ProtocolViolation(message, code ?? '22023');
+      }
+      throw error;
+    }
+    this.#settingsUnchecked = false;
+    this.#holding = true;
+  }
+
+  /** Waits in line for the session, until a cancel request or the wait timeout (NoTurn). */
+  async #waitForSession(): Promise<void> {
     const waiting = new AbortController();
     this.#waiting = waiting;
     const timer =
@@ -479,21 +500,6 @@ class WireClient {
       clearTimeout(timer);
       this.#waiting = undefined;
     }
-    try {
-      await this.db.settings.wear(this.#settings);
-      if (this.#role) await this.#execute(simpleQuery(`SET SESSION AUTHORIZATION ${quoteIdent(this.#role)}`));
-    } catch (error) {
-      await this.db.settings.capture().catch(() => this.db.settings.forget());
-      this.db.session.release(this.#owner);
-      if (this.#settingsUnchecked) {
-        // A bad value in its startup packet, found only now: what a server says at login.
-        const { code, message } = error as { code?: string; message: string };
-        throw new ProtocolViolation(message, code ?? '22023');
-      }
-      throw error;
-    }
-    this.#settingsUnchecked = false;
-    this.#holding = true;
   }
 
   async #turnHeld(messages: FrontendMessage[], flushOnly: boolean, resumeWait?: string): Promise<TurnOutcome> {
@@ -510,7 +516,7 @@ class WireClient {
     for (let calls = 0; ; calls++) {
       if (fromSavepoint) await this.#execute(simpleQuery('SAVEPOINT superduper_model_call'));
       if (resumeWait !== undefined) await this.#execute(simpleQuery(resumeWaitSql(resumeWait)));
-      const answer = this.#statements.unscope(Buffer.concat(await this.#executeAll(messages, calls > 0 || resumeWait !== undefined)));
+      const answer = this.#statements.unscope(await this.#executeAll(messages, calls > 0 || resumeWait !== undefined));
       // Used by wait_for, or by nobody if the statement failed before it.
       if (resumeWait !== undefined) await this.#execute(simpleQuery(resumeWaitSql('')));
       // Notifications are routed below, to whoever listens; none goes through as is.
@@ -692,19 +698,14 @@ class WireClient {
   }
 
   /** Each message to PGlite, its names scoped to this client; the answers of silent ones dropped. */
-  async #executeAll(messages: FrontendMessage[], again: boolean): Promise<Uint8Array[]> {
-    const answers: Uint8Array[] = [];
-    for (const message of messages) {
-      if (!EXTENDED.has(message.type)) {
-        const answer = await this.#execute(message.bytes);
-        answers.push(message.type === COPY_BATCH ? withoutCopyInResponse(Buffer.from(answer)) : answer);
-        continue;
-      }
-      const scoped = this.#statements.scope(message, again);
-      for (const silent of scoped.silent) await this.#execute(silent);
-      answers.push(await this.#execute(scoped.message));
-    }
-    return answers;
+  /** A batch of the client's messages, in one call to PGlite (see ClientStatements.plan). */
+  async #executeAll(messages: FrontendMessage[], again: boolean): Promise<Buffer> {
+    if (messages.length === 1 && messages[0]!.type === COPY_BATCH) return withoutCopyInResponse(Buffer.from(await this.#execute(messages[0]!.bytes)));
+    const { first, batch } = this.#statements.plan(messages, again);
+    for (const bytes of first) await this.#execute(bytes);
+    if (batch.length === 0) return Buffer.alloc(0);
+    const answer = await this.#execute(batch);
+    return Buffer.from(answer.buffer, answer.byteOffset, answer.byteLength);
   }
 
   #execute(bytes: Uint8Array): Promise<Uint8Array> {

@@ -21,20 +21,25 @@ def copy(dsn, table):
         print(json.dumps({"copied_in": cur.rowcount, "out": out.getvalue()}))
 
 
-def cancel(dsn, seconds):
-    """A statement of `seconds` canceled after 0.3 s: how long until it returns, and with what."""
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    timer = threading.Timer(0.3, conn.cancel)
+def canceled_after(conn, sql, delay=0.3):
+    """Runs sql on conn, whose cancel() is called after `delay` s: what came of it, and how long it took."""
+    timer = threading.Timer(delay, conn.cancel)
     timer.start()
     started = time.monotonic()
     try:
         with conn.cursor() as cur:
-            cur.execute(f"SELECT pg_sleep({seconds})")
+            cur.execute(sql)
         outcome = "completed"
     except psycopg2.errors.QueryCanceled as error:
         outcome = f"canceled: {error.pgcode}"
-    elapsed = time.monotonic() - started
+    return outcome, time.monotonic() - started
+
+
+def cancel(dsn, seconds):
+    """A statement of `seconds` canceled after 0.3 s: how long until it returns, and with what."""
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    outcome, elapsed = canceled_after(conn, f"SELECT pg_sleep({seconds})")
     with conn.cursor() as cur:  # the connection is usable after
         cur.execute("SELECT 1")
         usable = cur.fetchone()[0] == 1
@@ -50,16 +55,7 @@ def cancel_waiting(dsn, table):
         cur.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")  # in the transaction psycopg2 opened
     waiter = psycopg2.connect(dsn)
     waiter.autocommit = True
-    timer = threading.Timer(0.3, waiter.cancel)
-    timer.start()
-    started = time.monotonic()
-    try:
-        with waiter.cursor() as cur:
-            cur.execute(f"SELECT count(*) FROM {table}")
-        outcome = "completed"
-    except psycopg2.errors.QueryCanceled as error:
-        outcome = f"canceled: {error.pgcode}"
-    elapsed = time.monotonic() - started
+    outcome, elapsed = canceled_after(waiter, f"SELECT count(*) FROM {table}")
     holder.rollback()
     holder.close()
     waiter.close()

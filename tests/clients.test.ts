@@ -278,6 +278,15 @@ describe('a client that sends what PostgreSQL does not accept', () => {
     await stillServes();
   });
 
+  it.runIf(embedded)('a replication connection is refused with a reason, the others go on', async () => {
+    const url = new URL(database.uri);
+    url.searchParams.set('replication', 'database');
+    await expect(run('psql', [url.toString(), '-X', '-A', '-t', '-c', 'IDENTIFY_SYSTEM'], { timeout: 30_000 })).rejects.toThrow(
+      /the embedded endpoint does not take replication connections/,
+    );
+    await stillServes();
+  });
+
   it('an unknown message type after the startup: a protocol-violation error, then the connection is closed', async () => {
     const socket = await rawClient();
     const closed = untilClosed(socket);

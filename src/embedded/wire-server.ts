@@ -336,6 +336,12 @@ class WireClient {
   async #startup(message: FrontendMessage): Promise<void> {
     const parameters = startupParameters(message);
     const user = parameters.user ?? 'postgres';
+    // A walsender (physical or logical replication) needs a server of its own.
+    if (parameters.replication !== undefined && !['false', 'off', 'no', '0'].includes(parameters.replication.toLowerCase())) {
+      this.socket.end(errorResponse('FATAL', '0A000', 'the embedded endpoint does not take replication connections', 'Replicate from a PostgreSQL server.'));
+      this.#closed = true;
+      return;
+    }
     const settings = startupSettings(parameters);
     const busy = this.db.session.holder() !== undefined && this.known.roles.has(user);
     const checked = busy ? undefined : await this.#onTurn(() => this.#checkLogin(user, settings), false);

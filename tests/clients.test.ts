@@ -257,6 +257,21 @@ describe('a client that sends what PostgreSQL does not accept', () => {
     });
   }
 
+  /** A frontend message: type, length, the parts of its body. */
+  function message(type: string, ...parts: Buffer[]): Buffer {
+    const body = Buffer.concat(parts);
+    const head = Buffer.alloc(5);
+    head.write(type, 0);
+    head.writeInt32BE(4 + body.length, 1);
+    return Buffer.concat([head, body]);
+  }
+  const int16 = (n: number) => Buffer.from([n >> 8, n & 255]);
+  const int32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeInt32BE(n);
+    return b;
+  };
+
   function startup(): Buffer {
     const fields = Buffer.from(`user\0postgres\0database\0${endpoint().name}\0\0`);
     const head = Buffer.alloc(8);
@@ -292,10 +307,7 @@ describe('a client that sends what PostgreSQL does not accept', () => {
     const closed = untilClosed(socket);
     socket.write(startup());
     await new Promise((resolve) => setTimeout(resolve, 200));
-    const junk = Buffer.alloc(9);
-    junk.write('~', 0);
-    junk.writeInt32BE(8, 1);
-    socket.write(junk);
+    socket.write(message('~', int32(0)));
     const received = (await closed).toString('latin1');
     expect(received).toContain('08P01');
     await stillServes();
@@ -315,19 +327,6 @@ describe('a client that sends what PostgreSQL does not accept', () => {
   });
 
   it('the unnamed statement, parsed in one batch and bound in a later one with other clients in between, is still the client\'s', async () => {
-    const message = (type: string, ...parts: Buffer[]) => {
-      const body = Buffer.concat(parts);
-      const head = Buffer.alloc(5);
-      head.write(type, 0);
-      head.writeInt32BE(4 + body.length, 1);
-      return Buffer.concat([head, body]);
-    };
-    const int16 = (n: number) => Buffer.from([n >> 8, n & 255]);
-    const int32 = (n: number) => {
-      const b = Buffer.alloc(4);
-      b.writeInt32BE(n);
-      return b;
-    };
     const socket = await rawClient();
     let received = Buffer.alloc(0);
     socket.on('data', (chunk) => (received = Buffer.concat([received, chunk])));

@@ -202,16 +202,6 @@ export function errorResponse(severity: string, code: string, message: string, h
   return Buffer.concat([header, fields]);
 }
 
-/** A startup message (protocol 3.0) with these parameters. */
-export function startupMessage(parameters: Record<string, string>): FrontendMessage {
-  const pairs = Object.entries(parameters).flatMap(([key, value]) => [key, value]);
-  const body = Buffer.from(`${pairs.map((part) => `${part}\0`).join('')}\0`, 'utf8');
-  const header = Buffer.alloc(8);
-  header.writeInt32BE(body.length + 8, 0);
-  header.writeInt32BE(PROTOCOL_3, 4);
-  return { type: 0, bytes: Buffer.concat([header, body]) };
-}
-
 /** A backend message: type byte, length, body. */
 export function backendMessage(type: string, body: Buffer = Buffer.alloc(0)): Buffer {
   const header = Buffer.alloc(5);

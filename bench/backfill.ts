@@ -12,7 +12,7 @@ import { listener } from '../src/components/listener.js';
 import { onnxModel } from '../src/components/model.js';
 import { wordEmbeddingModel } from '../src/models/onnx-builder.js';
 import { tokenizeBatch } from '../src/models/word-tokenizer.js';
-import { encodeVectorArray } from '../src/worker/vector-binary.js';
+import { encodeVectorArray } from '../src/backends/postgres/vector-binary.js';
 import { documentSql } from './lib/corpus.js';
 import { dropDatabase, freshDatabase, open, round } from './lib/setup.js';
 

@@ -19,7 +19,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { EmbeddedDatabase } from '../src/backends/pglite.js';
+import { EmbeddedDatabase } from '../src/backends/pglite/driver.js';
 import { documentationPassages } from '../src/demo/passages.js';
 import { TextEmbedderRuntime } from '../src/models/text-embedder-runtime.js';
 import { percentile, round, sleep } from './lib/setup.js';

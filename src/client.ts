@@ -1,22 +1,22 @@
 import { createHash } from 'node:crypto';
-import type { Database, Queryable } from './backends/database.js';
-import { connectPostgres } from './backends/postgres.js';
+import type { Database, Queryable } from './backends/postgres/sql-driver.js';
+import { connectPostgres } from './backends/postgres/driver.js';
 import type { ListenerComponent } from './components/listener.js';
 import type { ModelComponent, StoredModel } from './components/model.js';
 import type { VectorIndexComponent } from './components/vector-index.js';
 import { backoffMs } from './backends/connection-health.js';
 import { classifyDatabaseError, describeError, SuperduperError } from './errors.js';
-import { install, type InstallResult } from './install.js';
+import { install, type InstallResult } from './backends/postgres/install.js';
 import { defaultLogger, type Logger } from './logger.js';
 import type { FunctionModel } from './models/function-runtime.js';
 import { ModelCache } from './models/registry.js';
 import type { ModelRecord } from './models/types.js';
-import type { ModelCall } from './embedded/model-call-error.js';
+import type { ModelCall } from './backends/pglite/model-call-error.js';
 import { answerModelCalls } from './worker/model-calls.js';
 import { Worker, type WorkerOptions } from './worker/worker.js';
 import type { Kysely } from 'kysely';
-import { createKysely } from './kysely.js';
-import { search, TableQuery, type SearchHit, type SearchOptions } from './search.js';
+import { createKysely } from './backends/postgres/kysely.js';
+import { search, TableQuery, type SearchHit, type SearchOptions } from './backends/postgres/search.js';
 
 export type Component = ModelComponent | ListenerComponent | VectorIndexComponent;
 
@@ -94,7 +94,7 @@ export async function connect(target: string | Database, options: ConnectOptions
 async function openTarget(target: string, options: ConnectOptions): Promise<Database> {
   if (!target.startsWith('pglite:')) return connectPostgres(target, { maxConnections: options.maxConnections });
   // Imported only here: PostgreSQL users never load the WebAssembly build.
-  const { EmbeddedDatabase } = await import('./backends/pglite.js');
+  const { EmbeddedDatabase } = await import('./backends/pglite/driver.js');
   const where = target.slice('pglite:'.length);
   return EmbeddedDatabase.open(where === 'memory' ? {} : { dataDir: where });
 }

@@ -1,6 +1,6 @@
-import type { EmbeddedDatabase } from '../backends/pglite.js';
+import type { EmbeddedDatabase } from '../backends/pglite/driver.js';
 import type { Superduper } from '../client.js';
-import { serveEmbedded } from '../embedded/wire-server.js';
+import { serveEmbedded } from '../backends/pglite/wire-server.js';
 import { SuperduperError } from '../errors.js';
 
 /**

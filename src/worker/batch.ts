@@ -1,4 +1,4 @@
-import type { Database, Queryable } from '../backends/database.js';
+import type { Database, Queryable } from '../backends/postgres/sql-driver.js';
 import { describeError, isTransientDatabaseError } from '../errors.js';
 import { displayIdent } from '../identifiers.js';
 import type { Logger } from '../logger.js';

@@ -1,4 +1,4 @@
-import type { Database } from '../backends/database.js';
+import type { Database } from '../backends/postgres/sql-driver.js';
 import { classifyDatabaseError, describeError, SuperduperError } from '../errors.js';
 
 /**

@@ -1,5 +1,5 @@
 import { backoffMs } from '../backends/connection-health.js';
-import type { Connection, Database } from '../backends/database.js';
+import type { Connection, Database } from '../backends/postgres/sql-driver.js';
 import { classifyDatabaseError, describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ModelCache } from '../models/registry.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { backoffMs } from '../backends/connection-health.js';
-import type { Database } from '../backends/database.js';
+import type { Database } from '../backends/postgres/sql-driver.js';
 import { classifyDatabaseError, describeError, SuperduperError } from '../errors.js';
 import { codeVersion } from '../generated/sql.js';
 import { compareLayer, describeCode, describeLayer, type LayerVersion } from '../layer-version.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import type { EmbeddedDatabase } from '../../src/backends/pglite.js';
+import type { EmbeddedDatabase } from '../../src/backends/pglite/driver.js';
 import { connect, type Superduper } from '../../src/client.js';
 import { createLogger } from '../../src/logger.js';
 import { adminUri, PGLITE_TEMPLATE_FILE, TEMPLATE_DATABASE, testBackend, uriFor } from './uris.js';
@@ -54,8 +54,8 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
 }
 
 async function createEmbeddedTestDatabase(name: string): Promise<TestDatabase> {
-  const { EmbeddedDatabase } = await import('../../src/backends/pglite.js');
-  const { serveEmbedded } = await import('../../src/embedded/wire-server.js');
+  const { EmbeddedDatabase } = await import('../../src/backends/pglite/driver.js');
+  const { serveEmbedded } = await import('../../src/backends/pglite/wire-server.js');
   const embedded = await EmbeddedDatabase.open({ loadDataDir: new Blob([readFileSync(PGLITE_TEMPLATE_FILE)]) });
   const server = await serveEmbedded(embedded, { logger: createLogger('silent') });
   const sql = new pg.Pool({ connectionString: server.uri, max: 4 });

@@ -28,8 +28,8 @@ export default async function setup(): Promise<void> {
     await admin.end();
   }
   // Imported here so that the generated SQL module exists first.
-  const { connectPostgres } = await import('../../src/backends/postgres.js');
-  const { install } = await import('../../src/install.js');
+  const { connectPostgres } = await import('../../src/backends/postgres/driver.js');
+  const { install } = await import('../../src/backends/postgres/install.js');
   const db = await connectPostgres(uriFor(TEMPLATE_DATABASE));
   try {
     await install(db);
@@ -41,8 +41,8 @@ export default async function setup(): Promise<void> {
 
 /** The same for the embedded database: installed once, dumped, opened from the dump by each test file. */
 async function buildEmbeddedTemplate(): Promise<void> {
-  const { EmbeddedDatabase } = await import('../../src/backends/pglite.js');
-  const { install } = await import('../../src/install.js');
+  const { EmbeddedDatabase } = await import('../../src/backends/pglite/driver.js');
+  const { install } = await import('../../src/backends/postgres/install.js');
   const embedded = await EmbeddedDatabase.open();
   try {
     await install(embedded);

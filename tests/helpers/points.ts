@@ -3,7 +3,7 @@ import { listener } from '../../src/components/listener.js';
 import { onnxModel } from '../../src/components/model.js';
 import { classifyDatabaseError } from '../../src/errors.js';
 import { linearModel, randomMatrix } from '../../src/models/onnx-builder.js';
-import type { Queryable } from '../../src/backends/database.js';
+import type { Queryable } from '../../src/backends/postgres/sql-driver.js';
 
 /**
  * The fault tests' workload: a table of points (id, a, b, c) and a listener

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { connect } from '../../client.js';
 import { DEMO_INDEX, DEMO_LISTENER, DEMO_TABLE, runDemo } from '../../demo/demo.js';
-import { assertDataDirFree } from '../../embedded/data-dir-lock.js';
+import { assertDataDirFree } from '../../backends/pglite/data-dir-lock.js';
 import { createLogger } from '../../logger.js';
 import { serveUntilStopped, type EndpointOptions } from '../serve-embedded.js';
 

@@ -1,4 +1,4 @@
-import type { ConnectionHealth } from './connection-health.js';
+import type { ConnectionHealth } from '../connection-health.js';
 
 /**
  * What the rest of superduper needs from a database connection. Declared

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { Database, Queryable } from './backends/database.js';
-import { SuperduperError } from './errors.js';
-import { bootstrapSql, codeVersion, functionFiles, migrations, schemaSql, templates } from './generated/sql.js';
-import { compareLayer, compareVersions, describeCode, describeLayer } from './layer-version.js';
+import type { Database, Queryable } from './sql-driver.js';
+import { SuperduperError } from '../../errors.js';
+import { bootstrapSql, codeVersion, functionFiles, migrations, schemaSql, templates } from '../../generated/sql.js';
+import { compareLayer, compareVersions, describeCode, describeLayer } from '../../layer-version.js';
 
 export { compareVersions };
 

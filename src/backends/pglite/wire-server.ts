@@ -1,8 +1,8 @@
 import { randomInt } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
-import type { EmbeddedDatabase, ModelCallHost } from '../backends/pglite.js';
-import { quoteIdent } from '../identifiers.js';
-import type { Logger } from '../logger.js';
+import type { EmbeddedDatabase, ModelCallHost } from './driver.js';
+import { quoteIdent } from '../../identifiers.js';
+import type { Logger } from '../../logger.js';
 import { ChannelRouter, listenStatements, type ListenStatement } from './channel-router.js';
 import { mayCallModel, MODEL_CALL_SQLSTATE, type ModelCall, parseModelCall, rerunnable } from './model-call-error.js';
 import { changesSettings, startupSettings, type Settings } from './session-settings.js';

@@ -1,5 +1,5 @@
 import type { PGlite } from '@electric-sql/pglite';
-import { SuperduperError } from '../errors.js';
+import { SuperduperError } from '../../errors.js';
 
 /**
  * PGlite ends its WebAssembly program when its PostgreSQL exits (a FATAL error

@@ -10,7 +10,7 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from 'kysely';
-import type { Connection, Database } from './backends/database.js';
+import type { Connection, Database } from './sql-driver.js';
 
 /**
  * A Kysely dialect over superduper's Database, so that the same query builder

@@ -1,11 +1,11 @@
 import pg from 'pg';
 import pgvector from 'pgvector';
-import { classifyDatabaseError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import { encodeVectorArray } from '../worker/vector-binary.js';
-import { ConnectionHealth } from './connection-health.js';
-import type { Connection, Database, Queryable, QueryOptions, QueryResult } from './database.js';
-import { destroyClient, ListenConnection, withDeadline } from './postgres-listen.js';
+import { classifyDatabaseError } from '../../errors.js';
+import type { Logger } from '../../logger.js';
+import { encodeVectorArray } from './vector-binary.js';
+import { ConnectionHealth } from '../connection-health.js';
+import type { Connection, Database, Queryable, QueryOptions, QueryResult } from './sql-driver.js';
+import { destroyClient, ListenConnection, withDeadline } from './listen.js';
 
 export interface PostgresOptions {
   /** Most connections the pool opens (default 10). */

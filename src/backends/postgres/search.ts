@@ -1,7 +1,7 @@
 import { sql, type Kysely, type SelectQueryBuilder } from 'kysely';
 import pgvector from 'pgvector';
-import type { Queryable } from './backends/database.js';
-import { SuperduperError } from './errors.js';
+import type { Queryable } from './sql-driver.js';
+import { SuperduperError } from '../../errors.js';
 
 /** One result of a vector search: the source row's primary key and its score (higher is nearer). */
 export interface SearchHit {

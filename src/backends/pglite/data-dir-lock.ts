@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import lockfile from 'proper-lockfile';
-import { SuperduperError } from '../errors.js';
+import { SuperduperError } from '../../errors.js';
 
 /**
  * Keeps a data folder to one process. PGlite is a single-user PostgreSQL: two

@@ -1,14 +1,14 @@
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
-import { lockDataDir } from '../embedded/data-dir-lock.js';
-import { guardExit } from '../embedded/exit-guard.js';
-import type { SuperduperError } from '../errors.js';
-import { SharedSession } from '../embedded/session.js';
-import { DEFAULT_SETTINGS, SessionSettings } from '../embedded/session-settings.js';
-import { mayCallModel, modelCallOf, type ModelCall, rerunnable } from '../embedded/model-call-error.js';
-import { resumeWaitSql, WAIT_RERUN_MS, waitResumeOf } from '../embedded/wait-rerun.js';
-import { ConnectionHealth } from './connection-health.js';
-import type { Connection, Database, Queryable, QueryResult } from './database.js';
+import { lockDataDir } from './data-dir-lock.js';
+import { guardExit } from './exit-guard.js';
+import type { SuperduperError } from '../../errors.js';
+import { SharedSession } from './session.js';
+import { DEFAULT_SETTINGS, SessionSettings } from './session-settings.js';
+import { mayCallModel, modelCallOf, type ModelCall, rerunnable } from './model-call-error.js';
+import { resumeWaitSql, WAIT_RERUN_MS, waitResumeOf } from './wait-rerun.js';
+import { ConnectionHealth } from '../connection-health.js';
+import type { Connection, Database, Queryable, QueryResult } from '../postgres/sql-driver.js';
 
 export interface EmbeddedOptions {
   /** Folder of the database files; omitted: in memory, gone when closed. */

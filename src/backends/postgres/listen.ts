@@ -1,6 +1,6 @@
 import pg from 'pg';
-import { classifyDatabaseError, STALLED, SuperduperError } from '../errors.js';
-import { backoffMs, type ConnectionHealth } from './connection-health.js';
+import { classifyDatabaseError, STALLED, SuperduperError } from '../../errors.js';
+import { backoffMs, type ConnectionHealth } from '../connection-health.js';
 
 interface Subscription {
   channel: string;

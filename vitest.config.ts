@@ -1,22 +1,23 @@
 import { defineConfig } from 'vitest/config';
 
-// Tests that need a server of their own: other processes connect to it (CLI,
-// sidecar processes killed and restarted) or it is administered (CREATE EXTENSION,
-// concurrent installers). The embedded database lives inside the test's process.
-// The fault tests run servers of their own (restarted, crashed, failed over) and
-// put a TCP proxy between sidecar and server.
-const serverOnly = [
-  'tests/install.test.ts',
-  'tests/sidecars.test.ts',
-  'tests/crash.test.ts',
-  'tests/outages.test.ts',
-  'tests/failover.test.ts',
-  'tests/lost-connections.test.ts',
-  'tests/faults-combined.test.ts',
-  'tests/sidecar-exits.test.ts',
-];
-// What only the embedded database has: its session turns, wire endpoint, data-folder lock, the demo.
-const embeddedOnly = ['tests/embedded.test.ts'];
+// One project per backend: it runs the conformance suite (tests/conformance/,
+// what every backend must do) and its own folder (tests/backends/<name>/, what
+// only it has). Inside the conformance suite, a test that needs what a backend
+// may lack asks tests/helpers/backends.ts, never the backend's name.
+// tests/unit/ needs no database and runs once. tests/README.md says how a
+// backend joins.
+const logLevel = process.env.SUPERDUPER_LOG_LEVEL ?? 'silent';
+
+function backendProject(name: 'postgres' | 'pglite') {
+  return {
+    extends: true,
+    test: {
+      name,
+      include: ['tests/conformance/**/*.test.ts', `tests/backends/${name}/**/*.test.ts`],
+      env: { SUPERDUPER_LOG_LEVEL: logLevel, SUPERDUPER_TEST_BACKEND: name },
+    },
+  } as const;
+}
 
 export default defineConfig({
   test: {
@@ -26,25 +27,11 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     projects: [
-      {
-        extends: true,
-        test: {
-          name: 'postgres',
-          include: ['tests/**/*.test.ts'],
-          exclude: embeddedOnly,
-          env: { SUPERDUPER_LOG_LEVEL: process.env.SUPERDUPER_LOG_LEVEL ?? 'silent', SUPERDUPER_TEST_BACKEND: 'postgres' },
-        },
-      },
-      {
-        extends: true,
-        test: {
-          // The same tests on the embedded PGlite: same SQL layer, same results.
-          name: 'pglite',
-          include: ['tests/**/*.test.ts'],
-          exclude: serverOnly,
-          env: { SUPERDUPER_LOG_LEVEL: process.env.SUPERDUPER_LOG_LEVEL ?? 'silent', SUPERDUPER_TEST_BACKEND: 'pglite' },
-        },
-      },
+      // The PostgreSQL 15 server (scripts/pg.sh), and servers of the fault tests' own.
+      backendProject('postgres'),
+      // The embedded PGlite, served on a wire endpoint: same SQL layer, same results.
+      backendProject('pglite'),
+      { extends: true, test: { name: 'unit', include: ['tests/unit/**/*.test.ts'], env: { SUPERDUPER_LOG_LEVEL: logLevel } } },
     ],
   },
 });

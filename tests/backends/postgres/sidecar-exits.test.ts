@@ -3,12 +3,12 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type Superduper } from '../src/client.js';
-import { createLogger } from '../src/logger.js';
-import { createCluster, type TestCluster } from './helpers/cluster.js';
-import { eventually } from './helpers/database.js';
-import { startCliSidecar } from './helpers/processes.js';
-import { applyPoints } from './helpers/points.js';
+import { connect, type Superduper } from '../../../src/client.js';
+import { createLogger } from '../../../src/logger.js';
+import { createCluster, type TestCluster } from '../../helpers/cluster.js';
+import { eventually } from '../../helpers/database.js';
+import { startCliSidecar } from '../../helpers/processes.js';
+import { applyPoints } from '../../helpers/points.js';
 
 /**
  * A sidecar exits only for errors no retry can fix, with status 78 and a

@@ -4,14 +4,14 @@
  * (helpers/api-servers.ts). No network, no real keys.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Superduper } from '../src/client.js';
-import { anthropicMessages, cohereEmbed, openaiChat, openaiEmbeddings } from '../src/components/api-model.js';
-import { listener } from '../src/components/listener.js';
-import { retryAfterMs } from '../src/models/api/http.js';
-import { prompting } from '../src/models/api/prompt.js';
-import type { Worker } from '../src/worker/worker.js';
-import { defaultReply, fakeEmbedding, startApiServer, type ApiServer } from './helpers/api-servers.js';
-import { connectTest, createTestDatabase, type TestDatabase } from './helpers/database.js';
+import type { Superduper } from '../../src/client.js';
+import { anthropicMessages, cohereEmbed, openaiChat, openaiEmbeddings } from '../../src/components/api-model.js';
+import { listener } from '../../src/components/listener.js';
+import { retryAfterMs } from '../../src/models/api/http.js';
+import { prompting } from '../../src/models/api/prompt.js';
+import type { Worker } from '../../src/worker/worker.js';
+import { defaultReply, fakeEmbedding, startApiServer, type ApiServer } from '../helpers/api-servers.js';
+import { connectTest, createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
 let database: TestDatabase;
 let db: Superduper;

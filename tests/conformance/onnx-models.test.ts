@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Superduper } from '../src/client.js';
-import { listener } from '../src/components/listener.js';
-import { onnxModel } from '../src/components/model.js';
-import { connectTest, createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { linearModel } from '../src/models/onnx-builder.js';
-import { housePriceGraph, linearRegressionGraph, logisticRegressionGraph } from './helpers/sklearn-graphs.js';
+import type { Superduper } from '../../src/client.js';
+import { listener } from '../../src/components/listener.js';
+import { onnxModel } from '../../src/components/model.js';
+import { connectTest, createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { linearModel } from '../../src/models/onnx-builder.js';
+import { housePriceGraph, linearRegressionGraph, logisticRegressionGraph } from '../helpers/sklearn-graphs.js';
 
 // Tabular ONNX models as scikit-learn exports them (skl2onnx): ai.onnx.ml operators,
 // string labels, a ZipMap of class probabilities, several named inputs.

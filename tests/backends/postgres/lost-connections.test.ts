@@ -1,16 +1,16 @@
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type Superduper } from '../src/client.js';
-import { listener } from '../src/components/listener.js';
-import { vectorIndex } from '../src/components/vector-index.js';
-import { createLogger } from '../src/logger.js';
-import { functionModel } from '../src/models/function-runtime.js';
-import type { Worker } from '../src/worker/worker.js';
-import { conceptModel } from './helpers/concepts.js';
-import { createTestDatabase, eventually, type TestDatabase } from './helpers/database.js';
-import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
-import { adminUri } from './helpers/uris.js';
+import { connect, type Superduper } from '../../../src/client.js';
+import { listener } from '../../../src/components/listener.js';
+import { vectorIndex } from '../../../src/components/vector-index.js';
+import { createLogger } from '../../../src/logger.js';
+import { functionModel } from '../../../src/models/function-runtime.js';
+import type { Worker } from '../../../src/worker/worker.js';
+import { conceptModel } from '../../helpers/concepts.js';
+import { createTestDatabase, eventually, type TestDatabase } from '../../helpers/database.js';
+import { startTcpProxy, type TcpProxy } from '../../helpers/tcp-proxy.js';
+import { adminUri } from '../../helpers/uris.js';
 
 /**
  * Each kind of connection a sidecar holds, lost in each way, with the sidecar

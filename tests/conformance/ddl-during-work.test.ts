@@ -4,11 +4,11 @@
 // locks in another: a remove could fail with "deadlock detected". A user's
 // command must never be the victim of the sidecar's work.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Superduper } from '../src/client.js';
-import { listener } from '../src/components/listener.js';
-import { vectorIndex } from '../src/components/vector-index.js';
-import { functionModel } from '../src/models/function-runtime.js';
-import { connectTest, createTestDatabase, eventually, type TestDatabase } from './helpers/database.js';
+import type { Superduper } from '../../src/client.js';
+import { listener } from '../../src/components/listener.js';
+import { vectorIndex } from '../../src/components/vector-index.js';
+import { functionModel } from '../../src/models/function-runtime.js';
+import { connectTest, createTestDatabase, eventually, type TestDatabase } from '../helpers/database.js';
 
 let database: TestDatabase;
 let db: Superduper;

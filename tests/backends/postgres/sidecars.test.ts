@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Superduper } from '../src/client.js';
-import { listener } from '../src/components/listener.js';
-import { connectTest, createTestDatabase, eventually, type TestDatabase } from './helpers/database.js';
-import { countingFeatureModel, features } from './helpers/models.js';
-import { startSidecarProcess } from './helpers/processes.js';
+import type { Superduper } from '../../../src/client.js';
+import { listener } from '../../../src/components/listener.js';
+import { connectTest, createTestDatabase, eventually, type TestDatabase } from '../../helpers/database.js';
+import { countingFeatureModel, features } from '../../helpers/models.js';
+import { startSidecarProcess } from '../../helpers/processes.js';
 
 let database: TestDatabase;
 let db: Superduper;

@@ -6,13 +6,13 @@
  * articles. Changes to an article flow down the whole chain.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Superduper } from '../src/client.js';
-import { openaiChat } from '../src/components/api-model.js';
-import { listener } from '../src/components/listener.js';
-import { vectorIndex } from '../src/components/vector-index.js';
-import type { Worker } from '../src/worker/worker.js';
-import { startApiServer, type ApiServer } from './helpers/api-servers.js';
-import { connectTest, createTestDatabase, type TestDatabase } from './helpers/database.js';
+import type { Superduper } from '../../src/client.js';
+import { openaiChat } from '../../src/components/api-model.js';
+import { listener } from '../../src/components/listener.js';
+import { vectorIndex } from '../../src/components/vector-index.js';
+import type { Worker } from '../../src/worker/worker.js';
+import { startApiServer, type ApiServer } from '../helpers/api-servers.js';
+import { connectTest, createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
 let database: TestDatabase;
 let db: Superduper;

@@ -1,8 +1,8 @@
 // The model cache of a sidecar process: one load per model version, and older
 // versions closed once a newer one is loaded and they are idle (no database needed).
 import { describe, expect, it } from 'vitest';
-import { ModelCache } from '../src/models/registry.js';
-import type { LoadedModel, ModelRecord, ModelRuntime } from '../src/models/types.js';
+import { ModelCache } from '../../src/models/registry.js';
+import type { LoadedModel, ModelRecord, ModelRuntime } from '../../src/models/types.js';
 
 /** A runtime whose models answer when the test says so, and record their closing. */
 function slowRuntime() {

@@ -11,17 +11,17 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EmbeddedDatabase } from '../src/backends/pglite/driver.js';
-import { connect, type Superduper } from '../src/client.js';
-import { listener } from '../src/components/listener.js';
-import { vectorIndex } from '../src/components/vector-index.js';
-import { demoCommand } from '../src/cli/commands/demo.js';
-import { DEMO_INDEX, DEMO_LISTENER, DEMO_QUERIES, DEMO_TABLE, runDemo } from '../src/demo/demo.js';
-import { createLogger } from '../src/logger.js';
-import { serveEmbedded } from '../src/backends/pglite/wire-server.js';
-import { conceptModel } from './helpers/concepts.js';
-import { connectTest, createTestDatabase, eventually, type TestDatabase } from './helpers/database.js';
-import { PGLITE_TEMPLATE_FILE } from './helpers/uris.js';
+import { EmbeddedDatabase } from '../../../src/backends/pglite/driver.js';
+import { connect, type Superduper } from '../../../src/client.js';
+import { listener } from '../../../src/components/listener.js';
+import { vectorIndex } from '../../../src/components/vector-index.js';
+import { demoCommand } from '../../../src/cli/commands/demo.js';
+import { DEMO_INDEX, DEMO_LISTENER, DEMO_QUERIES, DEMO_TABLE, runDemo } from '../../../src/demo/demo.js';
+import { createLogger } from '../../../src/logger.js';
+import { serveEmbedded } from '../../../src/backends/pglite/wire-server.js';
+import { conceptModel } from '../../helpers/concepts.js';
+import { connectTest, createTestDatabase, eventually, type TestDatabase } from '../../helpers/database.js';
+import { PGLITE_TEMPLATE_FILE } from '../../helpers/uris.js';
 
 const run = promisify(execFile);
 

@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type Superduper } from '../src/client.js';
-import { createLogger } from '../src/logger.js';
-import { createCluster, type TestCluster } from './helpers/cluster.js';
-import { startCliSidecar, type CliSidecar } from './helpers/processes.js';
-import { applyPoints, checkOutputs, retrying } from './helpers/points.js';
+import { connect, type Superduper } from '../../../src/client.js';
+import { createLogger } from '../../../src/logger.js';
+import { createCluster, type TestCluster } from '../../helpers/cluster.js';
+import { startCliSidecar, type CliSidecar } from '../../helpers/processes.js';
+import { applyPoints, checkOutputs, retrying } from '../../helpers/points.js';
 
 /**
  * The database's bad moments, on a server of this file's own: a sidecar

@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type Superduper } from '../src/client.js';
-import { listener } from '../src/components/listener.js';
-import { createLogger } from '../src/logger.js';
-import { functionModel } from '../src/models/function-runtime.js';
-import { connectTest, createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { testBackend } from './helpers/uris.js';
+import { connect, type Superduper } from '../../src/client.js';
+import { listener } from '../../src/components/listener.js';
+import { createLogger } from '../../src/logger.js';
+import { functionModel } from '../../src/models/function-runtime.js';
+import { connectTest, createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { testBackend } from '../helpers/uris.js';
 
 /**
  * superduper.wait_for(): someone who just wrote rows waits, without sleeping

@@ -2,11 +2,11 @@
 // database needed): statement boundaries and words, never the inside of strings,
 // quoted identifiers, dollar-quoted bodies or comments.
 import { describe, expect, it } from 'vitest';
-import { mayCallModel, rerunnable } from '../src/backends/pglite/model-call-error.js';
-import { changesSettings } from '../src/backends/pglite/session-settings.js';
-import { statements } from '../src/backends/pglite/sql-text.js';
-import { copyFromStdin } from '../src/backends/pglite/wire-copy.js';
-import { releasesAllStatements } from '../src/backends/pglite/wire-statements.js';
+import { mayCallModel, rerunnable } from '../../../src/backends/pglite/model-call-error.js';
+import { changesSettings } from '../../../src/backends/pglite/session-settings.js';
+import { statements } from '../../../src/backends/pglite/sql-text.js';
+import { copyFromStdin } from '../../../src/backends/pglite/wire-copy.js';
+import { releasesAllStatements } from '../../../src/backends/pglite/wire-statements.js';
 
 describe('statements', () => {
   it('splits at semicolons that end statements, not at those inside quotes, bodies or comments', () => {

@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type Superduper } from '../src/client.js';
-import { createLogger } from '../src/logger.js';
-import { createCluster, type TestCluster } from './helpers/cluster.js';
-import { startCliSidecar, type CliSidecar } from './helpers/processes.js';
-import { applyPoints, checkOutputs, retrying } from './helpers/points.js';
-import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
+import { connect, type Superduper } from '../../../src/client.js';
+import { createLogger } from '../../../src/logger.js';
+import { createCluster, type TestCluster } from '../../helpers/cluster.js';
+import { startCliSidecar, type CliSidecar } from '../../helpers/processes.js';
+import { applyPoints, checkOutputs, retrying } from '../../helpers/points.js';
+import { startTcpProxy, type TcpProxy } from '../../helpers/tcp-proxy.js';
 
 /**
  * A failover to a new primary at the same address, as a managed service or a

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Superduper } from '../src/client.js';
-import { listener } from '../src/components/listener.js';
-import { connectTest, createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { countingFeatureModel, features } from './helpers/models.js';
+import type { Superduper } from '../../src/client.js';
+import { listener } from '../../src/components/listener.js';
+import { connectTest, createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { countingFeatureModel, features } from '../helpers/models.js';
 
 let database: TestDatabase;
 let db: Superduper;
@@ -81,7 +81,7 @@ describe('primary keys of any type', () => {
   it('several key columns reach the model as one object per row', async () => {
     await database.sql.query(`CREATE TABLE pairs (id int PRIMARY KEY, a text, b int); INSERT INTO pairs VALUES (1, 'x', 2)`);
     const seen: unknown[] = [];
-    const { functionModel } = await import('../src/models/function-runtime.js');
+    const { functionModel } = await import('../../src/models/function-runtime.js');
     await db.apply(
       functionModel({ name: 'echo', output: { type: 'jsonb' }, predict: (rows: unknown[]) => rows.map((r) => (seen.push(r), r)) }),
       listener({ name: 'pairs_echo', model: 'echo', table: 'pairs', keys: ['a', 'b'] }),

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Superduper } from '../src/client.js';
-import { listener } from '../src/components/listener.js';
-import { vectorIndex } from '../src/components/vector-index.js';
-import { TextEmbedderRuntime } from '../src/models/text-embedder-runtime.js';
-import type { LoadedModel } from '../src/models/types.js';
-import { connectTest, createTestDatabase, type TestDatabase } from './helpers/database.js';
+import type { Superduper } from '../../src/client.js';
+import { listener } from '../../src/components/listener.js';
+import { vectorIndex } from '../../src/components/vector-index.js';
+import { TextEmbedderRuntime } from '../../src/models/text-embedder-runtime.js';
+import type { LoadedModel } from '../../src/models/types.js';
+import { connectTest, createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
 /**
  * Paraphrase pairs written for this test: each query should find its partner

@@ -1,6 +1,6 @@
 // How the embedded endpoint reads LISTEN and UNLISTEN statements (no database needed).
 import { describe, expect, it } from 'vitest';
-import { ChannelRouter, listenStatements } from '../src/backends/pglite/channel-router.js';
+import { ChannelRouter, listenStatements } from '../../../src/backends/pglite/channel-router.js';
 
 describe('listenStatements', () => {
   it('folds unquoted names to lower case and keeps quoted ones, as PostgreSQL does', () => {

@@ -2,14 +2,14 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectPostgres } from '../src/backends/postgres/driver.js';
-import { connect } from '../src/client.js';
-import { listener } from '../src/components/listener.js';
-import { codeVersion, migrations } from '../src/generated/sql.js';
-import { install } from '../src/backends/postgres/install.js';
-import { createLogger } from '../src/logger.js';
-import { functionModel } from '../src/models/function-runtime.js';
-import { adminUri, uriFor } from './helpers/uris.js';
+import { connectPostgres } from '../../../src/backends/postgres/driver.js';
+import { connect } from '../../../src/client.js';
+import { listener } from '../../../src/components/listener.js';
+import { codeVersion, migrations } from '../../../src/generated/sql.js';
+import { install } from '../../../src/backends/postgres/install.js';
+import { createLogger } from '../../../src/logger.js';
+import { functionModel } from '../../../src/models/function-runtime.js';
+import { adminUri, uriFor } from '../../helpers/uris.js';
 
 const created: string[] = [];
 
@@ -144,7 +144,7 @@ describe('superduper install', () => {
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
     const dir = mkdtempSync(join(tmpdir(), 'sd-cli-'));
-    const { linearModel } = await import('../src/models/onnx-builder.js');
+    const { linearModel } = await import('../../../src/models/onnx-builder.js');
     writeFileSync(join(dir, 'model.onnx'), linearModel({ inputDim: 1, outputDim: 2 }));
     await client.query(`CREATE TABLE nums (id int PRIMARY KEY, x real); INSERT INTO nums VALUES (1, 1), (2, 2)`);
     writeFileSync(

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Superduper } from '../src/client.js';
-import { listener } from '../src/components/listener.js';
-import { functionModel } from '../src/models/function-runtime.js';
-import { connectTest, createTestDatabase, eventually, type TestDatabase } from './helpers/database.js';
+import type { Superduper } from '../../src/client.js';
+import { listener } from '../../src/components/listener.js';
+import { functionModel } from '../../src/models/function-runtime.js';
+import { connectTest, createTestDatabase, eventually, type TestDatabase } from '../helpers/database.js';
 
 /** A deterministic 3-d "embedding": length, vowels, digits. */
 const features = (text: string) => [text.length, (text.match(/[aeiou]/g) ?? []).length, (text.match(/\d/g) ?? []).length];

@@ -13,12 +13,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Superduper } from '../src/client.js';
-import { listener } from '../src/components/listener.js';
-import { vectorIndex } from '../src/components/vector-index.js';
-import { conceptModel } from './helpers/concepts.js';
-import { connectTest, createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { testBackend } from './helpers/uris.js';
+import { type Superduper } from '../../src/client.js';
+import { listener } from '../../src/components/listener.js';
+import { vectorIndex } from '../../src/components/vector-index.js';
+import { conceptModel } from '../helpers/concepts.js';
+import { connectTest, createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { testBackend } from '../helpers/uris.js';
 
 const run = promisify(execFile);
 const embedded = testBackend() === 'pglite';

@@ -6,15 +6,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline, RawImage, type FeatureExtractionPipeline } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Superduper } from '../src/client.js';
-import { listener } from '../src/components/listener.js';
-import type { StoredModel } from '../src/components/model.js';
-import { transformersModel } from '../src/components/transformers-model.js';
-import { vectorIndex } from '../src/components/vector-index.js';
-import { TINY_COLOURS, writeTinyClipModel, writeTinyTextModel, writeTinyVitModel } from '../src/models/tiny-hf-model.js';
-import { TransformersRuntime } from '../src/models/transformers-runtime.js';
-import type { ModelRecord, RuntimeContext } from '../src/models/types.js';
-import { connectTest, createTestDatabase, eventually, type TestDatabase } from './helpers/database.js';
+import type { Superduper } from '../../src/client.js';
+import { listener } from '../../src/components/listener.js';
+import type { StoredModel } from '../../src/components/model.js';
+import { transformersModel } from '../../src/components/transformers-model.js';
+import { vectorIndex } from '../../src/components/vector-index.js';
+import { TINY_COLOURS, writeTinyClipModel, writeTinyTextModel, writeTinyVitModel } from '../../src/models/tiny-hf-model.js';
+import { TransformersRuntime } from '../../src/models/transformers-runtime.js';
+import type { ModelRecord, RuntimeContext } from '../../src/models/types.js';
+import { connectTest, createTestDatabase, eventually, type TestDatabase } from '../helpers/database.js';
 
 // Every model here is generated (src/models/tiny-hf-model.ts): nothing is downloaded.
 const DIM = 16;

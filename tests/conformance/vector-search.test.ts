@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Superduper } from '../src/client.js';
-import { listener } from '../src/components/listener.js';
-import { vectorIndex } from '../src/components/vector-index.js';
-import { onnxModel } from '../src/components/model.js';
-import { functionModel } from '../src/models/function-runtime.js';
-import { wordEmbeddingModel } from '../src/models/onnx-builder.js';
-import { conceptModel, conceptVector } from './helpers/concepts.js';
-import { connectTest, createTestDatabase, eventually, type TestDatabase } from './helpers/database.js';
-import { testBackend } from './helpers/uris.js';
+import type { Superduper } from '../../src/client.js';
+import { listener } from '../../src/components/listener.js';
+import { vectorIndex } from '../../src/components/vector-index.js';
+import { onnxModel } from '../../src/components/model.js';
+import { functionModel } from '../../src/models/function-runtime.js';
+import { wordEmbeddingModel } from '../../src/models/onnx-builder.js';
+import { conceptModel, conceptVector } from '../helpers/concepts.js';
+import { connectTest, createTestDatabase, eventually, type TestDatabase } from '../helpers/database.js';
+import { testBackend } from '../helpers/uris.js';
 
 let database: TestDatabase;
 let db: Superduper;

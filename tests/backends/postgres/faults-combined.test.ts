@@ -1,12 +1,12 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type Superduper } from '../src/client.js';
-import { createLogger } from '../src/logger.js';
-import { createCluster, type TestCluster } from './helpers/cluster.js';
-import { eventually } from './helpers/database.js';
-import { startCliSidecar, type CliSidecar } from './helpers/processes.js';
-import { applyPoints, checkOutputs, retrying } from './helpers/points.js';
-import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
+import { connect, type Superduper } from '../../../src/client.js';
+import { createLogger } from '../../../src/logger.js';
+import { createCluster, type TestCluster } from '../../helpers/cluster.js';
+import { eventually } from '../../helpers/database.js';
+import { startCliSidecar, type CliSidecar } from '../../helpers/processes.js';
+import { applyPoints, checkOutputs, retrying } from '../../helpers/points.js';
+import { startTcpProxy, type TcpProxy } from '../../helpers/tcp-proxy.js';
 
 /**
  * Everything at once: a writer inserts, updates, deletes and changes primary

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Superduper } from '../src/client.js';
-import { listener } from '../src/components/listener.js';
-import { functionModel } from '../src/models/function-runtime.js';
-import { connectTest, createTestDatabase, type TestDatabase } from './helpers/database.js';
+import type { Superduper } from '../../src/client.js';
+import { listener } from '../../src/components/listener.js';
+import { functionModel } from '../../src/models/function-runtime.js';
+import { connectTest, createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
 /**
  * The contract for a row whose current value fails for good: its output from an

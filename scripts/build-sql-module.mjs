@@ -5,11 +5,15 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadConstants } from './sql-constants.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const read = (...parts) => readFileSync(join(root, ...parts), 'utf8');
 const sqlFiles = (dir) => readdirSync(join(root, dir)).filter((f) => f.endsWith('.sql')).sort();
 const sha256 = (text) => createHash('sha256').update(text).digest('hex');
+// Values shared with TypeScript, written into the SQL where it says @{group.name}.
+const constants = loadConstants(join(root, 'sql/constants.json'));
+const readSql = (...parts) => constants.substitute(read(...parts), parts.join('/'));
 
 const migrations = sqlFiles('sql/migrations').map((file, index) => {
   const match = /^(\d{6})_([a-z0-9_]+)\.sql$/.exec(file);
@@ -17,17 +21,19 @@ const migrations = sqlFiles('sql/migrations').map((file, index) => {
   const version = Number(match[1]);
   if (version !== index + 1) throw new Error(`sql/migrations/${file}: expected number ${index + 1} (no gaps)`);
   const sql = read('sql/migrations', file);
+  // A released migration is frozen (by its hash): a constant changed later must not change it.
+  if (sql.includes('@{')) throw new Error(`sql/migrations/${file}: constants (@{...}) are not substituted in migrations; write the value`);
   return { version, name: match[2], sql, sha256: sha256(sql) };
 });
 
-const functions = sqlFiles('sql/functions').map((file) => ({ name: file.replace(/\.sql$/, ''), sql: read('sql/functions', file) }));
+const functions = sqlFiles('sql/functions').map((file) => ({ name: file.replace(/\.sql$/, ''), sql: readSql('sql/functions', file) }));
 
 const templates = {};
 for (const dir of ['triggers', 'sql/templates']) {
   for (const file of sqlFiles(dir)) {
     const name = file.replace(/\.sql$/, '');
     if (templates[name]) throw new Error(`template ${name} exists in two folders`);
-    templates[name] = read(dir, file);
+    templates[name] = readSql(dir, file);
   }
 }
 
@@ -46,6 +52,7 @@ writeFileSync(
     `export const functionFiles: ReadonlyArray<{ name: string; sql: string }> = ${JSON.stringify(functions, null, 2)};\n\n` +
     `export const templates: Readonly<Record<string, string>> = ${JSON.stringify(templates, null, 2)};\n`,
 );
+writeFileSync(join(root, 'src/generated/constants.ts'), constants.typescript());
 
 // The extension script is the same bootstrap, migrations (with their ledger rows),
 // functions and templates, in the same order the installer runs them.

@@ -13,8 +13,8 @@ AS {{q}}
 BEGIN
   {{insert_when}}
   INSERT INTO superduper._changes (listener_id, pk) VALUES ({{listener_id}}, {{pk_json_new}});
-  IF NOT pg_catalog.pg_try_advisory_xact_lock_shared(1399157348, 1) THEN
-    PERFORM pg_catalog.pg_notify('superduper', '{{listener_id}}');
+  IF NOT pg_catalog.pg_try_advisory_xact_lock_shared(@{locks.namespace}, @{locks.sleep}) THEN
+    PERFORM pg_catalog.pg_notify('@{notify.work.channel}', '{{listener_id}}');
   END IF;
   RETURN NEW;
 END

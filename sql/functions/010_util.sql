@@ -64,14 +64,14 @@ LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT make_interval(secs => least(
-    coalesce((p_settings ->> 'backoff_seconds')::float8, 1)
+    coalesce((p_settings ->> 'backoff_seconds')::float8, @{listeners.settings.backoff_seconds})
       * power(2, greatest(p_attempts - 1, 0))::float8,
-    coalesce((p_settings ->> 'backoff_max_seconds')::float8, 300)))
+    coalesce((p_settings ->> 'backoff_max_seconds')::float8, @{listeners.settings.backoff_max_seconds})))
 $$;
 
 -- Wakes sleeping sidecars after a change was logged, and only then: NOTIFY costs a
 -- global lock at commit (it halves insert throughput when sent for every
--- statement). A sleeping sidecar holds advisory lock (1399157348, 1) exclusively
+-- statement). A sleeping sidecar holds advisory lock (@{locks.namespace}, @{locks.sleep}) exclusively
 -- (superduper._sleep_lock). A writer's shared try-lock therefore fails exactly when
 -- someone sleeps, and then it notifies. When it succeeds, the writer holds the
 -- lock shared until it commits, so no sidecar can start sleeping before this
@@ -83,8 +83,8 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  IF NOT pg_try_advisory_xact_lock_shared(1399157348, 1) THEN
-    PERFORM pg_notify('superduper', p_listener::text);
+  IF NOT pg_try_advisory_xact_lock_shared(@{locks.namespace}, @{locks.sleep}) THEN
+    PERFORM pg_notify('@{notify.work.channel}', p_listener::text);
   END IF;
 END
 $$;

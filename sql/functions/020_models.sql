@@ -90,12 +90,12 @@ BEGIN
   -- there would be stored in plain text, so it is refused before it is written.
   -- (The value is not repeated in the message: it may be a real key.)
   PERFORM 1 FROM jsonb_object_keys(v_config) AS k
-  WHERE k ~* '^(api[_-]?key|key|token|access[_-]?token|secret|password|authorization|bearer)$';
+  WHERE k ~* '@{secrets.config_key}';
   IF FOUND THEN
     RAISE EXCEPTION 'superduper: model "%": config holds an API key or secret; keys are never stored in the database', v_name
       USING HINT = 'Put the key in an environment variable of the sidecars and name it in config.api_key_env.';
   END IF;
-  IF jsonb_typeof(v_config -> 'api_key_env') = 'string' AND (v_config ->> 'api_key_env') !~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN
+  IF jsonb_typeof(v_config -> 'api_key_env') = 'string' AND (v_config ->> 'api_key_env') !~ '@{secrets.env_name}' THEN
     RAISE EXCEPTION 'superduper: model "%": config.api_key_env must name an environment variable (letters, digits and _), not hold the key itself', v_name
       USING HINT = 'If you pasted a key there, rotate it.';
   END IF;
@@ -145,5 +145,5 @@ RETURNS text[]
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT ARRAY['function', 'onnx', 'transformers', 'openai', 'anthropic', 'cohere', 'text-embedder']
+  SELECT ARRAY[@{runtimes.names}]
 $$;

@@ -11,8 +11,7 @@ LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_defaults jsonb := '{"batch_size": 64, "chunk_size": 1000, "max_attempts": 5,
-                        "backoff_seconds": 1, "backoff_max_seconds": 300, "lease_seconds": 60}';
+  v_defaults jsonb := '@{listeners.settings}';
   v_key text;
   v_value jsonb;
 BEGIN
@@ -342,7 +341,7 @@ BEGIN
   UPDATE superduper._listeners SET backfill_total = v_total, backfill_at = now() WHERE id = p_id;
   IF v_total > 0 THEN
     -- Sidecars start on it as soon as the apply commits.
-    PERFORM pg_notify('superduper', p_id::text);
+    PERFORM pg_notify('@{notify.work.channel}', p_id::text);
   END IF;
   RETURN v_total;
 END
@@ -489,7 +488,7 @@ BEGIN
     JOIN superduper._listeners AS d ON d.source_schema = 'superduper' AND d.source_table = l.output_table
   )
   SELECT array_agg(id ORDER BY id) INTO v_ids FROM down;
-  PERFORM pg_advisory_xact_lock(1399157349, id) FROM unnest(v_ids) AS id ORDER BY id;
+  PERFORM pg_advisory_xact_lock(@{locks.listener_namespace}, id) FROM unnest(v_ids) AS id ORDER BY id;
 
   FOR v_relation IN
     WITH RECURSIVE depth(id, depth) AS (
@@ -523,17 +522,17 @@ $$;
 -- this transaction (superduper._lock_listeners) and this transaction for DDL
 -- already under way. After such a wait the calling code may have been replaced
 -- (a changed filter, a promotion) or dropped: then it must not run, and the
--- caller gets SQLSTATE SDR01 and calls again, reaching the current code.
+-- caller gets SQLSTATE @{sqlstates.code_replaced} and calls again, reaching the current code.
 CREATE OR REPLACE FUNCTION superduper._enter_listener(p_id integer, p_code_version integer)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  PERFORM pg_advisory_xact_lock_shared(1399157349, p_id);
+  PERFORM pg_advisory_xact_lock_shared(@{locks.listener_namespace}, p_id);
   IF NOT EXISTS (SELECT 1 FROM superduper._listeners WHERE id = p_id AND code_version = p_code_version) THEN
     RAISE EXCEPTION 'superduper: the code of listener version % was replaced or dropped while this call waited', p_id
-      USING ERRCODE = 'SDR01', HINT = 'Call it again.';
+      USING ERRCODE = '@{sqlstates.code_replaced}', HINT = 'Call it again.';
   END IF;
 END
 $$;
@@ -724,7 +723,7 @@ BEGIN
     'type', 'listener',
     'name', v_name,
     -- A listener that names no model embeds with the default text embedder.
-    'model', coalesce(p_spec ->> 'model', 'default-embedder'),
+    'model', coalesce(p_spec ->> 'model', '@{listeners.default_model}'),
     'schema', (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = v_source),
     'table', (SELECT relname FROM pg_class WHERE oid = v_source),
     'keys', v_keys,

@@ -24,7 +24,7 @@ BEGIN
   END IF;
   -- One apply at a time per database: two sessions creating the same listener
   -- would otherwise race on its outputs table.
-  PERFORM pg_catalog.pg_advisory_xact_lock(1399157348, 2);
+  PERFORM pg_catalog.pg_advisory_xact_lock(@{locks.namespace}, @{locks.apply});
   IF pg_catalog.jsonb_typeof(p_spec) = 'array' THEN
     FOR v_item IN SELECT value FROM pg_catalog.jsonb_array_elements(p_spec) LOOP
       v_results := v_results || pg_catalog.jsonb_build_array(superduper._apply_one(v_item, v_search_path));
@@ -69,7 +69,7 @@ DECLARE
   v_dependents text[];
   v_removed jsonb := '[]';
 BEGIN
-  PERFORM pg_advisory_xact_lock(1399157348, 2);
+  PERFORM pg_advisory_xact_lock(@{locks.namespace}, @{locks.apply});
   IF NOT EXISTS (SELECT 1 FROM superduper._listeners WHERE name = p_name) THEN
     IF EXISTS (SELECT 1 FROM superduper._vector_indexes WHERE name = p_name) THEN
       PERFORM superduper._vector_index_drop(id) FROM superduper._vector_indexes WHERE name = p_name;

@@ -60,7 +60,7 @@ BEGIN
   WHERE id = p_id;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'superduper: sidecar % is not registered (it was presumed dead and removed)', p_id
-      USING ERRCODE = 'SDU01';
+      USING ERRCODE = '@{sqlstates.not_registered}';
   END IF;
   IF now() - pg_postmaster_start_time() > p_dead_after THEN
     WITH gone AS (
@@ -119,7 +119,7 @@ BEGIN
   UPDATE superduper._workers
   SET sleeping = true, seen_at = now(), state = 'idle', state_since = CASE WHEN state = 'idle' THEN state_since ELSE now() END
   WHERE id = p_worker;
-  RETURN pg_try_advisory_lock(1399157348, 1);
+  RETURN pg_try_advisory_lock(@{locks.namespace}, @{locks.sleep});
 END
 $$;
 
@@ -130,9 +130,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  PERFORM pg_advisory_unlock(1399157348, 1)
+  PERFORM pg_advisory_unlock(@{locks.namespace}, @{locks.sleep})
   FROM pg_locks
-  WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = 1399157348 AND objid = 1 AND granted;
+  WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = @{locks.namespace} AND objid = @{locks.sleep} AND granted;
   UPDATE superduper._workers SET sleeping = false, seen_at = now(), state = 'working', state_since = now()
   WHERE id = p_worker AND sleeping;
 END
@@ -150,7 +150,7 @@ AS $$
 DECLARE
   v_moved bigint;
 BEGIN
-  IF NOT pg_try_advisory_xact_lock(1399157348, 3) THEN
+  IF NOT pg_try_advisory_xact_lock(@{locks.namespace}, @{locks.drain}) THEN
     RETURN 0;
   END IF;
   WITH moved AS (
@@ -210,7 +210,7 @@ BEGIN
   FROM superduper._listeners l
   JOIN superduper._models m ON m.name = l.model
   WHERE NOT l.frozen
-    AND (m.runtime <> 'function' OR m.name = ANY (coalesce(p_functions, '{}')))
+    AND (m.runtime <> '@{runtimes.process_local}' OR m.name = ANY (coalesce(p_functions, '{}')))
   ORDER BY l.id;
 END
 $$;
@@ -240,7 +240,7 @@ DECLARE
   v_backfill_at timestamptz;
   v_max integer;
 BEGIN
-  PERFORM pg_advisory_xact_lock_shared(1399157349, p_listener);  -- see superduper._lock_listeners
+  PERFORM pg_advisory_xact_lock_shared(@{locks.listener_namespace}, p_listener);  -- see superduper._lock_listeners
   SELECT l.settings, l.backfill_at INTO v_settings, v_backfill_at FROM superduper._listeners l WHERE l.id = p_listener;
   IF NOT FOUND THEN
     RETURN;  -- removed while the batch ran
@@ -285,7 +285,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  PERFORM pg_advisory_xact_lock_shared(1399157349, p_listener);  -- see superduper._lock_listeners
+  PERFORM pg_advisory_xact_lock_shared(@{locks.listener_namespace}, p_listener);  -- see superduper._lock_listeners
   UPDATE superduper._queue AS q SET leased_until = now() + p_lease
   FROM unnest(p_ack_pks, p_ack_ids) AS a(pk, id)
   WHERE q.listener_id = p_listener AND q.pk = a.pk::jsonb AND q.id = a.id AND q.leased_by = p_worker;
@@ -312,7 +312,7 @@ BEGIN
     RETURN 0;
   END IF;
   -- Same lock as apply/remove: promotion drops and renames tables.
-  PERFORM pg_advisory_xact_lock(1399157348, 2);
+  PERFORM pg_advisory_xact_lock(@{locks.namespace}, @{locks.apply});
   FOR v_id IN
     SELECT l.id FROM superduper._listeners l
     WHERE l.state = 'building' AND NOT superduper._backfilling(l.id)

@@ -134,7 +134,7 @@ $$;
 -- Waits until every change committed before p_since (default: now) to the
 -- listener's table (or, with no listener, to any listener's) has its output or
 -- has failed for good, and returns the failures among them: no rows means every
--- row has an output computed from its current value. Raises SQLSTATE SDT01 after
+-- row has an output computed from its current value. Raises SQLSTATE @{sqlstates.wait_timeout} after
 -- p_timeout, saying what is left and what the sidecars are doing.
 --   SELECT * FROM superduper.wait_for('docs_embedding');
 --   SELECT * FROM superduper.wait_for('docs_embedding', interval '5 minutes');
@@ -151,7 +151,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
   -- On the embedded database the host runs the statement again after letting
-  -- its sidecar work, carrying the first run's moment and deadline (see SDW01 below).
+  -- its sidecar work, carrying the first run's moment and deadline (see @{sqlstates.wait_rerun} below).
   v_resumed jsonb := nullif(current_setting('superduper.wait', true), '')::jsonb;
   v_since timestamptz := coalesce(p_since, (v_resumed ->> 'since')::timestamptz, clock_timestamp());
   v_deadline timestamptz := coalesce((v_resumed ->> 'deadline')::timestamptz, clock_timestamp() + p_timeout);
@@ -195,14 +195,14 @@ BEGIN
     WHILE NOT superduper._wait_done(v_id, v_at) LOOP
       IF clock_timestamp() >= v_deadline THEN
         RAISE EXCEPTION 'superduper.wait_for: timed out after %: %', p_timeout, superduper._wait_left(v_id, v_at)
-          USING ERRCODE = 'SDT01', HINT = superduper._sidecars_hint();
+          USING ERRCODE = '@{sqlstates.wait_timeout}', HINT = superduper._sidecars_hint();
       END IF;
       IF version() LIKE '%PGlite%' THEN
         -- The embedded database has one session, which its sidecar needs to do
         -- the work: sleeping here would stop it. The host runs the statement
         -- again after a moment (with the first run's moment and deadline).
         RAISE EXCEPTION 'superduper.wait_for: % has changes still to compute; on the embedded database the process hosting it waits and runs the statement again', superduper._wait_left(v_id, v_at)
-          USING ERRCODE = 'SDW01',
+          USING ERRCODE = '@{sqlstates.wait_rerun}',
                 DETAIL = jsonb_build_object('since', v_since, 'deadline', v_deadline)::text,
                 HINT = 'It cannot wait inside a transaction block, which holds the only session: call it outside one.';
       END IF;

@@ -49,7 +49,7 @@ BEGIN
   IF v_dblink IS NULL THEN
     -- Without dblink no statement can wait for a sidecar. A process hosting the
     -- database in-process (the embedded PGlite) answers instead: the call raises
-    -- SDM01 with the call in DETAIL, the host stores the answer (superduper.
+    -- @{sqlstates.model_call} with the call in DETAIL, the host stores the answer (superduper.
     -- _store_answer) and runs the statement again, which finds it here. Anywhere
     -- else the error says what to install.
     CREATE OR REPLACE FUNCTION superduper._request(p_model text, p_kind text, p_input jsonb)
@@ -71,7 +71,7 @@ BEGIN
         RETURN v_answer.result;
       END IF;
       RAISE EXCEPTION 'superduper: model "%" cannot be called from SQL here: this database has no dblink, and no superduper process hosting it answered', p_model
-        USING ERRCODE = 'SDM01',
+        USING ERRCODE = '@{sqlstates.model_call}',
               DETAIL = jsonb_build_object('model', p_model, 'kind', p_kind, 'input', p_input)::text,
               HINT = 'On a PostgreSQL server: CREATE EXTENSION dblink; (it ships with contrib) and run "superduper install" again. '
                      || 'On the embedded database: query it while "superduper serve" (or your process) has it open. '
@@ -92,7 +92,7 @@ BEGIN
         BEGIN
           PERFORM %1$s.dblink_connect('superduper', superduper._dblink_connstr());
           -- Sidecars announce each answer; waiting callers watch for theirs.
-          PERFORM %1$s.dblink_exec('superduper', 'LISTEN superduper_answers');
+          PERFORM %1$s.dblink_exec('superduper', 'LISTEN @{notify.answers.channel}');
           -- A request row lives for milliseconds and is worthless after a crash
           -- (the waiting statement dies too): no need to wait for its WAL flush.
           PERFORM %1$s.dblink_exec('superduper', 'SET synchronous_commit = off');
@@ -138,9 +138,9 @@ BEGIN
       -- that a sidecar that knows the model computes without reading the row.
       v_insert := format(
         'WITH r AS (INSERT INTO superduper._requests (model, kind, input) VALUES (%%L, %%L, %%L::jsonb) RETURNING id, model, kind, input) '
-        'SELECT r.id, pg_notify(''superduper'', CASE WHEN r.kind = ''embed'' AND octet_length(r.input::text) < 7000 '
-        'THEN ''embed:'' || json_build_object(''id'', r.id, ''model'', r.model, ''hash'', m.spec_hash, ''input'', r.input) '
-        'ELSE ''request:'' || r.id END)::text '
+        'SELECT r.id, pg_notify(''@{notify.work.channel}'', CASE WHEN r.kind = ''embed'' AND octet_length(r.input::text) < @{notify.work.embed_input_max} '
+        'THEN ''@{notify.work.embed_prefix}'' || json_build_object(''id'', r.id, ''model'', r.model, ''hash'', m.spec_hash, ''input'', r.input) '
+        'ELSE ''@{notify.work.request_prefix}'' || r.id END)::text '
         'FROM r LEFT JOIN superduper._models m ON m.name = r.model', p_model, p_kind, p_input);
       BEGIN
         SELECT t.id INTO v_id FROM %1$s.dblink(v_conn, v_insert) AS t(id bigint, n text);
@@ -154,12 +154,12 @@ BEGIN
       v_prefix := v_id || ':';
       LOOP
         SELECT n.extra INTO v_note FROM %1$s.dblink_get_notify(v_conn) AS n
-        WHERE n.notify_name = 'superduper_answers' AND (n.extra = v_id::text OR starts_with(n.extra, v_prefix))
+        WHERE n.notify_name = '@{notify.answers.channel}' AND (n.extra = v_id::text OR starts_with(n.extra, v_prefix))
         LIMIT 1;
-        IF starts_with(v_note, v_prefix || 'done:') THEN
-          RETURN substr(v_note, length(v_prefix) + 6)::jsonb;
-        ELSIF starts_with(v_note, v_prefix || 'failed:') THEN
-          RAISE EXCEPTION 'superduper: model "%%" failed: %%', p_model, substr(v_note, length(v_prefix) + 8);
+        IF starts_with(v_note, v_prefix || '@{notify.answers.done}:') THEN
+          RETURN substr(v_note, length(v_prefix || '@{notify.answers.done}:') + 1)::jsonb;
+        ELSIF starts_with(v_note, v_prefix || '@{notify.answers.failed}:') THEN
+          RAISE EXCEPTION 'superduper: model "%%" failed: %%', p_model, substr(v_note, length(v_prefix || '@{notify.answers.failed}:') + 1);
         END IF;
         IF v_note IS NOT NULL OR clock_timestamp() >= v_next_poll THEN
           SELECT t.status, t.result, t.error INTO v_status, v_result, v_error
@@ -190,7 +190,7 @@ BEGIN
 END
 $install$;
 
--- The embedded host's answer to a call that raised SDM01 (see _request above):
+-- The embedded host's answer to a call that raised @{sqlstates.model_call} (see _request above):
 -- an embedding goes to the query cache, anything else (and any failure) to
 -- _answers, for the statement's next run.
 CREATE OR REPLACE FUNCTION superduper._store_answer(p_model text, p_kind text, p_input jsonb, p_result jsonb, p_error text)
@@ -303,7 +303,7 @@ BEGIN
     SELECT r.id, r.model, r.kind, r.input, m.spec_hash, m.runtime, m.config, m.artifact, m.output
     FROM superduper._requests r JOIN superduper._models m ON m.name = r.model
     WHERE r.id = p_id AND r.status = 'pending' AND r.kind = 'embed'
-      AND (m.runtime <> 'function' OR m.name = ANY (coalesce(p_functions, '{}')));
+      AND (m.runtime <> '@{runtimes.process_local}' OR m.name = ANY (coalesce(p_functions, '{}')));
     IF FOUND THEN
       RETURN;
     END IF;
@@ -314,7 +314,7 @@ BEGIN
     JOIN superduper._models m ON m.name = r.model
     WHERE r.status = 'pending'
       AND (p_id IS NULL OR r.id = p_id)
-      AND (m.runtime <> 'function' OR m.name = ANY (coalesce(p_functions, '{}')))
+      AND (m.runtime <> '@{runtimes.process_local}' OR m.name = ANY (coalesce(p_functions, '{}')))
     ORDER BY r.id
     LIMIT p_limit
     FOR UPDATE OF r SKIP LOCKED
@@ -345,18 +345,18 @@ BEGIN
   -- to the row, for the caller to fetch. Notifications are delivered at commit.
   WITH notes AS (
     SELECT a.id, a.result, a.error,
-           a.id || CASE WHEN a.error IS NULL THEN ':done:' || a.result::text ELSE ':failed:' || a.error END AS note
+           a.id || CASE WHEN a.error IS NULL THEN ':@{notify.answers.done}:' || a.result::text ELSE ':@{notify.answers.failed}:' || a.error END AS note
     FROM unnest(p_ids, p_results, p_errors) AS a(id, result, error)
   ), removed AS (
     DELETE FROM superduper._requests r USING notes n
-    WHERE r.id = n.id AND octet_length(n.note) < 7900
+    WHERE r.id = n.id AND octet_length(n.note) < @{notify.answers.note_max}
     RETURNING r.id, r.model, r.kind, r.input, n.result, n.error, n.note
   ), written AS (
     UPDATE superduper._requests r
     SET status = CASE WHEN n.error IS NULL THEN 'done' ELSE 'failed' END,
         result = n.result, error = n.error, done_at = clock_timestamp()
     FROM notes n
-    WHERE r.id = n.id AND octet_length(n.note) >= 7900
+    WHERE r.id = n.id AND octet_length(n.note) >= @{notify.answers.note_max}
     RETURNING r.id, r.model, r.kind, r.input, n.result, n.error, r.id::text AS note
   ), answered AS (
     SELECT * FROM removed UNION ALL SELECT * FROM written
@@ -369,7 +369,7 @@ BEGIN
     ON CONFLICT (model, input_md5, model_hash) DO NOTHING
   )
   SELECT array_agg(a.note) INTO v_notes FROM answered a;
-  PERFORM pg_notify('superduper_answers', n) FROM unnest(v_notes) AS n;
+  PERFORM pg_notify('@{notify.answers.channel}', n) FROM unnest(v_notes) AS n;
 
   -- Counting the cache on every answer would cost more than the answer: check on
   -- about one answer in 20, so the cache stays within a few entries of its bound.

@@ -6,9 +6,9 @@
 -- listener whose spec names no model.
 SELECT superduper._apply_model('{
   "type": "model",
-  "name": "default-embedder",
+  "name": "@{listeners.default_model}",
   "runtime": "text-embedder",
   "output": {"type": "vector", "dim": 512},
   "config": {"model": "universal-sentence-encoder-lite"}
 }')
-WHERE NOT EXISTS (SELECT 1 FROM superduper._models WHERE name = 'default-embedder');
+WHERE NOT EXISTS (SELECT 1 FROM superduper._models WHERE name = '@{listeners.default_model}');

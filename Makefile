@@ -11,7 +11,8 @@ SHELL := /bin/bash
 export ONNXRUNTIME_NODE_INSTALL := skip
 NODE_MODULES_STAMP := node_modules/.installed-stamp
 GENERATED := src/generated/sql.ts
-SQL_SOURCES := $(shell find sql triggers -name '*.sql') scripts/build-sql-module.mjs package.json extension/config-dump.sql
+SQL_SOURCES := $(shell find sql triggers -name '*.sql') scripts/build-sql-module.mjs package.json extension/config-dump.sql \
+  scripts/extension-scripts.mjs sql/migrations/released.sha256 $(wildcard extension/released/*.sql)
 
 .PHONY: all deps build sql pg pg-stop test bench demo extension typecheck clean ci
 
@@ -66,4 +67,4 @@ extension: sql
 	$(MAKE) -C extension install
 
 clean:
-	rm -rf dist src/generated extension/superduper--*.sql extension/superduper.control
+	rm -rf dist src/generated extension/superduper--*.sql extension/superduper-functions.sql extension/superduper.control

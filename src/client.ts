@@ -1,71 +1,27 @@
-import { createHash } from 'node:crypto';
-import type { Database, Queryable } from './backends/postgres/sql-driver.js';
-import { connectPostgres } from './backends/postgres/driver.js';
-import type { ListenerComponent } from './components/listener.js';
-import type { ModelComponent, StoredModel } from './components/model.js';
-import type { VectorIndexComponent } from './components/vector-index.js';
+import type { Kysely } from 'kysely';
+import type { Backend } from './backends/backend.js';
 import { backoffMs } from './backends/connection-health.js';
+import { openBackend } from './backends/open.js';
+import type { TableQuery } from './backends/postgres/search.js';
+import type { SqlDriver } from './backends/postgres/sql-driver.js';
+import type {
+  ApplyResult,
+  FailureRow,
+  InstallResult,
+  ListenerStatus,
+  SearchHit,
+  SearchOptions,
+  SidecarRow,
+  WaitResult,
+} from './backends/types.js';
+import { componentSpecs, type Component } from './components/component.js';
 import { classifyDatabaseError, describeError, SuperduperError } from './errors.js';
-import { install, type InstallResult } from './backends/postgres/install.js';
 import { defaultLogger, type Logger } from './logger.js';
-import type { FunctionModel } from './models/function-runtime.js';
 import { ModelCache } from './models/registry.js';
-import type { ModelRecord } from './models/types.js';
-import type { ModelCall } from './backends/pglite/model-call-error.js';
 import { answerModelCalls } from './worker/model-calls.js';
 import { Worker, type WorkerOptions } from './worker/worker.js';
-import type { Kysely } from 'kysely';
-import { createKysely } from './backends/postgres/kysely.js';
-import { search, TableQuery, type SearchHit, type SearchOptions } from './backends/postgres/search.js';
 
-export type Component = ModelComponent | ListenerComponent | VectorIndexComponent;
-
-/** What superduper.apply() reports per component. */
-export interface ApplyResult {
-  type: string;
-  name: string;
-  action: 'created' | 'unchanged' | 'updated' | 'rebuilding' | 'removed';
-  version?: number;
-  backfill?: number;
-  [key: string]: unknown;
-}
-
-/** A row of the superduper.status view. */
-export interface ListenerStatus {
-  listener: string;
-  version: number;
-  state: 'current' | 'building' | 'frozen';
-  model: string;
-  source: string;
-  outputs: string;
-  pending: number;
-  in_flight: number;
-  failed: number;
-  done: number | null;
-  /** Age of the oldest change not yet computed, in seconds. */
-  lag_seconds: number;
-  backfill_total: number;
-  backfill_remaining: number;
-  note: string | null;
-  /** Failed rows whose output from an earlier value was removed (see superduper.failures). */
-  withdrawn: number;
-}
-
-export interface FailureRow {
-  listener: string;
-  version: number;
-  primary_key: string[];
-  attempts: number;
-  error: string;
-  failed_at: Date;
-  /** The row had an output from an earlier value, removed when this value failed. */
-  withdrawn: boolean;
-}
-
-/** What superduper.wait_for() found: the failures among the changes waited for (none: every output is current). */
-export interface WaitResult {
-  failed: Array<{ listener: string; primary_key: string[]; error: string; failed_at: Date }>;
-}
+export type { ApplyResult, Component, FailureRow, ListenerStatus, SidecarRow, WaitResult };
 
 export interface ConnectOptions {
   logger?: Logger;
@@ -74,7 +30,9 @@ export interface ConnectOptions {
 }
 
 /**
- * Connects to a database with superduper's SQL layer (see `install`).
+ * Connects to a database with superduper's layer (see `install`): a connection
+ * string ("postgres://…", "pglite:<folder>", "pglite:memory"), a driver you
+ * opened (an EmbeddedDatabase, any SqlDriver), or a Backend.
  *
  * @example
  * const db = await connect('postgres://localhost/app');
@@ -82,158 +40,114 @@ export interface ConnectOptions {
  * await db.apply(listener({ name: 'docs_embedding', model: 'minilm', table: 'docs', keys: ['body'] }));
  * await db.start(); // a sidecar in this process
  */
-export async function connect(target: string | Database, options: ConnectOptions = {}): Promise<Superduper> {
-  const database = typeof target === 'string' ? await openTarget(target, options) : target;
-  return new Superduper(database, options.logger ?? defaultLogger(), typeof target === 'string');
-}
-
-/**
- * A connection string, or the embedded database: "pglite:<folder>" keeps its
- * files in that folder, "pglite:memory" keeps nothing.
- */
-async function openTarget(target: string, options: ConnectOptions): Promise<Database> {
-  if (!target.startsWith('pglite:')) return connectPostgres(target, { maxConnections: options.maxConnections });
-  // Imported only here: PostgreSQL users never load the WebAssembly build.
-  const { EmbeddedDatabase } = await import('./backends/pglite/driver.js');
-  const where = target.slice('pglite:'.length);
-  return EmbeddedDatabase.open(where === 'memory' ? {} : { dataDir: where });
+export async function connect(target: string | SqlDriver | Backend, options: ConnectOptions = {}): Promise<Superduper> {
+  const logger = options.logger ?? defaultLogger();
+  const { backend, owned } = await openBackend(target, { logger, maxConnections: options.maxConnections });
+  return new Superduper(backend, logger, owned);
 }
 
 export class Superduper {
-  readonly db: Database;
+  readonly backend: Backend;
   readonly logger: Logger;
   /** Models loaded in this process (shared by its sidecars); function models registered here. */
   readonly models: ModelCache;
-  readonly #ownsDatabase: boolean;
+  readonly #ownsBackend: boolean;
   readonly #workers = new Set<Worker>();
-  readonly #sidecarDatabases = new Map<Worker, Database>();
-  #kysely: Kysely<any> | undefined;
+  readonly #sidecarBackends = new Map<Worker, Backend>();
+  readonly #unhost: (() => void) | undefined;
 
-  constructor(db: Database, logger: Logger, ownsDatabase = false) {
-    this.db = db;
+  constructor(backend: Backend, logger: Logger, ownsBackend = false) {
+    this.backend = backend;
     this.logger = logger;
-    this.#ownsDatabase = ownsDatabase;
-    this.models = new ModelCache({ fetchArtifact: (sha) => this.#fetchArtifact(sha) }, logger);
-    // The embedded database cannot reach a sidecar from SQL: this process answers
-    // the model calls its statements make (see backends/pglite.ts).
-    if (isEmbedded(db)) db.addModelCallHost(this.#modelCallHost);
+    this.#ownsBackend = ownsBackend;
+    this.models = new ModelCache({ fetchArtifact: (sha) => backend.registry.artifact(sha) }, logger);
+    // A database hosted in this process cannot reach a sidecar from its queries:
+    // this object answers the model calls they make.
+    if (backend.capabilities.modelCallsFromQueries === 'host') {
+      this.#unhost = backend.modelCalls.host((model, inputs) => answerModelCalls(this.models, model, inputs));
+    }
   }
 
-  readonly #modelCallHost = (call: ModelCall, session: Queryable) => this.#answerModelCall(call, session);
+  /** The SQL connection, for your own queries (backends that speak SQL). */
+  get db(): SqlDriver {
+    if (!this.backend.sql) throw new SuperduperError(`the ${this.backend.name} backend has no SQL connection`);
+    return this.backend.sql;
+  }
 
   /** A Kysely query builder on this database (for typed queries mixing data and outputs). */
   get kysely(): Kysely<any> {
-    this.#kysely ??= createKysely(this.db);
-    return this.#kysely;
+    if (!this.backend.kysely) throw new SuperduperError(`the ${this.backend.name} backend has no SQL query builder`);
+    return this.backend.kysely;
   }
 
   /**
-   * Vector search through superduper.like(): the k rows nearest to a text query
-   * (embedded by a sidecar, or from the cache) or to a vector.
+   * Vector search (superduper.like() on SQL databases): the k rows nearest to a
+   * text query (embedded by a sidecar, or from the cache) or to a vector.
    */
   search(index: string, query: string | ArrayLike<number>, options: SearchOptions = {}): Promise<SearchHit[]> {
-    return search(this.db, index, query, options);
+    return this.backend.search.like(index, query, options);
   }
 
   /** A table, for searches composed with Kysely: db.table('docs').like({ body: 'text' }, { index }). */
   table(name: string, options: { schema?: string } = {}): TableQuery {
-    return new TableQuery(this.kysely, this.db, name, options.schema);
+    if (!this.backend.table) throw new SuperduperError(`the ${this.backend.name} backend has no SQL tables to compose searches with`);
+    return this.backend.table(name, options.schema);
   }
 
   /** A model's prediction for one input, computed by a sidecar (superduper.predict). */
-  async predict(model: string, input: unknown): Promise<unknown> {
-    const result = await this.db.query<{ output: unknown }>('SELECT superduper.predict($1, $2::jsonb) AS output', [model, JSON.stringify(input)]);
-    return result.rows[0]?.output;
+  predict(model: string, input: unknown): Promise<unknown> {
+    return this.backend.modelCalls.predict(model, input);
   }
 
-  /** Installs or upgrades the SQL layer; see install.ts. */
+  /** Installs or upgrades superduper's layer in the database; safe to run at once from several processes. */
   install(): Promise<InstallResult> {
-    return install(this.db);
+    return this.backend.install();
+  }
+
+  /** Whether superduper's layer is installed in the database. */
+  installed(): Promise<boolean> {
+    return this.backend.installed();
   }
 
   /**
-   * Applies components (models, listeners) in one transaction. Re-applying an
-   * unchanged component is a no-op; a changed listener is updated in place or
-   * rebuilt as a new version (see docs/sql.md).
+   * Applies components (models, listeners, vector indexes) in one transaction.
+   * Re-applying an unchanged component is a no-op; a changed listener is updated
+   * in place or rebuilt as a new version (see docs/sql.md).
    */
   async apply(...components: Array<Component | Record<string, unknown>>): Promise<ApplyResult[]> {
-    const specs: Array<Record<string, unknown>> = [];
-    const uploads: StoredModel[] = [];
-    const seen = new Set<unknown>();
-    const add = (component: Component | Record<string, unknown>) => {
-      if (seen.has(component)) return;
-      seen.add(component);
-      if (isListener(component)) {
-        if (typeof component.model !== 'string') add(component.model);
-        specs.push(component.spec);
-      } else if (isFunctionModel(component)) {
-        this.models.functions.register(component);
-        specs.push(component.spec);
-      } else if (isStoredModel(component)) {
-        uploads.push(component);
-        specs.push(component.spec);
-      } else if ((component as VectorIndexComponent).kind === 'vector_index') {
-        specs.push((component as VectorIndexComponent).spec);
-      } else {
-        specs.push(component as Record<string, unknown>);
-      }
-    };
-    components.forEach(add);
-
-    const results = await this.db.transaction(async (tx) => {
-      for (const model of uploads) {
-        const index = specs.indexOf(model.spec);
-        specs[index] = await storeModelFiles(tx, model);
-      }
-      const result = await tx.query<{ result: ApplyResult[] }>('SELECT superduper.apply($1::jsonb) AS result', [JSON.stringify(specs)]);
-      return result.rows[0]?.result ?? [];
-    });
+    const { specs, uploads } = await componentSpecs(components, this.models.functions);
+    const results = await this.backend.registry.apply(specs, uploads);
     for (const worker of this.#workers) worker.refresh();
     return results;
   }
 
   /** Removes a listener (or a model no listener uses). */
-  async remove(name: string, options: { keepOutputs?: boolean; cascade?: boolean } = {}): Promise<ApplyResult[]> {
-    const result = await this.db.query<{ result: ApplyResult[] }>('SELECT superduper.remove($1, $2, $3) AS result', [
-      name,
-      options.keepOutputs ?? false,
-      options.cascade ?? false,
-    ]);
-    return result.rows[0]?.result ?? [];
+  remove(name: string, options: { keepOutputs?: boolean; cascade?: boolean } = {}): Promise<ApplyResult[]> {
+    return this.backend.registry.remove(name, { keepOutputs: options.keepOutputs ?? false, cascade: options.cascade ?? false });
   }
 
-  /** The superduper.status view. With countDone false, `done` is null and the call is cheap to poll. */
-  async status(options: { countDone?: boolean } = {}): Promise<ListenerStatus[]> {
-    const result = await this.db.query<ListenerStatus>(
-      `SELECT listener, version, state, model, source, outputs, pending::int, in_flight::int, failed::int,
-              done::int, extract(epoch FROM lag)::float8 AS lag_seconds, backfill_total::int,
-              backfill_remaining::int, note, withdrawn::int
-       FROM superduper._status($1)`,
-      [options.countDone ?? true],
-    );
-    return result.rows;
+  /** Every listener version's status (superduper.status). With countDone false, `done` is null and the call is cheap to poll. */
+  status(options: { countDone?: boolean } = {}): Promise<ListenerStatus[]> {
+    return this.backend.registry.status({ countDone: options.countDone ?? true });
   }
 
-  async failures(listener?: string): Promise<FailureRow[]> {
-    const result = await this.db.query<FailureRow>(
-      `SELECT listener, version, ARRAY(SELECT jsonb_array_elements_text(primary_key)) AS primary_key,
-              attempts, error, failed_at, withdrawn
-       FROM superduper.failures WHERE $1::text IS NULL OR listener = $1 ORDER BY listener, failed_at`,
-      [listener ?? null],
-    );
-    return result.rows;
+  failures(listener?: string): Promise<FailureRow[]> {
+    return this.backend.registry.failures(listener);
   }
 
   /** Queues a listener's failed rows again; returns how many. */
-  async retry(listener: string): Promise<number> {
-    const result = await this.db.query<{ count: string }>('SELECT superduper.retry($1) AS count', [listener]);
-    return Number(result.rows[0]?.count ?? 0);
+  retry(listener: string): Promise<number> {
+    return this.backend.registry.retry(listener);
   }
 
-  /** The qualified name of a listener's outputs table, e.g. superduper.out_docs_embedding. */
-  async outputsTable(listener: string): Promise<string> {
-    const result = await this.db.query<{ table: string }>('SELECT superduper.outputs($1)::text AS table', [listener]);
-    return result.rows[0]!.table;
+  /** The sidecars the database knows of (superduper.workers). */
+  sidecars(): Promise<SidecarRow[]> {
+    return this.backend.sidecars.list();
+  }
+
+  /** Where a listener's outputs are, e.g. superduper.out_docs_embedding. */
+  outputsTable(listener: string): Promise<string> {
+    return this.backend.registry.outputsLocation(listener);
   }
 
   /**
@@ -247,29 +161,17 @@ export class Superduper {
    * an error ends it later.
    */
   async start(options: Partial<WorkerOptions> = {}): Promise<Worker> {
-    const connections = await this.#sidecarConnections(options);
-    const worker = new Worker(connections, this.models, { logger: this.logger, ...options });
+    const backend = this.#ownsBackend ? await this.backend.forSidecar(options) : this.backend;
+    const worker = new Worker(backend, this.models, { logger: this.logger, ...options });
     try {
       await worker.start();
     } catch (error) {
-      if (connections !== this.db) await connections.close();
+      if (backend !== this.backend) await backend.close();
       throw error;
     }
     this.#workers.add(worker);
-    if (connections !== this.db) this.#sidecarDatabases.set(worker, connections);
+    if (backend !== this.backend) this.#sidecarBackends.set(worker, backend);
     return worker;
-  }
-
-  /** The connections a sidecar uses: its own pool on a server, the shared session in process. */
-  async #sidecarConnections(options: Partial<WorkerOptions>): Promise<Database> {
-    if (this.db.kind !== 'postgres' || !this.db.uri || !this.#ownsDatabase) return this.db;
-    return connectPostgres(this.db.uri, {
-      role: 'sidecar',
-      lazy: true,
-      logger: this.logger,
-      stallTimeoutMs: options.stallTimeoutMs,
-      maxConnections: Math.max(4, (options.concurrency ?? 2) + 4),
-    });
   }
 
   /**
@@ -286,12 +188,7 @@ export class Superduper {
     const deadline = Date.now() + timeoutMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        const result = await this.db.query<WaitResult['failed'][number] & { primary_key: string[] }>(
-          `SELECT listener, ARRAY(SELECT jsonb_array_elements_text(primary_key)) AS primary_key, error, failed_at
-           FROM superduper.wait_for($1, make_interval(secs => $2))`,
-          [listener ?? null, Math.max(0, deadline - Date.now()) / 1000],
-        );
-        return { failed: result.rows };
+        return await this.backend.queue.waitFor(listener, Math.max(0, deadline - Date.now()) / 1000);
       } catch (error) {
         const code = (error as { code?: string }).code;
         if (code === 'SDT01') {
@@ -350,73 +247,11 @@ export class Superduper {
   async close(): Promise<void> {
     await Promise.all([...this.#workers].map((worker) => worker.stop()));
     this.#workers.clear();
-    await Promise.all([...this.#sidecarDatabases.values()].map((db) => db.close()));
-    this.#sidecarDatabases.clear();
+    await Promise.all([...this.#sidecarBackends.values()].map((backend) => backend.close()));
+    this.#sidecarBackends.clear();
     await this.models.close();
-    await this.#kysely?.destroy();
-    // Model calls from SQL are no longer answered by this object.
-    if (isEmbedded(this.db)) this.db.removeModelCallHost(this.#modelCallHost);
-    if (this.#ownsDatabase) await this.db.close();
+    // Model calls from queries are no longer answered by this object.
+    this.#unhost?.();
+    if (this.#ownsBackend) await this.backend.close();
   }
-
-  async #answerModelCall(call: ModelCall, session: Queryable): Promise<void> {
-    const found = await session.query<ModelRecord>(
-      'SELECT name, runtime, output, config, artifact, spec_hash FROM superduper._models WHERE name = $1',
-      [call.model],
-    );
-    const model = found.rows[0];
-    if (!model) return; // removed meanwhile: the statement's next run says so
-    const [answer] = await answerModelCalls(this.models, model, [call.input]);
-    await session.query('SELECT superduper._store_answer($1, $2, $3::jsonb, $4::jsonb, $5)', [
-      call.model,
-      call.kind,
-      JSON.stringify(call.input),
-      answer?.ok ? JSON.stringify(answer.value) : null,
-      answer?.ok ? null : (answer?.error ?? 'no answer'),
-    ]);
-  }
-
-  async #fetchArtifact(sha256: string): Promise<Uint8Array> {
-    const result = await this.db.query<{ bytes: Buffer }>('SELECT bytes FROM superduper._artifacts WHERE sha256 = $1', [sha256]);
-    const row = result.rows[0];
-    if (!row) throw new SuperduperError(`artifact ${sha256} is not stored in this database`);
-    return new Uint8Array(row.bytes.buffer, row.bytes.byteOffset, row.bytes.byteLength);
-  }
-}
-
-async function storeModelFiles(tx: Queryable, model: StoredModel): Promise<Record<string, unknown>> {
-  // Files are stored by content hash; one already there is not sent again.
-  const put = async (bytes: Uint8Array) => {
-    const sha = createHash('sha256').update(bytes).digest('hex');
-    const stored = await tx.query('SELECT 1 FROM superduper._artifacts WHERE sha256 = $1', [sha]);
-    if (stored.rows.length > 0) return sha;
-    const result = await tx.query<{ sha: string }>('SELECT superduper.put_artifact($1) AS sha', [Buffer.from(bytes)]);
-    return result.rows[0]!.sha;
-  };
-  const spec = { ...model.spec };
-  if (model.artifact) spec.artifact = await put(await model.artifact());
-  if (model.files) {
-    const files: Record<string, string> = {};
-    for (const [path, load] of Object.entries(model.files)) files[path] = await put(await load());
-    spec.config = { ...(spec.config as Record<string, unknown>), files };
-  }
-  return spec;
-}
-
-type ModelCallHost = (call: ModelCall, session: Queryable) => Promise<void>;
-
-function isEmbedded(db: Database): db is Database & { addModelCallHost(host: ModelCallHost): void; removeModelCallHost(host: ModelCallHost): void } {
-  return db.kind === 'pglite' && typeof (db as { addModelCallHost?: unknown }).addModelCallHost === 'function';
-}
-
-function isListener(value: unknown): value is ListenerComponent {
-  return (value as ListenerComponent)?.kind === 'listener';
-}
-
-function isFunctionModel(value: unknown): value is FunctionModel {
-  return (value as FunctionModel)?.kind === 'model' && (value as FunctionModel).runtime === 'function';
-}
-
-function isStoredModel(value: unknown): value is StoredModel {
-  return (value as StoredModel)?.kind === 'model' && (value as FunctionModel).runtime !== 'function';
 }

@@ -88,3 +88,20 @@ export function isTransientDatabaseError(thrown: unknown): boolean {
   const kind = classifyDatabaseError(thrown);
   return kind === 'connection' || kind === 'retry';
 }
+
+/**
+ * The code of the error a backend's queue throws when a listener was removed or
+ * replaced while a sidecar's call waited: the sidecar reads its listeners again.
+ */
+export const LISTENER_CHANGED = 'SUPERDUPER_LISTENER_CHANGED';
+
+export function isListenerChanged(error: unknown): boolean {
+  return (error as { code?: string } | undefined)?.code === LISTENER_CHANGED;
+}
+
+/** An error as log fields: its description and, for errors with one, where it was thrown. */
+export function errorFields(thrown: unknown): { error: string; stack?: string } {
+  const error = coerceError(thrown);
+  const stack = error.stack?.split('\n').slice(1).join('\n');
+  return stack ? { error: describeError(error), stack } : { error: describeError(error) };
+}

@@ -1,15 +1,17 @@
-export { connect, Superduper, type ApplyResult, type Component, type ConnectOptions, type FailureRow, type ListenerStatus } from './client.js';
-export { install, type InstallResult } from './backends/postgres/install.js';
+export { connect, Superduper, type ApplyResult, type Component, type ConnectOptions, type FailureRow, type ListenerStatus, type SidecarRow, type WaitResult } from './client.js';
+export type { Backend, Capabilities } from './backends/backend.js';
+export { install, type InstallResult } from './install.js';
 export { listener, type ListenerComponent, type ListenerOptions, type ListenerSettings } from './components/listener.js';
 export { onnxModel, type ModelComponent, type OnnxModelOptions, type StoredModel } from './components/model.js';
 export { functionModel, type FunctionModel, type PredictFunction } from './models/function-runtime.js';
 export type { LoadedModel, ModelRecord, ModelRuntime, OutputSpec, RuntimeContext } from './models/types.js';
-export type { Database, Queryable, QueryResult } from './backends/postgres/sql-driver.js';
+export type { SqlDriver, Queryable, QueryResult } from './backends/postgres/sql-driver.js';
 export { connectPostgres, type PostgresOptions } from './backends/postgres/driver.js';
 export { Worker, type WorkerOptions } from './worker/worker.js';
 export { SuperduperError } from './errors.js';
 export { createLogger, type Logger } from './logger.js';
-export { TableQuery, type SearchHit, type SearchOptions } from './backends/postgres/search.js';
+export { TableQuery } from './backends/postgres/search.js';
+export type { SearchHit, SearchOptions } from './backends/types.js';
 export { createKysely, superduperDialect } from './backends/postgres/kysely.js';
 export { vectorIndex, type VectorIndexComponent, type VectorIndexOptions } from './components/vector-index.js';
 export {

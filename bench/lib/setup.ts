@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { connectPostgres } from '../../src/backends/postgres/driver.js';
 import { connect, type Superduper } from '../../src/client.js';
-import { install } from '../../src/backends/postgres/install.js';
+import { install } from '../../src/install.js';
 import { createLogger } from '../../src/logger.js';
 
 /** The project's cluster (scripts/pg.sh), or SUPERDUPER_BENCH_URI's. */

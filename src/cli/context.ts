@@ -17,8 +17,7 @@ export function resolveUri(uri: string | undefined): string {
 export async function openDatabase(uri: string | undefined, options: { requireInstalled?: boolean; logLevel?: string } = {}): Promise<Superduper> {
   const db = await connect(resolveUri(uri), { logger: createLogger(options.logLevel ?? process.env.SUPERDUPER_LOG_LEVEL ?? 'warn') });
   if (options.requireInstalled ?? true) {
-    const installed = await db.db.query<{ ok: boolean }>(`SELECT to_regclass('superduper._listeners') IS NOT NULL AS ok`);
-    if (!installed.rows[0]?.ok) {
+    if (!(await db.installed())) {
       await db.close();
       throw new SuperduperError('superduper is not installed in this database', {
         hint: 'Run "superduper install <uri>" first.',
@@ -44,8 +43,7 @@ export async function openDatabaseWhenReachable(uri: string | undefined, options
     let db: Superduper | undefined;
     try {
       db = await connect(resolved, { logger });
-      const installed = await db.db.query<{ ok: boolean }>(`SELECT to_regclass('superduper._listeners') IS NOT NULL AS ok`);
-      if (!installed.rows[0]?.ok) {
+      if (!(await db.installed())) {
         throw new SuperduperError('superduper is not installed in this database', {
           hint: 'Run "superduper install <uri>" first.',
           code: 'SUPERDUPER_FATAL',

@@ -1,4 +1,3 @@
-import type { EmbeddedDatabase } from '../backends/pglite/driver.js';
 import type { Superduper } from '../client.js';
 import { serveEmbedded } from '../backends/pglite/wire-server.js';
 import { SuperduperError } from '../errors.js';
@@ -18,7 +17,11 @@ export interface EndpointOptions {
 }
 
 export async function serveUntilStopped(db: Superduper, options: EndpointOptions & { write: (text: string) => void }): Promise<void> {
-  const server = await serveEmbedded(db.db as EmbeddedDatabase, {
+  // Imported here: other commands never load PGlite.
+  const { EmbeddedDatabase } = await import('../backends/pglite/driver.js');
+  const embedded = db.backend.sql;
+  if (!(embedded instanceof EmbeddedDatabase)) throw new SuperduperError(`only the embedded database is served (this is the ${db.backend.name} backend)`);
+  const server = await serveEmbedded(embedded, {
     host: options.host,
     port: options.port,
     logger: db.logger,
@@ -36,7 +39,6 @@ export async function serveUntilStopped(db: Superduper, options: EndpointOptions
         ? `A client idle in a transaction for ${options.idleInTransactionTimeout} s is rolled back (--idle-in-transaction-timeout).\n`
         : ''),
   );
-  const embedded = db.db as EmbeddedDatabase;
   const stopped = await new Promise<SuperduperError | undefined>((resolve) => {
     process.once('SIGINT', () => resolve(undefined));
     process.once('SIGTERM', () => resolve(undefined));

@@ -37,6 +37,8 @@ export interface ListenerComponent {
   readonly name: string;
   readonly model: string | ModelComponent;
   readonly spec: Record<string, unknown>;
+  /** The model, when given as an object: applied with the listener. */
+  readonly uses: readonly ModelComponent[];
 }
 
 /**
@@ -52,6 +54,7 @@ export function listener(options: ListenerOptions): ListenerComponent {
     kind: 'listener',
     name: options.name,
     model: options.model ?? DEFAULT_EMBEDDER,
+    uses: typeof options.model === 'object' ? [options.model] : [],
     spec: {
       type: 'listener',
       name: options.name,

@@ -1,3 +1,4 @@
+import { demoJoinSql, demoSearchSql, loadDemoCorpus } from '../backends/postgres/demo.js';
 import type { Superduper } from '../client.js';
 import { listener } from '../components/listener.js';
 import { vectorIndex } from '../components/vector-index.js';
@@ -50,19 +51,14 @@ export async function runDemo(db: Superduper, write: Write): Promise<DemoReport>
 
   const searches: DemoReport['searches'] = [];
   for (const query of DEMO_QUERIES) {
-    const sql = `SELECT l.id, round(l.score::numeric, 3) AS score, d.heading, d.body
-FROM superduper.like('${DEMO_INDEX}', $1, 3) AS l
-JOIN ${DEMO_TABLE} d ON d.id = l.id::int
-ORDER BY l.score DESC`;
+    const sql = demoSearchSql(DEMO_INDEX, DEMO_TABLE);
     const result = await db.db.query<{ id: string; score: string; heading: string; body: string }>(sql, [query]);
     write(`\n${sql.replace('$1', quoteLiteral(query))};\n`);
     for (const row of result.rows) write(`  ${row.score}  [${row.heading}] ${excerpt(row.body, 90)}\n`);
     searches.push({ query, hits: result.rows.map((row) => ({ id: row.id, score: Number(row.score), heading: row.heading })) });
   }
 
-  const joinSql = `SELECT d.id, d.heading, vector_dims(o.output) AS dims, o._computed_at::time(0) AS computed_at
-FROM ${DEMO_TABLE} d JOIN superduper.out_${DEMO_LISTENER} o USING (id)
-ORDER BY d.id LIMIT 3`;
+  const joinSql = demoJoinSql(DEMO_TABLE, DEMO_LISTENER);
   write(`\nThe listener's outputs are an ordinary table, joined to the source on its primary key:\n${joinSql};\n`);
   const joined = await db.db.query<{ id: number; heading: string; dims: number; computed_at: string }>(joinSql);
   for (const row of joined.rows) write(`  ${row.id}  ${excerpt(row.heading, 50).padEnd(50)}  vector(${row.dims})  ${row.computed_at}\n`);
@@ -71,20 +67,12 @@ ORDER BY d.id LIMIT 3`;
 }
 
 /** Creates the documents table and fills it on the first run; returns its row count. */
-async function loadCorpus(db: Superduper, passages: Passage[]): Promise<number> {
-  return db.db.transaction(async (tx) => {
-    await tx.query(`CREATE TABLE IF NOT EXISTS ${DEMO_TABLE} (id integer PRIMARY KEY, file text NOT NULL, heading text NOT NULL, body text NOT NULL)`);
-    const existing = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${DEMO_TABLE}`);
-    if ((existing.rows[0]?.n ?? 0) > 0) return existing.rows[0]!.n;
-    // One statement for all rows: the passages travel as one JSON parameter.
-    const rows = passages.map((p, i) => ({ id: i + 1, file: p.file, heading: p.heading, body: p.body }));
-    await tx.query(
-      `INSERT INTO ${DEMO_TABLE} (id, file, heading, body)
-       SELECT id, file, heading, body FROM jsonb_to_recordset($1::jsonb) AS r(id integer, file text, heading text, body text)`,
-      [JSON.stringify(rows)],
-    );
-    return rows.length;
-  });
+function loadCorpus(db: Superduper, passages: Passage[]): Promise<number> {
+  return loadDemoCorpus(
+    db.db,
+    DEMO_TABLE,
+    passages.map((p, i) => ({ id: i + 1, file: p.file, heading: p.heading, body: p.body })),
+  );
 }
 
 function excerpt(text: string, length: number): string {

@@ -17,18 +17,22 @@ export interface FunctionModel {
   readonly output: OutputSpec;
   readonly predict: PredictFunction;
   readonly spec: Record<string, unknown>;
+  /** Registers the function with this process's sidecars (apply does it). */
+  attach(functions: FunctionRuntime): void;
 }
 
 export function functionModel(options: { name: string; output: OutputSpec; predict: PredictFunction; version?: string }): FunctionModel {
   const source = options.version ?? createHash('sha256').update(options.predict.toString()).digest('hex');
-  return {
+  const model: FunctionModel = {
     kind: 'model',
     name: options.name,
     runtime: 'function',
     output: options.output,
     predict: options.predict,
     spec: { type: 'model', name: options.name, runtime: 'function', output: options.output, config: { source } },
+    attach: (functions) => functions.register(model),
   };
+  return model;
 }
 
 /** Runs the function models this process registered. */

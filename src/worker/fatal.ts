@@ -1,4 +1,4 @@
-import type { Database } from '../backends/postgres/sql-driver.js';
+import type { Backend } from '../backends/backend.js';
 import { classifyDatabaseError, describeError, SuperduperError } from '../errors.js';
 
 /**
@@ -8,7 +8,7 @@ import { classifyDatabaseError, describeError, SuperduperError } from '../errors
  * ever reached; a name that resolved before may be a DNS outage). Undefined
  * for every other error: the sidecar retries.
  */
-export async function fatalError(error: unknown, db: Database, reachedOnce: boolean): Promise<Error | undefined> {
+export async function fatalError(error: unknown, backend: Backend, reachedOnce: boolean): Promise<Error | undefined> {
   const code = (error as { code?: string }).code;
   if (code === 'SUPERDUPER_NEWER_DATABASE') return error as Error;
   const kind = classifyDatabaseError(error);
@@ -27,11 +27,8 @@ export async function fatalError(error: unknown, db: Database, reachedOnce: bool
     });
   }
   // superduper's own objects missing: removed, if its registry is gone too.
-  if (kind === 'statement' && /superduper/.test(describeError(error)) && ['3F000', '42P01', '42883'].includes(code ?? '')) {
-    const installed = await db
-      .query<{ ok: boolean }>(`SELECT to_regclass('superduper._workers') IS NOT NULL AS ok`, undefined, { timeoutMs: 10_000 })
-      .then((result) => result.rows[0]?.ok ?? true)
-      .catch(() => true);
+  if (kind === 'statement' && backend.missesOwnObject(error)) {
+    const installed = await backend.installed().catch(() => true);
     if (!installed) {
       return new SuperduperError('the superduper layer is not installed in this database (it was removed?)', {
         hint: 'Run "superduper install <uri>", then start the sidecar again.',

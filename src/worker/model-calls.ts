@@ -3,7 +3,9 @@ import { checkOutput } from '../models/output-check.js';
 import type { ModelCache } from '../models/registry.js';
 import type { ModelRecord } from '../models/types.js';
 
-export type CallAnswer = { ok: true; value: unknown } | { ok: false; error: string };
+import type { CallAnswer } from '../backends/backend.js';
+
+export type { CallAnswer };
 
 /**
  * Answers model calls made from SQL (superduper.embed / predict / like) for one

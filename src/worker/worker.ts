@@ -1,24 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { backoffMs } from '../backends/connection-health.js';
-import type { Database } from '../backends/postgres/sql-driver.js';
-import { classifyDatabaseError, describeError, SuperduperError } from '../errors.js';
-import { codeVersion } from '../generated/sql.js';
+import type { Backend } from '../backends/backend.js';
+import { classifyDatabaseError, describeError, errorFields, SuperduperError } from '../errors.js';
 import { compareLayer, describeCode, describeLayer, type LayerVersion } from '../layer-version.js';
 import type { Logger } from '../logger.js';
 import type { ModelCache } from '../models/registry.js';
-import { runBatch } from './batch.js';
-import { codeGone, type InFlight, type ListenerInfo } from './listener-info.js';
 import { fatalError } from './fatal.js';
+import { Heartbeat } from './heartbeat.js';
+import { workHotListeners } from './lanes.js';
+import type { InFlight, ListenerInfo } from './listener-info.js';
 import { RequestServer } from './requests.js';
-
-const VACUUM_LOG = 'VACUUM (SKIP_LOCKED) superduper._changes';
 
 export interface WorkerOptions {
   logger: Logger;
   /**
-   * How often to look for work even without a NOTIFY (lost while disconnected).
-   * Default 2000 ms; 200 ms on the embedded database, where triggers cannot wake a sidecar.
+   * How often to look for work even without a wake-up (lost while disconnected).
+   * Default: the backend's (2000 ms on a server; 200 ms on the embedded database,
+   * where triggers cannot wake a sidecar).
    */
   reconcileMs?: number;
   /** How often to tell the database this sidecar is alive. Default 2000 ms. */
@@ -65,21 +64,22 @@ export interface SidecarStatus {
  * The sidecar loop. Stateless: its identity and claims live in the database, so
  * any number of these, on any machines, share the work.
  *
- * While there is work it claims batches round-robin across listeners. When there
- * is none it takes the sleep lock (superduper._sleep_lock), looks once more, and
- * waits for a NOTIFY or the reconciliation timer.
+ * While there is work it claims batches round-robin across listeners (lanes.ts).
+ * When there is none it marks itself asleep (the backend's wake-up, e.g. a
+ * sleep lock on PostgreSQL), looks once more, and waits to be woken or for the
+ * reconciliation timer. Its liveness is heartbeat.ts.
  *
  * It outlives the database's bad moments (restarts, crashes, failovers, killed or
  * stalled connections, refused connections): a lost connection fails the batch
- * in flight, which is handed back (superduper._worker_release) once the
- * database answers again; meanwhile it retries with capped, jittered backoff
+ * in flight, which is handed back (the queue's release) once the database
+ * answers again; meanwhile it retries with capped, jittered backoff
  * and logs one line when the connection is lost and one when it is back. Only
  * errors no retry can fix end it (a bad password, the database or the layer
  * gone, a layer newer than this code): `done` rejects with them.
  */
 export class Worker {
   readonly id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  readonly #db: Database;
+  readonly #backend: Backend;
   readonly #models: ModelCache;
   readonly #log: Logger;
   readonly #options: Required<Omit<WorkerOptions, 'logger'>>;
@@ -90,16 +90,14 @@ export class Worker {
   #stopping = false;
   #loop: Promise<void> | undefined;
   #wakeUp: (() => void) | undefined;
-  #heartbeat: NodeJS.Timeout | undefined;
+  readonly #heartbeat: Heartbeat;
   #maintenance: NodeJS.Timeout | undefined;
   #batchesAtLastVacuum = -1;
   #refreshes = 0;
   #unlisten: (() => Promise<void>) | undefined;
   readonly #inFlight = new Set<InFlight>();
-  /** Answers model calls from SQL sessions; none on the embedded database (its host answers them). */
+  /** Answers model calls from queries, when sidecars do (not where the database's host process does). */
   readonly #requests: RequestServer | undefined;
-  /** The embedded database: one session for everyone, so never hold it to sleep. */
-  readonly #sharedSession: boolean;
   #lastPromoteCheck = 0;
   #markStopped: () => void = () => {};
   readonly #stopped = new Promise<void>((resolve) => {
@@ -112,8 +110,6 @@ export class Worker {
   #state: SidecarState = 'starting';
   #stateSince = new Date();
   #error: Error | undefined;
-  /** An outage not yet reported to the database (by the next heartbeat). */
-  #unreportedOutage: { at: string; seconds: number; reason: string } | undefined;
   #reachedOnce = false;
   /** Whether the LISTEN connection is up: while it is not, changes and model calls are looked for often. */
   #listening = true;
@@ -124,15 +120,13 @@ export class Worker {
    */
   readonly done: Promise<void>;
   readonly #onLost = () => this.#wakeUp?.();
-  readonly #onUp = (outage: { startedAt: Date; durationMs?: number; reason: string }) => {
-    this.#unreportedOutage = { at: outage.startedAt.toISOString(), seconds: (outage.durationMs ?? 0) / 1000, reason: outage.reason };
-  };
+  readonly #onUp = (outage: { startedAt: Date; durationMs?: number; reason: string }) => this.#heartbeat.outageEnded(outage);
 
-  constructor(db: Database, models: ModelCache, options: WorkerOptions) {
-    this.#db = db;
+  constructor(backend: Backend, models: ModelCache, options: WorkerOptions) {
+    this.#backend = backend;
     this.#models = models;
     this.#options = {
-      reconcileMs: options.reconcileMs ?? (db.kind === 'pglite' ? 200 : 2000),
+      reconcileMs: options.reconcileMs ?? backend.capabilities.defaultReconcileMs,
       heartbeatMs: options.heartbeatMs ?? 2000,
       deadAfterMs: options.deadAfterMs ?? 15000,
       stopTimeoutMs: options.stopTimeoutMs ?? 30000,
@@ -140,9 +134,28 @@ export class Worker {
       stallTimeoutMs: options.stallTimeoutMs ?? 10_000,
       reconnectMaxMs: options.reconnectMaxMs ?? 1000,
     };
-    this.#log = options.logger.child({ worker: this.id });
-    this.#sharedSession = db.kind === 'pglite';
-    this.#requests = this.#sharedSession ? undefined : new RequestServer(db, models, this.id, this.#log, this.#options.reconnectMaxMs);
+    this.#log = options.logger.child({ sidecar: this.id });
+    this.#requests =
+      backend.capabilities.modelCallsFromQueries === 'sidecars'
+        ? new RequestServer(backend, models, this.id, this.#log, this.#options.reconnectMaxMs)
+        : undefined;
+    this.#heartbeat = new Heartbeat(backend, this.id, this.#log, this.#options, this.#inFlight, {
+      registered: () => this.#registered && this.#state !== 'failed',
+      state: () => (this.#state === 'reconnecting' ? 'working' : this.#state),
+      reached: (startedAt) => this.#reached(startedAt),
+      layer: (layer) => this.#checkLayer(layer),
+      released: () => {
+        this.#refreshNeeded = true;
+        this.#wakeUp?.();
+      },
+      presumedDead: async () => {
+        this.#registered = false;
+        await this.#register();
+      },
+      fatal: (error) => this.#fatalError(error),
+      fail: (error) => this.#fail(error),
+      wake: () => this.#wakeUp?.(),
+    });
     this.done = new Promise<void>((resolve, reject) => {
       this.#settle = { resolve, reject };
     });
@@ -157,12 +170,12 @@ export class Worker {
   /** What it is doing; 'reconnecting' whenever its database is unreachable. */
   get state(): SidecarState {
     const active = this.#state === 'working' || this.#state === 'idle' || this.#state === 'starting';
-    return active && this.#db.health.state === 'down' ? 'reconnecting' : this.#state;
+    return active && this.#backend.health.state === 'down' ? 'reconnecting' : this.#state;
   }
 
   /** What this sidecar is doing, for health checks (superduper start --health-port) and status. */
   status(): SidecarStatus {
-    const health = this.#db.health;
+    const health = this.#backend.health;
     const outage = health.outage ?? health.lastOutage;
     return {
       id: this.id,
@@ -186,8 +199,8 @@ export class Worker {
    * down is waited for (the sidecar starts in state 'reconnecting').
    */
   async start(): Promise<void> {
-    this.#db.health.on('lost', this.#onLost);
-    this.#db.health.on('up', this.#onUp);
+    this.#backend.health.on('lost', this.#onLost);
+    this.#backend.health.on('up', this.#onUp);
     try {
       await this.#register();
     } catch (error) {
@@ -202,24 +215,29 @@ export class Worker {
       // Unreachable for now: registering is the loop's first step.
       this.#setState('reconnecting');
     }
-    this.#unlisten = await this.#db.listen(
-      'superduper',
-      (payload) => this.#notified(payload),
-      () => {
-        // Notifications sent while we were disconnected are lost: look again.
+    this.#unlisten = await this.#backend.wakeUp.subscribe({
+      changed: (id) => {
+        if (id !== undefined && this.#listeners.has(id)) this.#hot.add(id);
+        else this.#refreshNeeded = true;
+        this.#wakeUp?.();
+      },
+      request: (id) => (id === undefined ? this.#requests?.wake() : this.#requests?.take(id)),
+      carried: (request) => this.#requests?.takeCarried(request),
+      reconnected: () => {
+        // Wake-ups sent while we were disconnected are lost: look again.
         this.#listening = true;
         this.#refreshNeeded = true;
         this.#requests?.wake();
         this.#wakeUp?.();
       },
-      () => {
+      lost: () => {
         // Until it listens again, nothing wakes it: look often instead.
         this.#listening = false;
         this.#wakeUp?.();
       },
-    );
-    this.#scheduleHeartbeat();
-    this.#maintenance = setInterval(() => void this.#vacuumLog(), 1000);
+    });
+    this.#heartbeat.start();
+    this.#maintenance = setInterval(() => void this.#maintain(), 1000);
     this.#maintenance.unref();
     this.#loop = this.#run();
     this.#requests?.wake();
@@ -235,7 +253,7 @@ export class Worker {
     this.#stopping = true;
     this.#markStopped();
     this.#wakeUp?.();
-    clearTimeout(this.#heartbeat);
+    this.#heartbeat.stop();
     clearInterval(this.#maintenance);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<void>((resolve) => {
@@ -247,8 +265,8 @@ export class Worker {
     this.#requests?.release();
     this.#detach();
     if (this.#state !== 'failed') {
-      await this.#db.query('SELECT superduper._worker_stop($1)', [this.id], { timeoutMs: 5000 }).catch((error: unknown) => {
-        this.#log.warn({ error: describeError(error) }, 'could not release claims on stop (they are released when their leases run out)');
+      await this.#backend.sidecars.stop(this.id, 5000).catch((error: unknown) => {
+        this.#log.warn(errorFields(error), 'could not release claims on stop (they are released when their leases run out)');
       });
       this.#setState('stopped');
       this.#settle?.resolve();
@@ -257,8 +275,8 @@ export class Worker {
   }
 
   #detach(): void {
-    this.#db.health.off('lost', this.#onLost);
-    this.#db.health.off('up', this.#onUp);
+    this.#backend.health.off('lost', this.#onLost);
+    this.#backend.health.off('up', this.#onUp);
   }
 
   #setState(state: SidecarState): void {
@@ -269,13 +287,16 @@ export class Worker {
 
   /** Announces this sidecar; checks the layer against this code. */
   async #register(): Promise<void> {
-    const result = await this.#db.query<{ layer: LayerVersion }>(
-      'SELECT superduper._worker_register($1, $2, $3, $4, make_interval(secs => $5), $6) AS layer',
-      [this.id, hostname(), process.pid, this.#models.functions.names(), this.#options.heartbeatMs / 1000, codeVersion],
-    );
+    const layer = await this.#backend.sidecars.register({
+      id: this.id,
+      host: hostname(),
+      pid: process.pid,
+      functions: this.#models.functions.names(),
+      heartbeatMs: this.#options.heartbeatMs,
+    });
     this.#reachedOnce = true;
     this.#registered = true;
-    this.#checkLayer(result.rows[0]!.layer);
+    this.#checkLayer(layer);
   }
 
   /** Throws for a layer newer than this code; waits (state) for an older one to be upgraded. */
@@ -303,7 +324,7 @@ export class Worker {
 
   /** The error, made clear, if no retry can fix it (see fatal.ts); undefined otherwise. */
   #fatalError(error: unknown): Promise<Error | undefined> {
-    return fatalError(error, this.#db, this.#reachedOnce);
+    return fatalError(error, this.#backend, this.#reachedOnce);
   }
 
   /** Ends the sidecar for an error no retry can fix. */
@@ -311,7 +332,7 @@ export class Worker {
     if (this.#state === 'failed' || this.#stopping) return;
     this.#error = error;
     this.#setState('failed');
-    this.#log.error({ error: describeError(error) }, 'sidecar stopped: no retry can fix this');
+    this.#log.error(errorFields(error), 'sidecar stopped: no retry can fix this');
     this.#settle?.reject(error);
     void this.stop();
   }
@@ -319,106 +340,16 @@ export class Worker {
   /** The database answered a round trip (one that writes) begun at startedAt: it is reachable (again). */
   #reached(startedAt?: number): void {
     this.#reachedOnce = true;
-    this.#db.health.answered(startedAt);
+    this.#backend.health.answered(startedAt);
   }
 
-  #notified(payload: string): void {
-    if (payload.startsWith('embed:')) {
-      if (this.#requests) this.#requests.takeCarried(payload.slice('embed:'.length));
-      return;
-    }
-    if (payload.startsWith('request')) {
-      const id = payload.slice('request:'.length);
-      if (/^\d+$/.test(id)) this.#requests?.take(id);
-      else this.#requests?.wake();
-      return;
-    }
-    const id = Number(payload);
-    if (this.#listeners.has(id)) this.#hot.add(id);
-    else this.#refreshNeeded = true;
-    this.#wakeUp?.();
-  }
-
-  /** The next heartbeat comes heartbeatMs after this one ended: a stalled one never piles others up. */
-  #scheduleHeartbeat(): void {
-    if (this.#stopping) return;
-    this.#heartbeat = setTimeout(() => {
-      void this.#beat().finally(() => this.#scheduleHeartbeat());
-    }, this.#options.heartbeatMs);
-    this.#heartbeat.unref();
-  }
-
-  async #beat(): Promise<void> {
-    if (!this.#registered || this.#state === 'failed') return;
-    const startedAt = Date.now();
-    try {
-      const outage = this.#unreportedOutage;
-      const beat = await this.#db.query<{ beat: LayerVersion & { released: number } }>(
-        'SELECT superduper._worker_heartbeat($1, make_interval(secs => $2), $3, $4) AS beat',
-        [this.id, this.#options.deadAfterMs / 1000, this.#reportedState(), outage ? JSON.stringify(outage) : null],
-        { timeoutMs: this.#options.stallTimeoutMs },
-      );
-      if (outage === this.#unreportedOutage) this.#unreportedOutage = undefined;
-      this.#reached(startedAt);
-      const { released, ...layer } = beat.rows[0]!.beat;
-      this.#checkLayer(layer);
-      if (released > 0) {
-        this.#log.warn({ sidecars: released }, 'released the claims of sidecars that stopped answering');
-        this.#refreshNeeded = true;
-        this.#wakeUp?.();
-      }
-      for (const flight of this.#inFlight) {
-        if (Date.now() - flight.claimedAt <= (flight.listener.settings.lease_seconds * 1000) / 3) continue;
-        await this.#db.query('SELECT superduper._extend_lease($1, $2, $3::text[], $4::bigint[], $5, make_interval(secs => $6))', [
-          this.id,
-          flight.listener.id,
-          flight.ackPks,
-          flight.ackIds,
-          flight.chunk,
-          flight.listener.settings.lease_seconds,
-        ]);
-        flight.claimedAt = Date.now();
-      }
-    } catch (error) {
-      if ((error as { code?: string }).code === 'SDU01' || /is not registered/.test(describeError(error))) {
-        // Presumed dead by another sidecar (a long pause); our claims were released.
-        this.#registered = false;
-        await this.#register().catch(() => {});
-        return;
-      }
-      if (classifyDatabaseError(error) === 'connection') {
-        // A fresh round trip failed: the database, or the network to it, is
-        // gone or stalled. The other connections are as suspect (a half-open
-        // one would keep its query waiting for its whole deadline): close them
-        // all, so that everything in flight fails now and is made again.
-        this.#db.resetConnections(error as Error);
-      }
-      const fatal = await this.#fatalError(error);
-      if (fatal) return this.#fail(fatal);
-      if (classifyDatabaseError(error) !== 'connection') this.#log.warn({ error: describeError(error) }, 'heartbeat failed');
-      this.#wakeUp?.();
-    }
-  }
-
-  /** What the heartbeat tells the database this sidecar is doing. */
-  #reportedState(): string {
-    return this.#state === 'reconnecting' ? 'working' : this.#state;
-  }
-
-  /**
-   * Drains delete from the change log, which has no index: its dead rows are
-   * read by every drain until a VACUUM removes them, and autovacuum comes by
-   * once a minute. Measured: under a steady write load the dead rows made each
-   * drain slow enough to cut the database's throughput tenfold. So a sidecar
-   * that worked in the last second vacuums the log (skipped if another sidecar is
-   * at it; a warning, not an error, if this role does not own the table).
-   */
-  async #vacuumLog(): Promise<void> {
+  /** The backend's housekeeping (the change log's vacuum on PostgreSQL), once a second while the sidecar works. */
+  async #maintain(): Promise<void> {
     const activity = this.#batches + this.#refreshes;
-    if (activity === this.#batchesAtLastVacuum || this.#stopping || this.#db.health.state === 'down') return;
+    if (activity === this.#batchesAtLastVacuum || this.#stopping || this.#backend.health.state === 'down') return;
     this.#batchesAtLastVacuum = activity;
-    await this.#db.query(VACUUM_LOG).catch((error: unknown) => {
-      this.#log.debug({ error: describeError(error) }, 'could not vacuum the change log');
+    await this.#backend.sidecars.maintain().catch((error: unknown) => {
+      this.#log.debug(errorFields(error), 'housekeeping failed');
     });
   }
 
@@ -428,16 +359,16 @@ export class Worker {
     // Cleared before the read, not after: a refresh asked for while the read is
     // under way (an apply that committed after it began) must not be lost.
     this.#refreshNeeded = false;
-    let result;
+    let rows;
     try {
-      result = await this.#db.query<ListenerInfo>('SELECT * FROM superduper._worker_listeners($1)', [this.#models.functions.names()]);
+      rows = await this.#backend.sidecars.listeners(this.#models.functions.names());
     } catch (error) {
       this.#refreshNeeded = true;
       throw error;
     }
-    this.#listeners = new Map(result.rows.map((row) => [row.id, row]));
+    this.#listeners = new Map(rows.map((row) => [row.id, row]));
     for (const id of [...this.#hot]) if (!this.#listeners.has(id)) this.#hot.delete(id);
-    for (const row of result.rows) if (row.has_work) this.#hot.add(row.id);
+    for (const row of rows) if (row.has_work) this.#hot.add(row.id);
     if (Date.now() - this.#lastPromoteCheck > this.#options.reconcileMs) {
       this.#lastPromoteCheck = Date.now();
       await this.#promote();
@@ -446,8 +377,7 @@ export class Worker {
 
   /** Building versions whose backfill is complete replace their current version. */
   async #promote(): Promise<void> {
-    const result = await this.#db.query<{ promoted: number }>('SELECT superduper._promote_ready() AS promoted');
-    if ((result.rows[0]?.promoted ?? 0) > 0) {
+    if ((await this.#backend.sidecars.promoteReady()) > 0) {
       this.#log.info('promoted rebuilt listener versions');
       this.#refreshNeeded = true;
     }
@@ -468,7 +398,7 @@ export class Worker {
         if (this.#releaseClaims) {
           // No batch is in flight here: whatever this sidecar still has leased
           // was claimed by batches that failed with their connection.
-          await this.#db.query('SELECT superduper._worker_release($1)', [this.id]);
+          await this.#backend.queue.release(this.id);
           this.#releaseClaims = false;
         }
         if (this.#refreshNeeded) await this.#refresh();
@@ -476,38 +406,49 @@ export class Worker {
         failures = 0;
         if (this.#hot.size > 0) {
           this.#setState('working');
-          await this.#workHotListeners();
+          await workHotListeners({
+            backend: this.#backend,
+            models: this.#models,
+            workerId: this.id,
+            logger: this.#log,
+            concurrency: this.#options.concurrency,
+            hot: this.#hot,
+            listeners: () => this.#listeners,
+            inFlight: this.#inFlight,
+            stopping: () => this.#stopping,
+            wrote: (startedAt) => {
+              this.#batches++;
+              this.#reached(startedAt);
+            },
+            promote: () => this.#promote(),
+            refreshNeeded: () => {
+              this.#refreshNeeded = true;
+            },
+          });
           idleWait = 10;
           continue;
         }
         this.#setState('idle');
-        if (this.#sharedSession) {
-          // The embedded database's triggers cannot wake a sidecar (its writers and
-          // the sidecar share one session, so the sleep lock never blocks them):
-          // look again after reconcileMs, or when the wire server sees a write.
+        if (this.#backend.capabilities.sharedSession || !this.#backend.capabilities.crossSessionNotify) {
+          // Writers cannot wake this sidecar (on the embedded database they and
+          // the sidecar share one session, so a sleep mark never blocks them):
+          // look again after reconcileMs, or when the backend sees a write.
           await this.#sleep(this.#options.reconcileMs);
           this.#refreshNeeded = true;
           continue;
         }
-        // Nothing known to do: sleep. See superduper._sleep_lock for why taking the
-        // lock, then looking once more, cannot miss a change.
-        idleWait = await this.#db.withConnection(async (connection) => {
-          // Tiny statements: a connection that does not answer them soon is stalled.
-          const quick = { timeoutMs: this.#options.stallTimeoutMs };
-          const locked = await connection.query<{ locked: boolean }>('SELECT superduper._sleep_lock($1) AS locked', [this.id], quick);
-          try {
-            await this.#refresh();
-            if (this.#hot.size > 0 || this.#stopping) return 10;
-            // Without the lock, writers may not notify, and without the LISTEN
-            // connection their notifications are lost: wait briefly (longer
-            // while the lock stays taken).
-            const deaf = Math.min(this.#options.reconcileMs, 250);
-            await this.#sleep(!this.#listening ? deaf : locked.rows[0]?.locked ? this.#options.reconcileMs : idleWait);
-            if (this.#hot.size === 0) this.#refreshNeeded = true;
-            return Math.min(idleWait * 2, this.#options.reconcileMs);
-          } finally {
-            await connection.query('SELECT superduper._sleep_unlock($1)', [this.id], quick);
-          }
+        // Nothing known to do: sleep, marked asleep. See the backend's wake-up for
+        // why marking, then looking once more, cannot miss a change.
+        idleWait = await this.#backend.wakeUp.asleep(this.id, this.#options.stallTimeoutMs, async (marked) => {
+          await this.#refresh();
+          if (this.#hot.size > 0 || this.#stopping) return 10;
+          // Without the mark, writers may not wake it, and without the wake-up
+          // connection their wake-ups are lost: wait briefly (longer while the
+          // mark is held).
+          const deaf = Math.min(this.#options.reconcileMs, 250);
+          await this.#sleep(!this.#listening ? deaf : marked ? this.#options.reconcileMs : idleWait);
+          if (this.#hot.size === 0) this.#refreshNeeded = true;
+          return Math.min(idleWait * 2, this.#options.reconcileMs);
         });
       } catch (error) {
         if (this.#stopping) break;
@@ -525,7 +466,7 @@ export class Worker {
           // Said once per outage by the database's health (see ConnectionHealth),
           // as of when this attempt began: one begun before the database last
           // answered is not news.
-          this.#db.health.lost(error, iterationStarted);
+          this.#backend.health.lost(error, iterationStarted);
           this.#log.debug({ error: describeError(error), attempt: failures }, 'database unreachable; retrying');
           this.#setState('reconnecting');
           wait = backoffMs(failures, 100, this.#options.reconnectMaxMs);
@@ -537,7 +478,7 @@ export class Worker {
           // An error of ours or of a statement: say it each time, and back off
           // (250 ms doubling to 10 s) while it persists.
           wait = Math.min(250 * 2 ** (failures - 1), 10_000);
-          this.#log.error({ error: describeError(error), retryInMs: wait }, 'sidecar loop error; retrying');
+          this.#log.error({ ...errorFields(error), retryInMs: wait }, 'sidecar loop error; retrying');
         }
         await this.#pause(wait);
       }
@@ -552,63 +493,6 @@ export class Worker {
   #pause(ms: number): Promise<unknown> {
     let timer: NodeJS.Timeout | undefined;
     return Promise.race([new Promise((resolve) => (timer = setTimeout(resolve, ms))), this.#stopped]).finally(() => clearTimeout(timer));
-  }
-
-  /**
-   * Runs batches of the listeners known to have work, round-robin, in
-   * `concurrency` lanes: while one lane's model computes, another's claim or
-   * write is in the database, so neither waits for the other. When one lane
-   * fails the others finish their batch and stop, so that nothing of this
-   * sidecar is in flight when the error is handled.
-   */
-  async #workHotListeners(): Promise<void> {
-    let turn = 0;
-    let failed = false;
-    const next = (): ListenerInfo | undefined => {
-      const ids = [...this.#hot];
-      if (ids.length === 0) return undefined;
-      const id = ids[turn++ % ids.length]!;
-      return this.#listeners.get(id);
-    };
-    const lane = async () => {
-      while (!this.#stopping && !failed && this.#hot.size > 0) {
-        const listener = next();
-        if (!listener) return;
-        const batchStarted = Date.now();
-        try {
-          const outcome = await runBatch(
-            {
-              db: this.#db,
-              models: this.#models,
-              workerId: this.id,
-              logger: this.#log,
-              onClaim: (claim, done) => (done ? this.#inFlight.delete(claim) : this.#inFlight.add(claim)),
-            },
-            listener,
-          );
-          if (outcome.claimed === 0) {
-            this.#hot.delete(listener.id);
-            if (listener.state === 'building') await this.#promote();
-          } else {
-            this.#batches++;
-            this.#reached(batchStarted);
-            this.#log.debug({ listener: listener.name, ...outcome }, 'batch');
-          }
-        } catch (error) {
-          this.#hot.delete(listener.id);
-          if (codeGone(error)) {
-            // Its functions are gone or replaced: removed, frozen or promoted meanwhile.
-            this.#refreshNeeded = true;
-            continue;
-          }
-          failed = true;
-          throw error;
-        }
-      }
-    };
-    const lanes = await Promise.allSettled(Array.from({ length: this.#options.concurrency }, lane));
-    const rejected = lanes.find((lane): lane is PromiseRejectedResult => lane.status === 'rejected');
-    if (rejected) throw rejected.reason;
   }
 
   /**

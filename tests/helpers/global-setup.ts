@@ -29,7 +29,7 @@ export default async function setup(): Promise<void> {
   }
   // Imported here so that the generated SQL module exists first.
   const { connectPostgres } = await import('../../src/backends/postgres/driver.js');
-  const { install } = await import('../../src/backends/postgres/install.js');
+  const { install } = await import('../../src/install.js');
   const db = await connectPostgres(uriFor(TEMPLATE_DATABASE));
   try {
     await install(db);
@@ -42,7 +42,7 @@ export default async function setup(): Promise<void> {
 /** The same for the embedded database: installed once, dumped, opened from the dump by each test file. */
 async function buildEmbeddedTemplate(): Promise<void> {
   const { EmbeddedDatabase } = await import('../../src/backends/pglite/driver.js');
-  const { install } = await import('../../src/backends/postgres/install.js');
+  const { install } = await import('../../src/install.js');
   const embedded = await EmbeddedDatabase.open();
   try {
     await install(embedded);

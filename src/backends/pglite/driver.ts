@@ -5,10 +5,13 @@ import { guardExit } from './exit-guard.js';
 import type { SuperduperError } from '../../errors.js';
 import { SharedSession } from './session.js';
 import { DEFAULT_SETTINGS, SessionSettings } from './session-settings.js';
-import { mayCallModel, modelCallOf, type ModelCall, rerunnable } from './model-call-error.js';
+import { modelCallOf, type ModelCall, rerunnable } from './model-call-error.js';
+import { runAnsweringModelCalls } from './model-call-rerun.js';
 import { resumeWaitSql, WAIT_RERUN_MS, waitResumeOf } from './wait-rerun.js';
 import { ConnectionHealth } from '../connection-health.js';
-import type { Connection, Database, Queryable, QueryResult } from '../postgres/sql-driver.js';
+import type { Backend } from '../backend.js';
+import type { Connection, SqlDriver, Queryable, QueryResult } from '../postgres/sql-driver.js';
+import { embeddedBackend } from './backend.js';
 
 export interface EmbeddedOptions {
   /** Folder of the database files; omitted: in memory, gone when closed. */
@@ -19,9 +22,6 @@ export interface EmbeddedOptions {
 
 /** Computes a model call raised by SQL (SDM01) and stores its answer (superduper._store_answer). */
 export type ModelCallHost = (call: ModelCall, db: Queryable) => Promise<void>;
-
-/** How many model calls one statement may need answered before it is given up on. */
-const MAX_CALLS_PER_STATEMENT = 1000;
 
 /**
  * PostgreSQL in this process: PGlite (PostgreSQL compiled to WebAssembly) with
@@ -35,8 +35,7 @@ const MAX_CALLS_PER_STATEMENT = 1000;
  * - NOTIFY reaches only this session: listen() callbacks are fed by PGlite's own
  *   dispatch and by the wire server (embedded/wire-server.ts).
  */
-export class EmbeddedDatabase implements Database {
-  readonly kind = 'pglite' as const;
+export class EmbeddedDatabase implements SqlDriver {
   /** Set while a wire server serves this database (see serve()). */
   uri: string | undefined;
   readonly session = new SharedSession();
@@ -88,6 +87,11 @@ export class EmbeddedDatabase implements Database {
       await unlock?.();
       throw error;
     }
+  }
+
+  /** The PostgreSQL backend with the embedded database's capabilities, on this driver (closing it stays the caller's). */
+  backend(): Backend {
+    return embeddedBackend(this, { ownsDriver: false });
   }
 
   /**
@@ -272,30 +276,30 @@ export class EmbeddedDatabase implements Database {
     return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
   }
 
-  /**
-   * Runs a statement, answering the model calls it raises (SDM01) and running it
-   * again. Outside a transaction the failed run left nothing behind; inside one,
-   * a savepoint taken before it is rolled back to (taken only for statements that
-   * mention a model call, the only ones that can need it, so that other errors
-   * abort the transaction as PostgreSQL's always do).
-   */
-  async #answering<T>(text: string, run: () => Promise<T>): Promise<T> {
+  /** Runs a statement, answering the model calls it raises (see model-call-rerun.ts). */
+  #answering<T>(text: string, run: () => Promise<T>): Promise<T> {
     const host = this.modelCallHost;
     if (!host) return run();
-    const inTransaction = this.pglite.isInTransaction();
-    if (inTransaction ? !mayCallModel(text) : !rerunnable(text)) return run();
-    for (let calls = 0; ; calls++) {
-      if (inTransaction) await this.pglite.exec('SAVEPOINT superduper_model_call');
-      try {
-        const result = await run();
-        if (inTransaction) await this.pglite.exec('RELEASE SAVEPOINT superduper_model_call');
-        return result;
-      } catch (error) {
-        const call = modelCallOf(error);
-        if (!call || calls >= MAX_CALLS_PER_STATEMENT) throw error;
-        if (inTransaction) await this.pglite.exec('ROLLBACK TO SAVEPOINT superduper_model_call; RELEASE SAVEPOINT superduper_model_call');
+    return runAnsweringModelCalls<{ value?: T; error?: unknown }>({
+      sql: text,
+      inBlock: this.pglite.isInTransaction(),
+      answerable: true,
+      exec: (sql) => this.pglite.exec(sql),
+      run: async () => {
+        try {
+          return { outcome: { value: await run() }, call: undefined, failed: false, leftBlockOpen: false };
+        } catch (error) {
+          return { outcome: { error }, call: modelCallOf(error), failed: true, leftBlockOpen: false };
+        }
+      },
+      // The host's own failure is the caller's error.
+      answer: async (call) => {
         await host(call, this);
-      }
-    }
+        return true;
+      },
+    }).then((outcome) => {
+      if ('error' in outcome) throw outcome.error;
+      return outcome.value as T;
+    });
   }
 }

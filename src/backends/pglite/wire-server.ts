@@ -4,7 +4,8 @@ import type { EmbeddedDatabase, ModelCallHost } from './driver.js';
 import { quoteIdent } from '../../identifiers.js';
 import type { Logger } from '../../logger.js';
 import { ChannelRouter, listenStatements, type ListenStatement } from './channel-router.js';
-import { mayCallModel, MODEL_CALL_SQLSTATE, type ModelCall, parseModelCall, rerunnable } from './model-call-error.js';
+import { MODEL_CALL_SQLSTATE, type ModelCall, parseModelCall, rerunnable } from './model-call-error.js';
+import { runAnsweringModelCalls } from './model-call-rerun.js';
 import { changesSettings, startupSettings, type Settings } from './session-settings.js';
 import { resumeWaitSql, WAIT_RERUN_MS, WAIT_SQLSTATE } from './wait-rerun.js';
 import { copyFail, copyFromStdin, copyInResponse, MAX_COPY_BYTES, withoutCopyInResponse, type CopyFromStdin, type CopyIn } from './wire-copy.js';
@@ -71,7 +72,6 @@ const PASSWORD = 0x70;
 const EXTENDED = new Set([0x50, 0x42, 0x44, 0x45, 0x43]); // Parse, Bind, Describe, Execute, Close
 const NOTIFICATION = 0x41;
 const WRITE_TAG = /^(INSERT|UPDATE|DELETE|MERGE|COPY|TRUNCATE)\b/;
-const MAX_CALLS_PER_STATEMENT = 1000;
 /** The parameters a server reports at startup (and whenever they change). */
 const REPORTED = [
   'application_name', 'client_encoding', 'DateStyle', 'default_transaction_read_only', 'in_hot_standby', 'integer_datetimes',
@@ -516,58 +516,51 @@ class WireClient {
     if (changesSettings(sql)) this.#settingsMayHaveChanged = true;
     const host = db.modelCallHost;
     const inBlock = db.pglite.isInTransaction();
-    let fromSavepoint = host !== undefined && completes && inBlock && mayCallModel(sql);
-    let canRerun = host !== undefined && completes && !inBlock && sql !== '' && rerunnable(sql);
-
-    for (let calls = 0; ; calls++) {
-      if (fromSavepoint) await this.#execute(simpleQuery('SAVEPOINT superduper_model_call'));
-      if (resumeWait !== undefined) await this.#execute(simpleQuery(resumeWaitSql(resumeWait)));
-      const answer = this.#statements.unscope(await this.#executeAll(messages, calls > 0 || resumeWait !== undefined));
-      // Used by wait_for, or by nobody if the statement failed before it.
-      if (resumeWait !== undefined) await this.#execute(simpleQuery(resumeWaitSql('')));
-      // Notifications are routed below, to whoever listens; none goes through as is.
-      const { summary, forward } = readBackend(answer, (type) => type !== NOTIFICATION);
-      const callError = summary.errors.find((error) => error.C === MODEL_CALL_SQLSTATE);
-      const call = callError?.D ? parseModelCall(callError.D) : undefined;
-      if (call && host && (fromSavepoint || canRerun) && calls < MAX_CALLS_PER_STATEMENT) {
-        if (fromSavepoint) await this.#execute(simpleQuery('ROLLBACK TO SAVEPOINT superduper_model_call; RELEASE SAVEPOINT superduper_model_call'));
-        // A block the batch itself began (pgJDBC sends BEGIN with the first
-        // statement when autocommit is off) is now aborted: roll it back, so
-        // that the batch runs again from where it started.
-        else if (summary.status !== 'I') await this.#execute(simpleQuery('ROLLBACK'));
-        if (!(await this.#answer(call, host))) {
-          // Not answered: run it once more, plainly, so that the client gets the
-          // statement's own error (and, in a block, the block aborts as it should).
-          fromSavepoint = false;
-          canRerun = false;
-        }
-        continue;
-      }
-      if (fromSavepoint && summary.errors.length === 0) await this.#execute(simpleQuery('RELEASE SAVEPOINT superduper_model_call'));
-      // A wait_for with changes pending, outside a block (or in one the batch
-      // began): nothing reaches the client yet; the statement runs again in a
-      // later turn (see #turn).
-      const waitError = summary.errors.find((error) => error.C === WAIT_SQLSTATE);
-      if (waitError?.D && completes && !inBlock && rerunnable(sql)) {
-        if (summary.status !== 'I') await this.#execute(simpleQuery('ROLLBACK'));
-        await this.#release();
-        return { resumeWait: waitError.D };
-      }
-
-      const listens = summary.tags.filter((tag) => tag === 'LISTEN' || tag === 'UNLISTEN').length;
-      if (listens > 0) await this.#followListens(listenStatements(sql).slice(0, listens));
-      for (const note of summary.notifications) {
-        if (db.listensTo(note.channel)) db.notify(note.channel, note.payload);
-        for (const client of this.router.listeners(note.channel)) client.deliver(notificationResponse(note));
-      }
-      // Triggers cannot wake the sidecar here (see Worker): a committed write does.
-      if (summary.status === 'I' && summary.tags.some((tag) => WRITE_TAG.test(tag))) db.notify('superduper', 'changed');
-      const reports = changesSettings(sql) ? await this.#changedParameters() : [];
-      if (forward.length > 0 && !this.#closed) this.socket.write(reports.length === 0 ? forward : beforeReadyForQuery(forward, reports));
-      if (summary.status === 'I') await this.#release();
-      else if (summary.status !== undefined) this.#watchIdle();
-      return {};
+    const { summary, forward } = await runAnsweringModelCalls({
+      sql,
+      inBlock,
+      answerable: host !== undefined && completes && sql !== '',
+      exec: (text) => this.#execute(simpleQuery(text)),
+      run: async (again) => {
+        if (resumeWait !== undefined) await this.#execute(simpleQuery(resumeWaitSql(resumeWait)));
+        const answer = this.#statements.unscope(await this.#executeAll(messages, again || resumeWait !== undefined));
+        // Used by wait_for, or by nobody if the statement failed before it.
+        if (resumeWait !== undefined) await this.#execute(simpleQuery(resumeWaitSql('')));
+        // Notifications are routed below, to whoever listens; none goes through as is.
+        const read = readBackend(answer, (type) => type !== NOTIFICATION);
+        const callError = read.summary.errors.find((error) => error.C === MODEL_CALL_SQLSTATE);
+        return {
+          outcome: read,
+          call: callError?.D ? parseModelCall(callError.D) : undefined,
+          failed: read.summary.errors.length > 0,
+          leftBlockOpen: !inBlock && read.summary.status !== undefined && read.summary.status !== 'I',
+        };
+      },
+      answer: (call) => this.#answer(call, host!),
+    });
+    // A wait_for with changes pending, outside a block (or in one the batch
+    // began): nothing reaches the client yet; the statement runs again in a
+    // later turn (see #turn).
+    const waitError = summary.errors.find((error) => error.C === WAIT_SQLSTATE);
+    if (waitError?.D && completes && !inBlock && rerunnable(sql)) {
+      if (summary.status !== 'I') await this.#execute(simpleQuery('ROLLBACK'));
+      await this.#release();
+      return { resumeWait: waitError.D };
     }
+
+    const listens = summary.tags.filter((tag) => tag === 'LISTEN' || tag === 'UNLISTEN').length;
+    if (listens > 0) await this.#followListens(listenStatements(sql).slice(0, listens));
+    for (const note of summary.notifications) {
+      if (db.listensTo(note.channel)) db.notify(note.channel, note.payload);
+      for (const client of this.router.listeners(note.channel)) client.deliver(notificationResponse(note));
+    }
+    // Triggers cannot wake the sidecar here (see Worker): a committed write does.
+    if (summary.status === 'I' && summary.tags.some((tag) => WRITE_TAG.test(tag))) db.notify('superduper', 'changed');
+    const reports = changesSettings(sql) ? await this.#changedParameters() : [];
+    if (forward.length > 0 && !this.#closed) this.socket.write(reports.length === 0 ? forward : beforeReadyForQuery(forward, reports));
+    if (summary.status === 'I') await this.#release();
+    else if (summary.status !== undefined) this.#watchIdle();
+    return {};
   }
 
   /** ParameterStatus messages for the reported parameters the client's statements changed (PGlite sends none). */

@@ -4,7 +4,7 @@ import { classifyDatabaseError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import { encodeVectorArray } from './vector-binary.js';
 import { ConnectionHealth } from '../connection-health.js';
-import type { Connection, Database, Queryable, QueryOptions, QueryResult } from './sql-driver.js';
+import type { Connection, SqlDriver, Queryable, QueryOptions, QueryResult } from './sql-driver.js';
 import { destroyClient, ListenConnection, withDeadline } from './listen.js';
 
 export interface PostgresOptions {
@@ -64,7 +64,7 @@ $superduper$`;
  * No error on any of its connections, pooled or held, becomes an unhandled
  * 'error' event: each is reported to `health` and fails the query in flight.
  */
-export async function connectPostgres(uri: string, options: PostgresOptions = {}): Promise<Database> {
+export async function connectPostgres(uri: string, options: PostgresOptions = {}): Promise<SqlDriver> {
   const role = options.role ?? 'client';
   const queryTimeoutMs = options.queryTimeoutMs ?? (role === 'sidecar' ? 60_000 : undefined);
   const stallTimeoutMs = options.stallTimeoutMs ?? 10_000;
@@ -171,7 +171,6 @@ export async function connectPostgres(uri: string, options: PostgresOptions = {}
   });
 
   return {
-    kind: 'postgres',
     uri,
     health,
     async query<Row>(text: string, values?: readonly unknown[], queryOptions?: QueryOptions): Promise<QueryResult<Row>> {

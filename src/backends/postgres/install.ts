@@ -1,22 +1,14 @@
 import { createHash } from 'node:crypto';
-import type { Database, Queryable } from './sql-driver.js';
+import type { InstallResult } from '../types.js';
+import type { Queryable, SqlDriver } from './sql-driver.js';
 import { SuperduperError } from '../../errors.js';
 import { bootstrapSql, codeVersion, functionFiles, migrations, schemaSql, templates } from '../../generated/sql.js';
 import { compareLayer, compareVersions, describeCode, describeLayer } from '../../layer-version.js';
 
-export { compareVersions };
 
 /** Advisory lock key taken by every install step: one installer at a time. */
 const INSTALL_LOCK = 'SELECT pg_catalog.pg_advisory_xact_lock(1399157348, 0)';
 
-export interface InstallResult {
-  /** Migration versions applied by this call (empty when already current). */
-  applied: number[];
-  codeVersion: string;
-  via: 'installer' | 'extension';
-  extensions: { vector: string; dblink: string | null };
-  warnings: string[];
-}
 
 /**
  * Installs or upgrades the SQL layer (schema `superduper`) in a database. Safe to
@@ -25,13 +17,13 @@ export interface InstallResult {
  * `superduper._migrations`; the functions are recreated afterwards. Refuses to
  * touch a database whose layer is newer than this code.
  */
-export async function install(db: Database): Promise<InstallResult> {
+export async function installLayer(db: SqlDriver, options: { dblinkExpected: boolean }): Promise<InstallResult> {
   const warnings: string[] = [];
   // Under the install lock: two installers creating pgvector at once would
   // otherwise collide in pg_extension.
   const extensions = await db.transaction(async (tx) => {
     await tx.query(INSTALL_LOCK);
-    return ensureExtensions(tx, warnings, db.kind);
+    return ensureExtensions(tx, warnings, options.dblinkExpected);
   });
 
   const extension = await db.query<{ extversion: string }>(
@@ -142,7 +134,7 @@ async function checkNotNewer(db: Queryable): Promise<void> {
  * pgvector is required (outputs are vector columns); dblink is needed only for
  * superduper.embed/like called from SQL sessions, so its absence is a warning.
  */
-async function ensureExtensions(db: Queryable, warnings: string[], kind: Database['kind']): Promise<InstallResult['extensions']> {
+async function ensureExtensions(db: Queryable, warnings: string[], dblinkExpected: boolean): Promise<InstallResult['extensions']> {
   const available = await db.query<{ name: string; installed_version: string | null }>(
     `SELECT name, installed_version FROM pg_catalog.pg_available_extensions WHERE name IN ('vector', 'dblink')`,
   );
@@ -169,8 +161,8 @@ async function ensureExtensions(db: Queryable, warnings: string[], kind: Databas
   if (!vector.installed_version) await create('vector');
   const dblink = find('dblink');
   if (dblink && !dblink.installed_version) await create('dblink');
-  // The embedded database has no dblink; the process hosting it answers model calls instead.
-  if (!dblink && kind !== 'pglite') {
+  // A database hosted in this process has no dblink: the process answers model calls instead.
+  if (!dblink && dblinkExpected) {
     warnings.push(
       'dblink is not available on this server: superduper.embed() and text queries in superduper.like() will not work from SQL sessions ' +
         '(install PostgreSQL contrib to enable them); everything else works.',

@@ -10,14 +10,14 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from 'kysely';
-import type { Connection, Database } from './sql-driver.js';
+import type { Connection, SqlDriver } from './sql-driver.js';
 
 /**
- * A Kysely dialect over superduper's Database, so that the same query builder
+ * A Kysely dialect over superduper's SqlDriver, so that the same query builder
  * works on a PostgreSQL pool and on the embedded database: PostgreSQL's SQL
  * dialect, our connections.
  */
-export function superduperDialect(db: Database): Dialect {
+export function superduperDialect(db: SqlDriver): Dialect {
   return {
     createAdapter: () => new PostgresAdapter(),
     createDriver: () => new DatabaseDriver(db),
@@ -26,12 +26,12 @@ export function superduperDialect(db: Database): Dialect {
   };
 }
 
-export function createKysely<Schema = Record<string, Record<string, unknown>>>(db: Database): Kysely<Schema> {
+export function createKysely<Schema = Record<string, Record<string, unknown>>>(db: SqlDriver): Kysely<Schema> {
   return new Kysely<Schema>({ dialect: superduperDialect(db) });
 }
 
 class DatabaseDriver implements Driver {
-  constructor(private readonly db: Database) {}
+  constructor(private readonly db: SqlDriver) {}
 
   async init(): Promise<void> {}
 

@@ -1,46 +1,36 @@
 import { sql, type Kysely, type SelectQueryBuilder } from 'kysely';
 import pgvector from 'pgvector';
-import type { Queryable } from './sql-driver.js';
 import { SuperduperError } from '../../errors.js';
-
-/** One result of a vector search: the source row's primary key and its score (higher is nearer). */
-export interface SearchHit {
-  /** The key as text when the primary key is one column, else null. */
-  id: string | null;
-  /** Every primary key column, as text. */
-  key: string[];
-  score: number;
-}
-
-export interface SearchOptions {
-  /** How many rows (1 to 1000, default 10). */
-  k?: number;
-  /**
-   * Pre-filter on columns of the source table, applied during the search (the
-   * result still has k rows when k rows match): {"status": "published"},
-   * {"lang": ["en", "fr"]}, {"year": {">=": 2020}}. See docs/sql.md.
-   */
-  filter?: Record<string, unknown>;
-}
+import type { Search } from '../backend.js';
+import type { SearchHit, SearchOptions } from '../types.js';
+import type { Queryable } from './sql-driver.js';
 
 /** superduper.like() from TypeScript: text (or any model input) or a vector. */
-export async function search(db: Queryable, index: string, query: string | ArrayLike<number>, options: SearchOptions = {}): Promise<SearchHit[]> {
-  const k = options.k ?? 10;
-  const filter = options.filter === undefined ? null : JSON.stringify(options.filter);
-  const result =
-    typeof query === 'string'
-      ? await db.query<SearchHit>('SELECT id, key, score FROM superduper.like($1, $2::text, $3, $4::jsonb)', [index, query, k, filter])
-      : await db.query<SearchHit>(
-          `SELECT id, key, score FROM superduper.like($1, $2::text::${await vectorType(db)}, $3, $4::jsonb)`,
-          [index, pgvector.toSql(Array.from(query)), k, filter],
-        );
-  return result.rows;
-}
-
-let cachedVectorType: string | undefined;
-async function vectorType(db: Queryable): Promise<string> {
-  cachedVectorType ??= (await db.query<{ type: string }>('SELECT superduper._vector_type() AS type')).rows[0]!.type;
-  return cachedVectorType;
+export function postgresSearch(db: Queryable): Search & { vectorType(): Promise<string> } {
+  // pgvector's type, qualified with the schema it lives in (per database).
+  let vectorType: Promise<string> | undefined;
+  const typeName = () => {
+    vectorType ??= db.query<{ type: string }>('SELECT superduper._vector_type() AS type').then((r) => r.rows[0]!.type);
+    vectorType.catch(() => (vectorType = undefined));
+    return vectorType;
+  };
+  return {
+    vectorType: typeName,
+    async like(index, query, options) {
+      const k = options.k ?? 10;
+      const filter = options.filter === undefined ? null : JSON.stringify(options.filter);
+      const result =
+        typeof query === 'string'
+          ? await db.query<SearchHit>('SELECT id, key, score FROM superduper.like($1, $2::text, $3, $4::jsonb)', [index, query, k, filter])
+          : await db.query<SearchHit>(`SELECT id, key, score FROM superduper.like($1, $2::text::${await typeName()}, $3, $4::jsonb)`, [
+              index,
+              pgvector.toSql(Array.from(query)),
+              k,
+              filter,
+            ]);
+      return result.rows;
+    },
+  };
 }
 
 interface IndexSource {
@@ -61,6 +51,7 @@ export class TableQuery {
   constructor(
     private readonly kysely: Kysely<any>,
     private readonly db: Queryable,
+    private readonly vectorType: () => Promise<string>,
     readonly name: string,
     readonly schema?: string,
   ) {}
@@ -86,7 +77,7 @@ export class TableQuery {
     const queryArg =
       typeof value === 'string'
         ? sql`${value}::text`
-        : sql`${pgvector.toSql(Array.from(value))}::text::${sql.raw(await vectorType(this.db))}`;
+        : sql`${pgvector.toSql(Array.from(value))}::text::${sql.raw(await this.vectorType())}`;
     const hits = sql`superduper.like(${options.index}, ${queryArg}, ${k}, ${filter}::jsonb)`.as('l');
     // pk_types come from the catalog (format_type), not from the caller.
     const join = index.pk

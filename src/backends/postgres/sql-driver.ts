@@ -1,9 +1,13 @@
+import type { Backend } from '../backend.js';
 import type { ConnectionHealth } from '../connection-health.js';
 
 /**
- * What the rest of superduper needs from a database connection. Declared
- * structurally, so that the core does not depend on a driver: each backend
- * (backends/postgres.ts, backends/pglite.ts) is a small adapter to this.
+ * What the PostgreSQL backend's SQL (this folder) needs from a connection to a
+ * PostgreSQL database. Declared structurally, so that the backend does not depend
+ * on a driver: node-postgres (driver.ts) and the embedded PGlite
+ * (../pglite/driver.ts) are small adapters to it. The core never sees this: it
+ * talks to a Backend (../backend.ts); users get it as `Superduper.db`, for their
+ * own SQL.
  */
 export interface QueryResult<Row> {
   rows: Row[];
@@ -25,9 +29,7 @@ export interface Connection extends Queryable {
   release(broken?: boolean): void;
 }
 
-export interface Database extends Queryable {
-  /** Which engine this is; the embedded one lacks dblink and cross-connection NOTIFY. */
-  readonly kind: 'postgres' | 'pglite';
+export interface SqlDriver extends Queryable {
   /** A connection string other processes can use, when there is one. */
   readonly uri: string | undefined;
   /** Whether the database is reachable from this process, and its outages. */
@@ -60,5 +62,7 @@ export interface Database extends Queryable {
   resetConnections(error: Error): void;
   /** Re-reads type OIDs (pgvector's) after the extension was created. */
   refreshTypes(): Promise<void>;
+  /** The backend for a driver whose database differs from a server's (the embedded one); absent: a server's. */
+  backend?(): Backend;
   close(): Promise<void>;
 }

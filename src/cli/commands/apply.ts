@@ -22,8 +22,8 @@ export async function applyCommand(file: string, uri: string | undefined, option
     }
     const started = results.filter((r) => r.type === 'listener' && (r.action === 'created' || r.action === 'rebuilding' || r.action === 'updated'));
     if (!options.wait || started.length === 0) return;
-    const sidecars = await db.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM superduper.workers WHERE seen_at > now() - interval '15 seconds'`);
-    if ((sidecars.rows[0]?.n ?? 0) === 0) {
+    const sidecars = (await db.sidecars()).filter((sidecar) => sidecar.seen < 15);
+    if (sidecars.length === 0) {
       process.stdout.write('no sidecar is running, so nothing is computed yet: start one with "superduper start <uri>".\n');
       return;
     }

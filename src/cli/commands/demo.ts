@@ -41,7 +41,7 @@ export async function demoCommand(options: DemoOptions): Promise<void> {
       write('\ninterrupted: closing the database\n');
       // Pending promises do not keep a process alive: this does, until closed.
       setInterval(() => {}, 1000);
-      void db.db
+      void db.backend
         .close()
         .catch((error: unknown) => write(`could not close the database: ${(error as Error).message}\n`))
         .finally(() => process.exit(130));

@@ -1,3 +1,4 @@
+import type { SidecarRow } from '../../client.js';
 import { openDatabase } from '../context.js';
 import { duration, table } from '../format.js';
 
@@ -17,20 +18,16 @@ export async function statusCommand(uri: string | undefined, options: { json: bo
     process.stdout.write(
       `${table(rows, ['listener', 'version', 'state', 'model', 'source', 'pending', 'in_flight', 'failed', 'done', 'lag', 'note'])}\n`,
     );
-    const workers = await db.db.query<{ id: string; state: string; seen: number; outages: number; last: number | null; reason: string | null }>(
-      `SELECT id, state, extract(epoch FROM now() - seen_at)::float8 AS seen, outages,
-              extract(epoch FROM last_outage)::float8 AS last, last_outage_reason AS reason
-       FROM superduper.workers ORDER BY started_at`,
-    );
-    const describe = (w: (typeof workers.rows)[number]) => {
+    const sidecars = await db.sidecars();
+    const describe = (w: SidecarRow) => {
       const outages = w.outages > 0 ? `; came through ${w.outages} outage(s), the last ${duration(w.last ?? 0)}: ${w.reason}` : '';
       const state = w.state === 'not answering' ? `not answering for ${duration(w.seen)}: reconnecting, or gone` : `${w.state}, seen ${duration(w.seen)} ago`;
       return `  ${w.id} (${state}${outages})`;
     };
     process.stdout.write(
-      workers.rows.length === 0
+      sidecars.length === 0
         ? '\nno sidecar running (start one with "superduper start <uri>")\n'
-        : `\nsidecars:\n${workers.rows.map(describe).join('\n')}\n`,
+        : `\nsidecars:\n${sidecars.map(describe).join('\n')}\n`,
     );
   } finally {
     await db.close();

@@ -6,7 +6,7 @@ import { connectPostgres } from '../../../src/backends/postgres/driver.js';
 import { connect } from '../../../src/client.js';
 import { listener } from '../../../src/components/listener.js';
 import { codeVersion, migrations } from '../../../src/generated/sql.js';
-import { install } from '../../../src/backends/postgres/install.js';
+import { install } from '../../../src/install.js';
 import { createLogger } from '../../../src/logger.js';
 import { functionModel } from '../../../src/models/function-runtime.js';
 import { adminUri, uriFor } from '../../helpers/uris.js';

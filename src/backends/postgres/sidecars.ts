@@ -1,0 +1,66 @@
+import type { LayerVersion } from '../../layer-version.js';
+import { codeVersion } from '../../generated/sql.js';
+import type { ListenerInfo } from '../../worker/listener-info.js';
+import type { SidecarLiveness } from '../backend.js';
+import type { SidecarRow } from '../types.js';
+import type { SqlDriver } from './sql-driver.js';
+
+/**
+ * Drains delete from the change log, which has no index: its dead rows are read
+ * by every drain until a VACUUM removes them, and autovacuum comes by once a
+ * minute. Measured: under a steady write load the dead rows made each drain slow
+ * enough to cut the database's throughput tenfold. So a sidecar that worked in
+ * the last second vacuums the log (skipped if another sidecar is at it).
+ */
+const VACUUM_LOG = 'VACUUM (SKIP_LOCKED) superduper._changes';
+
+/** Sidecars' registration, heartbeats and listeners (sql/functions/050_worker.sql). */
+export function postgresSidecars(db: SqlDriver): SidecarLiveness {
+  return {
+    async register(sidecar) {
+      const result = await db.query<{ layer: LayerVersion }>(
+        'SELECT superduper._worker_register($1, $2, $3, $4, make_interval(secs => $5), $6) AS layer',
+        [sidecar.id, sidecar.host, sidecar.pid, sidecar.functions, sidecar.heartbeatMs / 1000, codeVersion],
+      );
+      return result.rows[0]!.layer;
+    },
+
+    async heartbeat(workerId, beat) {
+      const result = await db.query<{ beat: LayerVersion & { released: number } }>(
+        'SELECT superduper._worker_heartbeat($1, make_interval(secs => $2), $3, $4) AS beat',
+        [workerId, beat.deadAfterMs / 1000, beat.state, beat.outage ? JSON.stringify(beat.outage) : null],
+        { timeoutMs: beat.timeoutMs },
+      );
+      const { released, ...layer } = result.rows[0]!.beat;
+      return { layer, released };
+    },
+
+    async stop(workerId, timeoutMs) {
+      await db.query('SELECT superduper._worker_stop($1)', [workerId], { timeoutMs });
+    },
+
+    async listeners(functions) {
+      const result = await db.query<ListenerInfo>('SELECT * FROM superduper._worker_listeners($1)', [functions]);
+      return result.rows;
+    },
+
+    async promoteReady() {
+      const result = await db.query<{ promoted: number }>('SELECT superduper._promote_ready() AS promoted');
+      return result.rows[0]?.promoted ?? 0;
+    },
+
+    async maintain() {
+      // A warning, not an error, if this role does not own the table: skipped then.
+      await db.query(VACUUM_LOG);
+    },
+
+    async list() {
+      const result = await db.query<SidecarRow>(
+        `SELECT id, state, extract(epoch FROM now() - seen_at)::float8 AS seen, outages,
+                extract(epoch FROM last_outage)::float8 AS last, last_outage_reason AS reason
+         FROM superduper.workers ORDER BY started_at`,
+      );
+      return result.rows;
+    },
+  };
+}

@@ -1,0 +1,58 @@
+import type { WakeUp } from '../backend.js';
+import type { SqlDriver } from './sql-driver.js';
+
+/**
+ * Waking sidecars on PostgreSQL (docs/architecture.md, "Waking sidecars"): one
+ * NOTIFY channel, 'superduper', whose payloads are
+ * - '<listener id>': that listener has changes (a trigger, when a sidecar sleeps);
+ * - 'request:<id>': a model call from SQL (sql/functions, superduper._request);
+ * - 'embed:<json>': an embedding request carried whole ({id, model, hash, input});
+ * - anything else: look at everything (the embedded endpoint's 'changed').
+ * The sleep mark is advisory lock (1399157348, 1) held exclusively by a sleeping
+ * sidecar (superduper._sleep_lock): writers that fail to take it shared notify.
+ */
+export function postgresWakeUp(db: SqlDriver): WakeUp {
+  return {
+    subscribe(handlers) {
+      return db.listen(
+        'superduper',
+        (payload) => {
+          if (payload.startsWith('embed:')) {
+            let carried: { id?: unknown; model?: unknown; hash?: unknown; input?: unknown };
+            try {
+              carried = JSON.parse(payload.slice('embed:'.length)) as typeof carried;
+            } catch {
+              return handlers.request(undefined);
+            }
+            const id = String(carried.id);
+            // Not a request id: look for pending requests instead.
+            if (!/^\d+$/.test(id)) return handlers.request(undefined);
+            if (typeof carried.model !== 'string' || typeof carried.hash !== 'string') return handlers.request(id);
+            return handlers.carried({ id, model: carried.model, hash: carried.hash, input: carried.input });
+          }
+          if (payload.startsWith('request')) {
+            const id = payload.slice('request:'.length);
+            return handlers.request(/^\d+$/.test(id) ? id : undefined);
+          }
+          const id = Number(payload);
+          handlers.changed(Number.isInteger(id) && payload !== '' ? id : undefined);
+        },
+        () => handlers.reconnected(),
+        () => handlers.lost(),
+      );
+    },
+
+    asleep(workerId, quickMs, fn) {
+      return db.withConnection(async (connection) => {
+        // Tiny statements: a connection that does not answer them soon is stalled.
+        const quick = { timeoutMs: quickMs };
+        const locked = await connection.query<{ locked: boolean }>('SELECT superduper._sleep_lock($1) AS locked', [workerId], quick);
+        try {
+          return await fn(locked.rows[0]?.locked ?? false);
+        } finally {
+          await connection.query('SELECT superduper._sleep_unlock($1)', [workerId], quick);
+        }
+      });
+    },
+  };
+}

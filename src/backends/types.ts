@@ -1,0 +1,93 @@
+/**
+ * What the core's operations return, whatever the database: the shapes of the
+ * registry's views (superduper.status, superduper.failures, superduper.workers on
+ * PostgreSQL) as TypeScript sees them.
+ */
+
+/** What apply() reports per component. */
+export interface ApplyResult {
+  type: string;
+  name: string;
+  action: 'created' | 'unchanged' | 'updated' | 'rebuilding' | 'removed';
+  version?: number;
+  backfill?: number;
+  [key: string]: unknown;
+}
+
+/** A listener version's status. */
+export interface ListenerStatus {
+  listener: string;
+  version: number;
+  state: 'current' | 'building' | 'frozen';
+  model: string;
+  source: string;
+  outputs: string;
+  pending: number;
+  in_flight: number;
+  failed: number;
+  done: number | null;
+  /** Age of the oldest change not yet computed, in seconds. */
+  lag_seconds: number;
+  backfill_total: number;
+  backfill_remaining: number;
+  note: string | null;
+  /** Failed rows whose output from an earlier value was removed (see superduper.failures). */
+  withdrawn: number;
+}
+
+export interface FailureRow {
+  listener: string;
+  version: number;
+  primary_key: string[];
+  attempts: number;
+  error: string;
+  failed_at: Date;
+  /** The row had an output from an earlier value, removed when this value failed. */
+  withdrawn: boolean;
+}
+
+/** What waitFor() found: the failures among the changes waited for (none: every output is current). */
+export interface WaitResult {
+  failed: Array<{ listener: string; primary_key: string[]; error: string; failed_at: Date }>;
+}
+
+/** A sidecar as the database knows it. */
+export interface SidecarRow {
+  id: string;
+  state: string;
+  /** Seconds since it was last heard from. */
+  seen: number;
+  outages: number;
+  /** Length of its last outage, in seconds. */
+  last: number | null;
+  reason: string | null;
+}
+
+export interface InstallResult {
+  /** Migration versions applied by this call (empty when already current). */
+  applied: number[];
+  codeVersion: string;
+  via: 'installer' | 'extension';
+  extensions: { vector: string; dblink: string | null };
+  warnings: string[];
+}
+
+/** One result of a vector search: the source row's primary key and its score (higher is nearer). */
+export interface SearchHit {
+  /** The key as text when the primary key is one column, else null. */
+  id: string | null;
+  /** Every primary key column, as text. */
+  key: string[];
+  score: number;
+}
+
+export interface SearchOptions {
+  /** How many rows (1 to 1000, default 10). */
+  k?: number;
+  /**
+   * Pre-filter on columns of the source table, applied during the search (the
+   * result still has k rows when k rows match): {"status": "published"},
+   * {"lang": ["en", "fr"]}, {"year": {">=": 2020}}. See docs/sql.md.
+   */
+  filter?: Record<string, unknown>;
+}

@@ -1,0 +1,82 @@
+import type { Backend } from '../backends/backend.js';
+import { isListenerChanged } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { ModelCache } from '../models/registry.js';
+import { runBatch } from './batch.js';
+import type { InFlight, ListenerInfo } from './listener-info.js';
+
+export interface LanesContext {
+  backend: Backend;
+  models: ModelCache;
+  workerId: string;
+  logger: Logger;
+  concurrency: number;
+  /** The listeners known to have work: emptied as they run out. */
+  hot: Set<number>;
+  listeners(): ReadonlyMap<number, ListenerInfo>;
+  inFlight: Set<InFlight>;
+  stopping(): boolean;
+  /** A batch was written (its round trip began at startedAt). */
+  wrote(startedAt: number): void;
+  /** A building version ran out of work: it may be complete. */
+  promote(): Promise<void>;
+  /** The listeners must be read again (one was removed or replaced). */
+  refreshNeeded(): void;
+}
+
+/**
+ * Runs batches of the listeners known to have work, round-robin, in
+ * `concurrency` lanes: while one lane's model computes, another's claim or
+ * write is in the database, so neither waits for the other. When one lane
+ * fails the others finish their batch and stop, so that nothing of this
+ * sidecar is in flight when the error is handled.
+ */
+export async function workHotListeners(context: LanesContext): Promise<void> {
+  const { hot } = context;
+  let turn = 0;
+  let failed = false;
+  const next = (): ListenerInfo | undefined => {
+    const ids = [...hot];
+    if (ids.length === 0) return undefined;
+    const id = ids[turn++ % ids.length]!;
+    return context.listeners().get(id);
+  };
+  const lane = async () => {
+    while (!context.stopping() && !failed && hot.size > 0) {
+      const listener = next();
+      if (!listener) return;
+      const batchStarted = Date.now();
+      try {
+        const outcome = await runBatch(
+          {
+            backend: context.backend,
+            models: context.models,
+            workerId: context.workerId,
+            logger: context.logger,
+            onClaim: (claim, done) => (done ? context.inFlight.delete(claim) : context.inFlight.add(claim)),
+          },
+          listener,
+        );
+        if (outcome.claimed === 0) {
+          hot.delete(listener.id);
+          if (listener.state === 'building') await context.promote();
+        } else {
+          context.wrote(batchStarted);
+          context.logger.debug({ listener: listener.name, ...outcome }, 'batch');
+        }
+      } catch (error) {
+        hot.delete(listener.id);
+        if (isListenerChanged(error)) {
+          // Its code is gone or replaced: removed, frozen or promoted meanwhile.
+          context.refreshNeeded();
+          continue;
+        }
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  const lanes = await Promise.allSettled(Array.from({ length: context.concurrency }, lane));
+  const rejected = lanes.find((lane): lane is PromiseRejectedResult => lane.status === 'rejected');
+  if (rejected) throw rejected.reason;
+}

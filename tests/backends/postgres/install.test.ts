@@ -225,7 +225,9 @@ describe('CREATE EXTENSION superduper', () => {
     const viaInstaller = await emptyDatabase('inst');
     const client = new pg.Client({ connectionString: viaExtension });
     await client.connect();
-    await client.query('CREATE EXTENSION superduper CASCADE');
+    // dblink is optional for the extension (as for the installer, which creates it
+    // when it is available): created first, model calls from SQL use it.
+    await client.query('CREATE EXTENSION dblink; CREATE EXTENSION superduper CASCADE');
     await client.end();
     const db = await connect(viaExtension, { logger: createLogger('silent') });
     const installer = await connectPostgres(viaInstaller);

@@ -18,8 +18,8 @@ import { componentSpecs, type Component } from './components/component.js';
 import { classifyDatabaseError, describeError, SuperduperError } from './errors.js';
 import { defaultLogger, type Logger } from './logger.js';
 import { ModelCache } from './models/registry.js';
-import { answerModelCalls } from './worker/model-calls.js';
-import { Worker, type WorkerOptions } from './worker/worker.js';
+import { answerModelCalls } from './sidecar/model-calls.js';
+import { Sidecar, type SidecarOptions } from './sidecar/sidecar.js';
 
 export type { ApplyResult, Component, FailureRow, ListenerStatus, SidecarRow, WaitResult };
 
@@ -52,8 +52,8 @@ export class Superduper {
   /** Models loaded in this process (shared by its sidecars); function models registered here. */
   readonly models: ModelCache;
   readonly #ownsBackend: boolean;
-  readonly #workers = new Set<Worker>();
-  readonly #sidecarBackends = new Map<Worker, Backend>();
+  readonly #sidecars = new Set<Sidecar>();
+  readonly #sidecarBackends = new Map<Sidecar, Backend>();
   readonly #unhost: (() => void) | undefined;
 
   constructor(backend: Backend, logger: Logger, ownsBackend = false) {
@@ -117,7 +117,7 @@ export class Superduper {
   async apply(...components: Array<Component | Record<string, unknown>>): Promise<ApplyResult[]> {
     const { specs, uploads } = await componentSpecs(components, this.models.functions);
     const results = await this.backend.registry.apply(specs, uploads);
-    for (const worker of this.#workers) worker.refresh();
+    for (const sidecar of this.#sidecars) sidecar.refresh();
     return results;
   }
 
@@ -157,21 +157,21 @@ export class Superduper {
    * On a PostgreSQL server it has connections of its own (application_name
    * "superduper sidecar"), which outlive the database's restarts and failovers
    * (see docs/operations.md); it starts even while the database is unreachable,
-   * and throws only for errors no retry can fix. `worker.done` rejects if such
+   * and throws only for errors no retry can fix. `sidecar.done` rejects if such
    * an error ends it later.
    */
-  async start(options: Partial<WorkerOptions> = {}): Promise<Worker> {
+  async start(options: Partial<SidecarOptions> = {}): Promise<Sidecar> {
     const backend = this.#ownsBackend ? await this.backend.forSidecar(options) : this.backend;
-    const worker = new Worker(backend, this.models, { logger: this.logger, ...options });
+    const sidecar = new Sidecar(backend, this.models, { logger: this.logger, ...options });
     try {
-      await worker.start();
+      await sidecar.start();
     } catch (error) {
       if (backend !== this.backend) await backend.close();
       throw error;
     }
-    this.#workers.add(worker);
-    if (backend !== this.backend) this.#sidecarBackends.set(worker, backend);
-    return worker;
+    this.#sidecars.add(sidecar);
+    if (backend !== this.backend) this.#sidecarBackends.set(sidecar, backend);
+    return sidecar;
   }
 
   /**
@@ -245,8 +245,8 @@ export class Superduper {
 
   /** Stops this object's sidecars (gracefully), unloads models, closes the connection if it opened it. */
   async close(): Promise<void> {
-    await Promise.all([...this.#workers].map((worker) => worker.stop()));
-    this.#workers.clear();
+    await Promise.all([...this.#sidecars].map((sidecar) => sidecar.stop()));
+    this.#sidecars.clear();
     await Promise.all([...this.#sidecarBackends.values()].map((backend) => backend.close()));
     this.#sidecarBackends.clear();
     await this.models.close();

@@ -7,7 +7,9 @@ export { functionModel, type FunctionModel, type PredictFunction } from './model
 export type { LoadedModel, ModelRecord, ModelRuntime, OutputSpec, RuntimeContext } from './models/types.js';
 export type { SqlDriver, Queryable, QueryResult } from './backends/postgres/sql-driver.js';
 export { connectPostgres, type PostgresOptions } from './backends/postgres/driver.js';
-export { Worker, type WorkerOptions } from './worker/worker.js';
+export { Sidecar, type SidecarOptions, type SidecarState, type SidecarStatus } from './sidecar/sidecar.js';
+/** @deprecated The same as Sidecar (its name before 0.2). */
+export { Sidecar as Worker, type SidecarOptions as WorkerOptions } from './sidecar/sidecar.js';
 export { SuperduperError } from './errors.js';
 export { createLogger, type Logger } from './logger.js';
 export { TableQuery } from './backends/postgres/search.js';

@@ -1,4 +1,5 @@
 import { destination, pino, type Logger } from 'pino';
+import { configuration } from './config.js';
 
 export type { Logger };
 
@@ -6,7 +7,7 @@ export type { Logger };
  * The root logger: JSON lines on stderr (stdout belongs to command output).
  * SUPERDUPER_LOG_LEVEL sets the level (default "info"; "silent" in tests).
  */
-export function createLogger(level = process.env.SUPERDUPER_LOG_LEVEL ?? 'info'): Logger {
+export function createLogger(level = configuration().logLevel ?? 'info'): Logger {
   return pino({ name: 'superduper', level }, destination(2));
 }
 

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { LayerVersion } from '../layer-version.js';
 import type { ModelRecord } from '../models/types.js';
-import type { ClaimedRow, InFlight, ListenerInfo } from '../worker/listener-info.js';
+import type { ClaimedRow, InFlight, ListenerInfo } from '../sidecar/listener-info.js';
 import type { ConnectionHealth } from './connection-health.js';
 import type { TableQuery } from './postgres/search.js';
 import type { SqlDriver } from './postgres/sql-driver.js';
@@ -157,17 +157,17 @@ export interface WriteBatch {
  * newer value is there.
  */
 export interface WorkQueue {
-  claim(workerId: string, listener: ListenerInfo): Promise<Claim>;
+  claim(sidecarId: string, listener: ListenerInfo): Promise<Claim>;
   /**
    * Writes outputs, records failures (retry with backoff, or the failures table)
    * and acknowledges the claim, all in one transaction. Throws ListenerChanged
    * (see errors.ts) when the listener was removed or replaced meanwhile.
    */
-  write(workerId: string, listener: ListenerInfo, batch: WriteBatch, failures: readonly RowFailure[]): Promise<number>;
+  write(sidecarId: string, listener: ListenerInfo, batch: WriteBatch, failures: readonly RowFailure[]): Promise<number>;
   /** Keeps a long batch's claim leased. */
-  extendLease(workerId: string, flight: InFlight): Promise<void>;
+  extendLease(sidecarId: string, flight: InFlight): Promise<void>;
   /** Hands back everything this sidecar has claimed (after its batches failed with their connection). */
-  release(workerId: string): Promise<void>;
+  release(sidecarId: string): Promise<void>;
   /**
    * Read your writes: resolves once every change committed before the call (to
    * the listener's table, default every listener's) has its output or has failed
@@ -194,11 +194,11 @@ export interface SidecarLiveness {
    * registered (presumed dead by another).
    */
   heartbeat(
-    workerId: string,
+    sidecarId: string,
     beat: { deadAfterMs: number; state: string; outage?: { at: string; seconds: number; reason: string }; timeoutMs: number },
   ): Promise<{ layer: LayerVersion; released: number }>;
   /** Unregisters, releasing its claims. */
-  stop(workerId: string, timeoutMs: number): Promise<void>;
+  stop(sidecarId: string, timeoutMs: number): Promise<void>;
   /** The listener versions a sidecar can compute, with whether each has work. */
   listeners(functions: readonly string[]): Promise<ListenerInfo[]>;
   /** Swaps in rebuilt listener versions whose backfill is complete; returns how many. */
@@ -232,7 +232,7 @@ export interface WakeUp {
    * not wake it: sleep briefly). A change committed before the mark is seen by a
    * look made inside fn. Only for backends with crossSessionNotify and no shared session.
    */
-  asleep<T>(workerId: string, quickMs: number, fn: (marked: boolean) => Promise<T>): Promise<T>;
+  asleep<T>(sidecarId: string, quickMs: number, fn: (marked: boolean) => Promise<T>): Promise<T>;
 }
 
 /** A model call made from a query, waiting for its answer. */
@@ -252,7 +252,7 @@ export type CallAnswerer = (model: ModelRecord, inputs: readonly unknown[]) => P
 /** A sidecar's channel for model calls made from queries (capability modelCallsFromQueries 'sidecars'). */
 export interface RequestChannel {
   /** Claims pending requests for models this sidecar can run: the one named first, else the oldest. */
-  claim(workerId: string, functions: readonly string[], limit: number, named: string | null): Promise<ModelCallRequest[]>;
+  claim(sidecarId: string, functions: readonly string[], limit: number, named: string | null): Promise<ModelCallRequest[]>;
   answer(ids: readonly string[], results: ReadonlyArray<string | null>, errors: ReadonlyArray<string | null>): Promise<void>;
   close(broken?: boolean): void;
 }

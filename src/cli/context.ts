@@ -1,11 +1,12 @@
 import { backoffMs } from '../backends/connection-health.js';
 import { connect, type Superduper } from '../client.js';
 import { classifyDatabaseError, describeError, SuperduperError } from '../errors.js';
+import { configuration } from '../config.js';
 import { createLogger } from '../logger.js';
 
 /** The database a command works on: its argument, else SUPERDUPER_URI, else DATABASE_URL. */
 export function resolveUri(uri: string | undefined): string {
-  const resolved = uri ?? process.env.SUPERDUPER_URI ?? process.env.DATABASE_URL;
+  const resolved = uri ?? configuration().uri;
   if (!resolved) {
     throw new SuperduperError('no database given', {
       hint: 'Pass a connection URI (postgres://user@host:5432/db), or set SUPERDUPER_URI.',
@@ -15,7 +16,7 @@ export function resolveUri(uri: string | undefined): string {
 }
 
 export async function openDatabase(uri: string | undefined, options: { requireInstalled?: boolean; logLevel?: string } = {}): Promise<Superduper> {
-  const db = await connect(resolveUri(uri), { logger: createLogger(options.logLevel ?? process.env.SUPERDUPER_LOG_LEVEL ?? 'warn') });
+  const db = await connect(resolveUri(uri), { logger: createLogger(options.logLevel ?? configuration().logLevel ?? 'warn') });
   if (options.requireInstalled ?? true) {
     if (!(await db.installed())) {
       await db.close();
@@ -36,7 +37,7 @@ export async function openDatabase(uri: string | undefined, options: { requireIn
  */
 export async function openDatabaseWhenReachable(uri: string | undefined, options: { logLevel?: string; timeoutMs?: number } = {}): Promise<Superduper> {
   const resolved = resolveUri(uri);
-  const logger = createLogger(options.logLevel ?? process.env.SUPERDUPER_LOG_LEVEL ?? 'warn');
+  const logger = createLogger(options.logLevel ?? configuration().logLevel ?? 'warn');
   const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
   let waitingSince: number | undefined;
   for (let attempt = 1; ; attempt++) {

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { SidecarStatus } from '../worker/worker.js';
+import type { SidecarStatus } from '../sidecar/sidecar.js';
 
 /**
  * The health endpoint of `superduper start --health-port`, for systemd

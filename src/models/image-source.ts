@@ -1,5 +1,6 @@
 import { readFile, realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
+import { configurationFrom } from '../config.js';
 
 /** The largest image a sidecar fetches from a URL or reads from a file. */
 const MAX_IMAGE_BYTES = 50 * 1024 * 1024;
@@ -16,12 +17,12 @@ const FETCH_TIMEOUT_MS = 30_000;
  */
 export async function imageBytesFor(model: string, text: string, env: NodeJS.ProcessEnv = process.env): Promise<Uint8Array> {
   if (/^https?:\/\//i.test(text)) {
-    if (!['1', 'true'].includes((env.SUPERDUPER_ALLOW_IMAGE_URLS ?? '').toLowerCase())) {
+    if (!configurationFrom(env).allowImageUrls) {
       throw new Error(`transformers model "${model}": the row names an image by URL; sidecars fetch URLs only with SUPERDUPER_ALLOW_IMAGE_URLS=1`);
     }
     return fetchImage(model, text);
   }
-  const dir = env.SUPERDUPER_IMAGE_DIR;
+  const dir = configurationFrom(env).imageDir;
   if (!dir) {
     throw new Error(
       `transformers model "${model}" takes images as bytes (a bytea column); got a string. ` +

@@ -1,7 +1,7 @@
+import { configuration } from '../config.js';
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import type { RuntimeContext } from './types.js';
 
@@ -13,7 +13,7 @@ import type { RuntimeContext } from './types.js';
 
 /** Where model folders go: SUPERDUPER_CACHE_DIR, else <tmpdir>/superduper-models. */
 export function modelCacheRoot(): string {
-  return process.env.SUPERDUPER_CACHE_DIR || join(tmpdir(), 'superduper-models');
+  return configuration().cacheDir;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { errorFields } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { FunctionRuntime } from './function-runtime.js';
 import { builtinRuntimes } from './runtimes.js';
@@ -91,7 +92,7 @@ export class ModelCache {
     try {
       await (await entry.loaded).close?.();
     } catch (error) {
-      this.logger?.warn({ model: entry.name, error: (error as Error).message }, 'could not close an old model version');
+      this.logger?.warn({ model: entry.name, ...errorFields(error) }, 'could not close an old model version');
     }
   }
 

@@ -1,3 +1,4 @@
+import { configuration } from '../config.js';
 import { join } from 'node:path';
 import { clipTextEmbedder } from './clip-text.js';
 import { imageBytesFor } from './image-source.js';
@@ -99,7 +100,7 @@ export class TransformersRuntime implements ModelRuntime {
 }
 
 function remoteModelsAllowed(): boolean {
-  return ['1', 'true'].includes((process.env.SUPERDUPER_ALLOW_REMOTE_MODELS ?? '').toLowerCase());
+  return configuration().allowRemoteModels;
 }
 
 function parseSettings(model: ModelRecord): Settings {

@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
-import { adminUri, PGLITE_TEMPLATE_FILE, TEMPLATE_DATABASE, uriFor } from './uris.js';
 
 /**
  * Builds the SQL module, checks the project's PostgreSQL is up (make test starts
@@ -12,6 +12,13 @@ import { adminUri, PGLITE_TEMPLATE_FILE, TEMPLATE_DATABASE, uriFor } from './uri
  */
 export default async function setup(): Promise<void> {
   execFileSync(process.execPath, ['scripts/build-sql-module.mjs'], { stdio: 'ignore' });
+  // The template is named after the SQL it is built from (read once, here; test
+  // files learn the name from the environment): a run of the same SQL reuses
+  // it, and concurrent runs of different SQL never drop each other's.
+  const built = createHash('sha256');
+  for (const file of ['src/generated/sql.ts', 'src/backends/postgres/install.ts']) built.update(readFileSync(file));
+  process.env.SUPERDUPER_TEST_TEMPLATE = `superduper_test_template_${built.digest('hex').slice(0, 12)}`;
+  const { adminUri, PGLITE_TEMPLATE_FILE, TEMPLATE_DATABASE, uriFor } = await import('./uris.js');
   const admin = new pg.Client({ connectionString: adminUri() });
   try {
     await admin.connect();
@@ -22,33 +29,52 @@ export default async function setup(): Promise<void> {
     );
   }
   try {
-    await admin.query(`DROP DATABASE IF EXISTS ${TEMPLATE_DATABASE} WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE ${TEMPLATE_DATABASE}`);
+    // One builder at a time; a template that is there was built whole (it is
+    // renamed into place only after its install).
+    await admin.query('SELECT pg_advisory_lock(1399157348, 99)');
+    const found = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [TEMPLATE_DATABASE]);
+    if (found.rows.length === 0) {
+      const building = `${TEMPLATE_DATABASE}_building`;
+      await admin.query(`DROP DATABASE IF EXISTS ${building} WITH (FORCE)`);
+      await admin.query(`CREATE DATABASE ${building}`);
+      // Imported here so that the generated SQL module exists first.
+      const { connectPostgres } = await import('../../src/backends/postgres/driver.js');
+      const { install } = await import('../../src/install.js');
+      const db = await connectPostgres(uriFor(building));
+      try {
+        await install(db);
+      } finally {
+        await db.close();
+      }
+      await admin.query(`ALTER DATABASE ${building} RENAME TO ${TEMPLATE_DATABASE}`);
+    }
+    // Templates of other SQL: dropped when no run uses them (one in use stays).
+    const others = await admin.query<{ datname: string }>(
+      `SELECT datname FROM pg_database WHERE datname LIKE 'superduper\_test\_template%' AND datname <> $1`,
+      [TEMPLATE_DATABASE],
+    );
+    for (const { datname } of others.rows) await admin.query(`DROP DATABASE IF EXISTS "${datname}"`).catch(() => {});
+    if (!existsSync(PGLITE_TEMPLATE_FILE)) await buildEmbeddedTemplate(PGLITE_TEMPLATE_FILE);
+    const folder = dirname(PGLITE_TEMPLATE_FILE);
+    for (const file of readdirSync(folder)) {
+      if (/^pglite-superduper_test_template.*\.tar$/.test(file) && join(folder, file) !== PGLITE_TEMPLATE_FILE) rmSync(join(folder, file), { force: true });
+    }
   } finally {
     await admin.end();
   }
-  // Imported here so that the generated SQL module exists first.
-  const { connectPostgres } = await import('../../src/backends/postgres/driver.js');
-  const { install } = await import('../../src/install.js');
-  const db = await connectPostgres(uriFor(TEMPLATE_DATABASE));
-  try {
-    await install(db);
-  } finally {
-    await db.close();
-  }
-  await buildEmbeddedTemplate();
 }
 
 /** The same for the embedded database: installed once, dumped, opened from the dump by each test file. */
-async function buildEmbeddedTemplate(): Promise<void> {
+async function buildEmbeddedTemplate(file: string): Promise<void> {
   const { EmbeddedDatabase } = await import('../../src/backends/pglite/driver.js');
   const { install } = await import('../../src/install.js');
   const embedded = await EmbeddedDatabase.open();
   try {
     await install(embedded);
     const dump = await embedded.dump();
-    mkdirSync(dirname(PGLITE_TEMPLATE_FILE), { recursive: true });
-    writeFileSync(PGLITE_TEMPLATE_FILE, Buffer.from(await dump.arrayBuffer()));
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(`${file}.part`, Buffer.from(await dump.arrayBuffer()));
+    renameSync(`${file}.part`, file);
   } finally {
     await embedded.close();
   }

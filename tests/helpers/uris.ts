@@ -3,7 +3,12 @@ export function adminUri(): string {
   return process.env.SUPERDUPER_TEST_URI ?? 'postgres://postgres@127.0.0.1:54329/postgres';
 }
 
-export const TEMPLATE_DATABASE = 'superduper_test_template';
+/**
+ * The template database each test file clones: named by the global setup after
+ * the SQL it was built from, so that test runs at once (of one tree or of
+ * several) share or keep apart their templates instead of dropping each other's.
+ */
+export const TEMPLATE_DATABASE = process.env.SUPERDUPER_TEST_TEMPLATE ?? 'superduper_test_template';
 
 export function uriFor(database: string): string {
   const url = new URL(adminUri());
@@ -17,4 +22,4 @@ export function testBackend(): 'postgres' | 'pglite' {
 }
 
 /** The embedded template: a PGlite database with superduper installed, dumped by the global setup. */
-export const PGLITE_TEMPLATE_FILE = new URL('../../.pg/pglite-template.tar', import.meta.url).pathname;
+export const PGLITE_TEMPLATE_FILE = new URL(`../../.pg/pglite-${TEMPLATE_DATABASE}.tar`, import.meta.url).pathname;

@@ -1,3 +1,4 @@
+import { errorFields } from '../../errors.js';
 import { randomInt } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { EmbeddedDatabase, ModelCallHost } from './driver.js';
@@ -554,7 +555,7 @@ class WireClient {
       if (db.listensTo(note.channel)) db.notify(note.channel, note.payload);
       for (const client of this.router.listeners(note.channel)) client.deliver(notificationResponse(note));
     }
-    // Triggers cannot wake the sidecar here (see Worker): a committed write does.
+    // Triggers cannot wake the sidecar here (see Sidecar): a committed write does.
     if (summary.status === 'I' && summary.tags.some((tag) => WRITE_TAG.test(tag))) db.notify('superduper', 'changed');
     const reports = changesSettings(sql) ? await this.#changedParameters() : [];
     if (forward.length > 0 && !this.#closed) this.socket.write(reports.length === 0 ? forward : beforeReadyForQuery(forward, reports));
@@ -689,7 +690,7 @@ class WireClient {
       await this.db.session.runAs(this.#owner, () => host(call, this.db));
       return true;
     } catch (error) {
-      this.logger.warn({ error: (error as Error).message, model: call.model }, 'could not answer a model call from SQL');
+      this.logger.warn({ ...errorFields(error), model: call.model }, 'could not answer a model call from SQL');
       return false;
     } finally {
       if (this.#role) await this.#execute(simpleQuery(`SET SESSION AUTHORIZATION ${quoteIdent(this.#role)}`));
@@ -771,7 +772,7 @@ class WireClient {
       void this.#violation(error);
       return;
     }
-    this.logger.warn({ client: this.describe(), error: (error as Error).message }, 'embedded wire client failed');
+    this.logger.warn({ client: this.describe(), ...errorFields(error) }, 'embedded wire client failed');
     this.#closed = true;
     void this.#abandon()
       .catch(() => this.#release().catch(() => {}))

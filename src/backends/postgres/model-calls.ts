@@ -47,9 +47,9 @@ export function postgresModelCalls(db: SqlDriver, hostCalls: HostModelCalls | un
         throw error;
       }
       return {
-        async claim(workerId, functions, limit, named) {
+        async claim(sidecarId, functions, limit, named) {
           const claimed = await connection.query<RequestRow>('SELECT * FROM superduper._claim_requests($1, $2, $3, $4)', [
-            workerId,
+            sidecarId,
             functions,
             limit,
             named,

@@ -1,5 +1,5 @@
 import { LISTENER_CHANGED, SuperduperError } from '../../errors.js';
-import type { ClaimedRow, ListenerInfo } from '../../worker/listener-info.js';
+import type { ClaimedRow, ListenerInfo } from '../../sidecar/listener-info.js';
 import type { RowFailure, WorkQueue, WriteBatch } from '../backend.js';
 import type { WaitResult } from '../types.js';
 import type { Queryable, SqlDriver } from './sql-driver.js';
@@ -21,11 +21,11 @@ interface Withdrawal {
  */
 export function postgresQueue(db: SqlDriver): WorkQueue {
   return {
-    async claim(workerId, listener) {
+    async claim(sidecarId, listener) {
       const lease = listener.settings.lease_seconds;
       const queued = await againIfReplaced(() =>
         db.query<ClaimedRow>(`SELECT * FROM ${listenerFunction(listener.id, 'claim')}($1, $2, make_interval(secs => $3))`, [
-          workerId,
+          sidecarId,
           listener.settings.batch_size,
           lease,
         ]),
@@ -33,7 +33,7 @@ export function postgresQueue(db: SqlDriver): WorkQueue {
       if (queued.rows.length > 0) return { rows: queued.rows, source: 'queue' };
       const range = await againIfReplaced(() =>
         db.query<ClaimedRow>(`SELECT * FROM ${listenerFunction(listener.id, 'claim_chunk')}($1, make_interval(secs => $2), $3)`, [
-          workerId,
+          sidecarId,
           lease,
           listener.settings.chunk_size,
         ]),
@@ -52,9 +52,9 @@ export function postgresQueue(db: SqlDriver): WorkQueue {
       );
     },
 
-    async extendLease(workerId, flight) {
+    async extendLease(sidecarId, flight) {
       await db.query('SELECT superduper._extend_lease($1, $2, $3::text[], $4::bigint[], $5, make_interval(secs => $6))', [
-        workerId,
+        sidecarId,
         flight.listener.id,
         flight.ackPks,
         flight.ackIds,
@@ -63,8 +63,8 @@ export function postgresQueue(db: SqlDriver): WorkQueue {
       ]);
     },
 
-    async release(workerId) {
-      await db.query('SELECT superduper._worker_release($1)', [workerId]);
+    async release(sidecarId) {
+      await db.query('SELECT superduper._worker_release($1)', [sidecarId]);
     },
 
     async waitFor(listener, timeoutSeconds) {

@@ -1,6 +1,6 @@
 import type { LayerVersion } from '../../layer-version.js';
 import { codeVersion } from '../../generated/sql.js';
-import type { ListenerInfo } from '../../worker/listener-info.js';
+import type { ListenerInfo } from '../../sidecar/listener-info.js';
 import type { SidecarLiveness } from '../backend.js';
 import type { SidecarRow } from '../types.js';
 import type { SqlDriver } from './sql-driver.js';
@@ -25,18 +25,18 @@ export function postgresSidecars(db: SqlDriver): SidecarLiveness {
       return result.rows[0]!.layer;
     },
 
-    async heartbeat(workerId, beat) {
+    async heartbeat(sidecarId, beat) {
       const result = await db.query<{ beat: LayerVersion & { released: number } }>(
         'SELECT superduper._worker_heartbeat($1, make_interval(secs => $2), $3, $4) AS beat',
-        [workerId, beat.deadAfterMs / 1000, beat.state, beat.outage ? JSON.stringify(beat.outage) : null],
+        [sidecarId, beat.deadAfterMs / 1000, beat.state, beat.outage ? JSON.stringify(beat.outage) : null],
         { timeoutMs: beat.timeoutMs },
       );
       const { released, ...layer } = result.rows[0]!.beat;
       return { layer, released };
     },
 
-    async stop(workerId, timeoutMs) {
-      await db.query('SELECT superduper._worker_stop($1)', [workerId], { timeoutMs });
+    async stop(sidecarId, timeoutMs) {
+      await db.query('SELECT superduper._worker_stop($1)', [sidecarId], { timeoutMs });
     },
 
     async listeners(functions) {

@@ -42,15 +42,15 @@ export function postgresWakeUp(db: SqlDriver): WakeUp {
       );
     },
 
-    asleep(workerId, quickMs, fn) {
+    asleep(sidecarId, quickMs, fn) {
       return db.withConnection(async (connection) => {
         // Tiny statements: a connection that does not answer them soon is stalled.
         const quick = { timeoutMs: quickMs };
-        const locked = await connection.query<{ locked: boolean }>('SELECT superduper._sleep_lock($1) AS locked', [workerId], quick);
+        const locked = await connection.query<{ locked: boolean }>('SELECT superduper._sleep_lock($1) AS locked', [sidecarId], quick);
         try {
           return await fn(locked.rows[0]?.locked ?? false);
         } finally {
-          await connection.query('SELECT superduper._sleep_unlock($1)', [workerId], quick);
+          await connection.query('SELECT superduper._sleep_unlock($1)', [sidecarId], quick);
         }
       });
     },

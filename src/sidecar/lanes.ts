@@ -8,7 +8,7 @@ import type { InFlight, ListenerInfo } from './listener-info.js';
 export interface LanesContext {
   backend: Backend;
   models: ModelCache;
-  workerId: string;
+  sidecarId: string;
   logger: Logger;
   concurrency: number;
   /** The listeners known to have work: emptied as they run out. */
@@ -51,7 +51,7 @@ export async function workHotListeners(context: LanesContext): Promise<void> {
           {
             backend: context.backend,
             models: context.models,
-            workerId: context.workerId,
+            sidecarId: context.sidecarId,
             logger: context.logger,
             onClaim: (claim, done) => (done ? context.inFlight.delete(claim) : context.inFlight.add(claim)),
           },

@@ -26,7 +26,7 @@ export class RequestServer {
   constructor(
     private readonly backend: Backend,
     private readonly models: ModelCache,
-    private readonly workerId: string,
+    private readonly sidecarId: string,
     private readonly logger: Logger,
     private readonly reconnectMaxMs = 1000,
   ) {}
@@ -98,7 +98,7 @@ export class RequestServer {
         }
         const named = this.#named.shift() ?? null;
         const started = performance.now();
-        const claimed = await channel.claim(this.workerId, this.models.functions.names(), 64, named);
+        const claimed = await channel.claim(this.sidecarId, this.models.functions.names(), 64, named);
         this.#failures = 0;
         if (claimed.length === 0 && named !== null) continue; // taken by another sidecar, or not ours
         if (claimed.length === 0) return;

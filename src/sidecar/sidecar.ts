@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { backoffMs } from '../backends/connection-health.js';
 import type { Backend } from '../backends/backend.js';
+import { SIDECAR_DEFAULTS } from '../config.js';
 import { classifyDatabaseError, describeError, errorFields, SuperduperError } from '../errors.js';
 import { compareLayer, describeCode, describeLayer, type LayerVersion } from '../layer-version.js';
 import type { Logger } from '../logger.js';
@@ -12,7 +13,7 @@ import { workHotListeners } from './lanes.js';
 import type { InFlight, ListenerInfo } from './listener-info.js';
 import { RequestServer } from './requests.js';
 
-export interface WorkerOptions {
+export interface SidecarOptions {
   logger: Logger;
   /**
    * How often to look for work even without a wake-up (lost while disconnected).
@@ -77,12 +78,12 @@ export interface SidecarStatus {
  * errors no retry can fix end it (a bad password, the database or the layer
  * gone, a layer newer than this code): `done` rejects with them.
  */
-export class Worker {
+export class Sidecar {
   readonly id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   readonly #backend: Backend;
   readonly #models: ModelCache;
   readonly #log: Logger;
-  readonly #options: Required<Omit<WorkerOptions, 'logger'>>;
+  readonly #options: Required<Omit<SidecarOptions, 'logger'>>;
 
   #listeners = new Map<number, ListenerInfo>();
   readonly #hot = new Set<number>();
@@ -122,17 +123,17 @@ export class Worker {
   readonly #onLost = () => this.#wakeUp?.();
   readonly #onUp = (outage: { startedAt: Date; durationMs?: number; reason: string }) => this.#heartbeat.outageEnded(outage);
 
-  constructor(backend: Backend, models: ModelCache, options: WorkerOptions) {
+  constructor(backend: Backend, models: ModelCache, options: SidecarOptions) {
     this.#backend = backend;
     this.#models = models;
     this.#options = {
       reconcileMs: options.reconcileMs ?? backend.capabilities.defaultReconcileMs,
-      heartbeatMs: options.heartbeatMs ?? 2000,
-      deadAfterMs: options.deadAfterMs ?? 15000,
-      stopTimeoutMs: options.stopTimeoutMs ?? 30000,
-      concurrency: Math.max(1, options.concurrency ?? 2),
-      stallTimeoutMs: options.stallTimeoutMs ?? 10_000,
-      reconnectMaxMs: options.reconnectMaxMs ?? 1000,
+      heartbeatMs: options.heartbeatMs ?? SIDECAR_DEFAULTS.heartbeatMs,
+      deadAfterMs: options.deadAfterMs ?? SIDECAR_DEFAULTS.deadAfterMs,
+      stopTimeoutMs: options.stopTimeoutMs ?? SIDECAR_DEFAULTS.stopTimeoutMs,
+      concurrency: Math.max(1, options.concurrency ?? SIDECAR_DEFAULTS.concurrency),
+      stallTimeoutMs: options.stallTimeoutMs ?? SIDECAR_DEFAULTS.stallTimeoutMs,
+      reconnectMaxMs: options.reconnectMaxMs ?? SIDECAR_DEFAULTS.reconnectMaxMs,
     };
     this.#log = options.logger.child({ sidecar: this.id });
     this.#requests =
@@ -162,7 +163,7 @@ export class Worker {
     this.done.catch(() => {});
   }
 
-  /** Number of batches this worker has written (for tests and progress). */
+  /** Number of batches this sidecar has written (for tests and progress). */
   get batches(): number {
     return this.#batches;
   }
@@ -409,7 +410,7 @@ export class Worker {
           await workHotListeners({
             backend: this.#backend,
             models: this.#models,
-            workerId: this.id,
+            sidecarId: this.id,
             logger: this.#log,
             concurrency: this.#options.concurrency,
             hot: this.#hot,

@@ -18,7 +18,7 @@ export interface BatchOutcome {
 export interface BatchContext {
   backend: Backend;
   models: ModelCache;
-  workerId: string;
+  sidecarId: string;
   logger: Logger;
   /** Called with claimed work and again when it is done, so the sidecar can extend its lease. */
   onClaim?(claim: InFlight, done: boolean): void;
@@ -30,7 +30,7 @@ export interface BatchContext {
  * the model runs.
  */
 export async function runBatch(context: BatchContext, listener: ListenerInfo): Promise<BatchOutcome> {
-  const { rows, source } = await context.backend.queue.claim(context.workerId, listener);
+  const { rows, source } = await context.backend.queue.claim(context.sidecarId, listener);
   if (rows.length === 0) return { claimed: 0, written: 0, failed: 0, source: 'none' };
 
   const inFlight: InFlight = {
@@ -138,11 +138,11 @@ async function computeAndWrite(
     ackIds = ackIds.filter((_, i) => keep[i]);
   }
 
-  const { backend, workerId } = context;
+  const { backend, sidecarId } = context;
   const batch = { gone, ackPks, ackIds, claimedPks: claim.ackPks, claimedIds: claim.ackIds, chunk: claim.chunk };
   let writtenCount = 0;
   try {
-    writtenCount = await backend.queue.write(workerId, listener, { ...batch, rows: written, outputs: writtenOutputs }, failures);
+    writtenCount = await backend.queue.write(sidecarId, listener, { ...batch, rows: written, outputs: writtenOutputs }, failures);
   } catch (error) {
     if (isTransientDatabaseError(error) || isListenerChanged(error)) throw error;
     // The batch could not be written (say, a constraint on the outputs table):
@@ -152,7 +152,7 @@ async function computeAndWrite(
     const unwritten = new Set(written.map((row) => jsonKey(listener, row)));
     const keep = ackPks.map((pk) => !unwritten.has(pk));
     await backend.queue.write(
-      workerId,
+      sidecarId,
       listener,
       { ...batch, ackPks: ackPks.filter((_, i) => keep[i]), ackIds: ackIds.filter((_, i) => keep[i]), rows: [], outputs: [] },
       failures,

@@ -1,5 +1,5 @@
 import type { Backend } from '../backends/backend.js';
-import { classifyDatabaseError, describeError } from '../errors.js';
+import { classifyDatabaseError, describeError, errorFields } from '../errors.js';
 import type { LayerVersion } from '../layer-version.js';
 import type { Logger } from '../logger.js';
 import type { InFlight } from './listener-info.js';
@@ -33,7 +33,7 @@ export interface HeartbeatHooks {
  */
 export class Heartbeat {
   readonly #backend: Backend;
-  readonly #workerId: string;
+  readonly #sidecarId: string;
   readonly #log: Logger;
   readonly #options: { heartbeatMs: number; deadAfterMs: number; stallTimeoutMs: number };
   readonly #hooks: HeartbeatHooks;
@@ -45,14 +45,14 @@ export class Heartbeat {
 
   constructor(
     backend: Backend,
-    workerId: string,
+    sidecarId: string,
     log: Logger,
     options: { heartbeatMs: number; deadAfterMs: number; stallTimeoutMs: number },
     inFlight: ReadonlySet<InFlight>,
     hooks: HeartbeatHooks,
   ) {
     this.#backend = backend;
-    this.#workerId = workerId;
+    this.#sidecarId = sidecarId;
     this.#log = log;
     this.#options = options;
     this.#inFlight = inFlight;
@@ -87,7 +87,7 @@ export class Heartbeat {
     const startedAt = Date.now();
     try {
       const outage = this.#unreportedOutage;
-      const beat = await this.#backend.sidecars.heartbeat(this.#workerId, {
+      const beat = await this.#backend.sidecars.heartbeat(this.#sidecarId, {
         deadAfterMs: this.#options.deadAfterMs,
         state: this.#hooks.state(),
         outage,
@@ -102,7 +102,7 @@ export class Heartbeat {
       }
       for (const flight of this.#inFlight) {
         if (Date.now() - flight.claimedAt <= (flight.listener.settings.lease_seconds * 1000) / 3) continue;
-        await this.#backend.queue.extendLease(this.#workerId, flight);
+        await this.#backend.queue.extendLease(this.#sidecarId, flight);
         flight.claimedAt = Date.now();
       }
     } catch (error) {
@@ -120,7 +120,7 @@ export class Heartbeat {
       }
       const fatal = await this.#hooks.fatal(error);
       if (fatal) return this.#hooks.fail(fatal);
-      if (classifyDatabaseError(error) !== 'connection') this.#log.warn({ error: describeError(error) }, 'heartbeat failed');
+      if (classifyDatabaseError(error) !== 'connection') this.#log.warn(errorFields(error), 'heartbeat failed');
       this.#hooks.wake();
     }
   }

@@ -38,6 +38,22 @@ for (const dir of ['triggers', 'sql/templates']) {
   }
 }
 
+// Templates are stored before the function files run, so that a function file
+// can render one while it installs (sql/functions/080_model_requests.sql renders
+// the dblink transport). The installer stores them again afterwards; harmless.
+if (functions.some((f) => f.name.startsWith('000_'))) throw new Error('sql/functions/000_*.sql: 000 is the generated 000_templates');
+const quoteTemplate = (text) => {
+  let tag = '$tpl$';
+  for (let i = 0; text.includes(tag); i++) tag = `$tpl${i}$`;
+  return `${tag}${text}${tag}`;
+};
+functions.unshift({
+  name: '000_templates',
+  sql: Object.entries(templates)
+    .map(([name, body]) => `INSERT INTO superduper._templates (name, body) VALUES ('${name}', ${quoteTemplate(body)})\nON CONFLICT (name) DO UPDATE SET body = excluded.body;`)
+    .join('\n\n'),
+});
+
 const schemaSql = read('sql/schema.sql');
 const bootstrap = read('sql/bootstrap.sql');
 const version = JSON.parse(read('package.json')).version;

@@ -57,6 +57,22 @@ BEGIN
 END
 $$;
 
+-- Renders an install-time template (../templates/: functions whose text names
+-- the schema dblink or pgvector is installed in) and runs it. The values are
+-- quoted identifiers; {{q}} is a dollar-quote tag that occurs in none of them.
+-- The templates are stored before the function files run (the build's
+-- 000_templates), so that a function file can call this while it installs.
+CREATE OR REPLACE FUNCTION superduper._template_run(p_template text, p_vars jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  EXECUTE superduper._render(p_template, p_vars || jsonb_build_object('q',
+    superduper._dollar_tag(ARRAY(SELECT value FROM jsonb_each_text(p_vars)))));
+END
+$$;
+
 -- Retry delay after p_attempts failures: exponential, capped.
 CREATE OR REPLACE FUNCTION superduper._backoff(p_attempts integer, p_settings jsonb)
 RETURNS interval

@@ -1,5 +1,6 @@
 -- Vector indexes: an approximate (HNSW) index over a listener's vector outputs,
 -- with the model that embeds queries, searched by superduper.like().
+-- (like() itself and its filters: 075_like.sql.)
 
 -- Distance operator, index operator class, and score (higher is better) per measure.
 CREATE OR REPLACE FUNCTION superduper._measure(p_measure text, OUT operator text, OUT opclass text, OUT score text)
@@ -232,77 +233,5 @@ BEGIN
   EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_search');
   EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_search_filtered');
   DELETE FROM superduper._vector_indexes WHERE id = p_index;
-END
-$$;
-
--- A filter given to superduper.like as JSON, turned into SQL over the source
--- table (alias src): values are quoted as literals, columns checked to exist.
---   {"status": "published"}                column = value
---   {"lang": ["en", "fr"]}                 column IN (...)
---   {"year": {">=": 2020, "<": 2025}}      comparisons: = != < <= > >= in not_in like ilike is_null
-CREATE OR REPLACE FUNCTION superduper._filter_sql(p_index text, p_source regclass, p_filter jsonb)
-RETURNS text
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  v_parts text[] := '{}';
-  v_column text;
-  v_value jsonb;
-  v_op text;
-  v_operand jsonb;
-  v_sql_op text;
-BEGIN
-  IF jsonb_typeof(p_filter) <> 'object' THEN
-    RAISE EXCEPTION 'superduper.like: index "%": the filter must be a JSON object of column conditions, like {"status": "published"}', p_index;
-  END IF;
-  FOR v_column, v_value IN SELECT key, value FROM jsonb_each(p_filter) LOOP
-    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = p_source AND attname = v_column AND attnum > 0 AND NOT attisdropped) THEN
-      RAISE EXCEPTION 'superduper.like: index "%": the filter names column %, which table % does not have', p_index, quote_ident(v_column), p_source
-        USING HINT = 'Columns: ' || (SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
-                                      WHERE attrelid = p_source AND attnum > 0 AND NOT attisdropped);
-    END IF;
-    IF jsonb_typeof(v_value) = 'object' THEN
-      FOR v_op, v_operand IN SELECT key, value FROM jsonb_each(v_value) LOOP
-        v_parts := v_parts || superduper._filter_condition(p_index, v_column, v_op, v_operand);
-      END LOOP;
-    ELSIF jsonb_typeof(v_value) = 'array' THEN
-      v_parts := v_parts || superduper._filter_condition(p_index, v_column, 'in', v_value);
-    ELSE
-      v_parts := v_parts || superduper._filter_condition(p_index, v_column, '=', v_value);
-    END IF;
-  END LOOP;
-  RETURN CASE WHEN cardinality(v_parts) = 0 THEN 'true' ELSE array_to_string(v_parts, ' AND ') END;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION superduper._filter_condition(p_index text, p_column text, p_op text, p_value jsonb)
-RETURNS text
-LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  v_literal text := CASE WHEN jsonb_typeof(p_value) IN ('null', 'array', 'object') THEN NULL ELSE quote_literal(p_value #>> '{}') END;
-BEGIN
-  IF p_op IN ('=', '!=', '<>', '<', '<=', '>', '>=', 'like', 'ilike') AND jsonb_typeof(p_value) IN ('array', 'object') THEN
-    RAISE EXCEPTION 'superduper.like: index "%": filter on %: operator % takes a single value', p_index, quote_ident(p_column), p_op;
-  END IF;
-  CASE p_op
-    WHEN '=' THEN RETURN CASE WHEN v_literal IS NULL THEN format('src.%I IS NULL', p_column) ELSE format('src.%I = %s', p_column, v_literal) END;
-    WHEN '!=', '<>' THEN RETURN CASE WHEN v_literal IS NULL THEN format('src.%I IS NOT NULL', p_column) ELSE format('src.%I <> %s', p_column, v_literal) END;
-    WHEN '<', '<=', '>', '>=' THEN RETURN format('src.%I %s %s', p_column, p_op, v_literal);
-    WHEN 'like' THEN RETURN format('src.%I::text LIKE %s', p_column, v_literal);
-    WHEN 'ilike' THEN RETURN format('src.%I::text ILIKE %s', p_column, v_literal);
-    WHEN 'is_null' THEN RETURN format('src.%I IS %s NULL', p_column, CASE WHEN (p_value #>> '{}')::boolean THEN '' ELSE 'NOT' END);
-    WHEN 'in', 'not_in' THEN
-      IF jsonb_typeof(p_value) <> 'array' OR jsonb_array_length(p_value) = 0 THEN
-        RAISE EXCEPTION 'superduper.like: index "%": filter on %: "%" takes a non-empty array', p_index, quote_ident(p_column), p_op;
-      END IF;
-      RETURN format('src.%I %s (%s)', p_column, CASE WHEN p_op = 'in' THEN 'IN' ELSE 'NOT IN' END,
-                    (SELECT string_agg(quote_literal(e), ', ') FROM jsonb_array_elements_text(p_value) AS e));
-    ELSE
-      RAISE EXCEPTION 'superduper.like: index "%": filter on %: unknown operator %', p_index, quote_ident(p_column), quote_literal(p_op)
-        USING HINT = 'Operators: = != < <= > >= in not_in like ilike is_null.';
-  END CASE;
 END
 $$;

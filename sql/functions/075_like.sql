@@ -1,0 +1,145 @@
+-- superduper.like(): the k rows nearest to a query, through the vector index's
+-- search functions (rendered per index from ../templates/search.sql, see
+-- 070_vector_indexes.sql). Here: like() in both forms, the checks of its
+-- arguments, the query's embedding (cached, or asked of a sidecar through
+-- superduper._embed, 085_model_calls.sql), and the JSON filter turned into SQL.
+
+-- Functions whose signature names the vector type (like() in both forms and the
+-- dispatch to the index's search function) come from ../templates/like.sql, with
+-- the type spelled in whatever schema pgvector lives in.
+SELECT superduper._template_run('like', jsonb_build_object(
+  'vector_type', superduper._vector_type(),
+  'vector_schema', regexp_replace(superduper._vector_type(), '\.vector$', '')));
+
+-- Checks the arguments common to both forms of superduper.like. It reads only
+-- the registry, so it runs with its owner's rights: callers need none on it.
+CREATE OR REPLACE FUNCTION superduper._like_index(p_index text, p_k integer)
+RETURNS superduper._vector_indexes
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v superduper._vector_indexes;
+BEGIN
+  SELECT * INTO v FROM superduper._vector_indexes WHERE name = p_index;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'superduper.like: unknown vector index %', coalesce(quote_literal(p_index), 'NULL')
+      USING HINT = 'Vector indexes: ' || coalesce((SELECT string_agg(quote_literal(name), ', ' ORDER BY name) FROM superduper._vector_indexes), '(none)');
+  END IF;
+  IF p_k IS NULL OR p_k < 1 OR p_k > 1000 THEN
+    RAISE EXCEPTION 'superduper.like: index "%": k must be between 1 and 1000, not %', p_index, coalesce(p_k::text, 'NULL');
+  END IF;
+  RETURN v;
+END
+$$;
+
+-- For superduper.like with a text query: the index and the query's embedding,
+-- the arguments checked and the embedding cache read in one call (a cache hit is
+-- the common case of a search); on a miss, _embed asks a sidecar.
+CREATE OR REPLACE FUNCTION superduper._like_query(p_index text, p_k integer, p_query text, OUT index_id integer, OUT embedding real[])
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_model text;
+BEGIN
+  SELECT v.id, v.query_model, c.embedding INTO index_id, v_model, embedding
+  FROM superduper._vector_indexes v
+  LEFT JOIN superduper._models m ON m.name = v.query_model
+  LEFT JOIN superduper._embed_cache c ON c.model = v.query_model AND c.model_hash = m.spec_hash AND c.input_md5 = md5(p_query)
+  WHERE v.name = p_index;
+  IF index_id IS NULL OR p_k IS NULL OR p_k < 1 OR p_k > 1000 THEN
+    PERFORM superduper._like_index(p_index, p_k); -- raises the error that says which
+  END IF;
+  IF p_query IS NULL OR btrim(p_query) = '' THEN
+    RAISE EXCEPTION 'superduper.like: index "%": the query is %', p_index, CASE WHEN p_query IS NULL THEN 'NULL' ELSE 'empty' END;
+  END IF;
+  IF embedding IS NULL THEN
+    embedding := superduper._embed(v_model, p_query);
+  END IF;
+END
+$$;
+
+-- The vector dimension a model outputs (registry only, so owner's rights).
+CREATE OR REPLACE FUNCTION superduper._model_dim(p_model text)
+RETURNS integer
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT (output ->> 'dim')::integer FROM superduper._models WHERE name = p_model
+$$;
+
+-- A filter given to superduper.like as JSON, turned into SQL over the source
+-- table (alias src): values are quoted as literals, columns checked to exist.
+--   {"status": "published"}                column = value
+--   {"lang": ["en", "fr"]}                 column IN (...)
+--   {"year": {">=": 2020, "<": 2025}}      comparisons: = != < <= > >= in not_in like ilike is_null
+CREATE OR REPLACE FUNCTION superduper._filter_sql(p_index text, p_source regclass, p_filter jsonb)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_parts text[] := '{}';
+  v_column text;
+  v_value jsonb;
+  v_op text;
+  v_operand jsonb;
+  v_sql_op text;
+BEGIN
+  IF jsonb_typeof(p_filter) <> 'object' THEN
+    RAISE EXCEPTION 'superduper.like: index "%": the filter must be a JSON object of column conditions, like {"status": "published"}', p_index;
+  END IF;
+  FOR v_column, v_value IN SELECT key, value FROM jsonb_each(p_filter) LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = p_source AND attname = v_column AND attnum > 0 AND NOT attisdropped) THEN
+      RAISE EXCEPTION 'superduper.like: index "%": the filter names column %, which table % does not have', p_index, quote_ident(v_column), p_source
+        USING HINT = 'Columns: ' || (SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+                                      WHERE attrelid = p_source AND attnum > 0 AND NOT attisdropped);
+    END IF;
+    IF jsonb_typeof(v_value) = 'object' THEN
+      FOR v_op, v_operand IN SELECT key, value FROM jsonb_each(v_value) LOOP
+        v_parts := v_parts || superduper._filter_condition(p_index, v_column, v_op, v_operand);
+      END LOOP;
+    ELSIF jsonb_typeof(v_value) = 'array' THEN
+      v_parts := v_parts || superduper._filter_condition(p_index, v_column, 'in', v_value);
+    ELSE
+      v_parts := v_parts || superduper._filter_condition(p_index, v_column, '=', v_value);
+    END IF;
+  END LOOP;
+  RETURN CASE WHEN cardinality(v_parts) = 0 THEN 'true' ELSE array_to_string(v_parts, ' AND ') END;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION superduper._filter_condition(p_index text, p_column text, p_op text, p_value jsonb)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_literal text := CASE WHEN jsonb_typeof(p_value) IN ('null', 'array', 'object') THEN NULL ELSE quote_literal(p_value #>> '{}') END;
+BEGIN
+  IF p_op IN ('=', '!=', '<>', '<', '<=', '>', '>=', 'like', 'ilike') AND jsonb_typeof(p_value) IN ('array', 'object') THEN
+    RAISE EXCEPTION 'superduper.like: index "%": filter on %: operator % takes a single value', p_index, quote_ident(p_column), p_op;
+  END IF;
+  CASE p_op
+    WHEN '=' THEN RETURN CASE WHEN v_literal IS NULL THEN format('src.%I IS NULL', p_column) ELSE format('src.%I = %s', p_column, v_literal) END;
+    WHEN '!=', '<>' THEN RETURN CASE WHEN v_literal IS NULL THEN format('src.%I IS NOT NULL', p_column) ELSE format('src.%I <> %s', p_column, v_literal) END;
+    WHEN '<', '<=', '>', '>=' THEN RETURN format('src.%I %s %s', p_column, p_op, v_literal);
+    WHEN 'like' THEN RETURN format('src.%I::text LIKE %s', p_column, v_literal);
+    WHEN 'ilike' THEN RETURN format('src.%I::text ILIKE %s', p_column, v_literal);
+    WHEN 'is_null' THEN RETURN format('src.%I IS %s NULL', p_column, CASE WHEN (p_value #>> '{}')::boolean THEN '' ELSE 'NOT' END);
+    WHEN 'in', 'not_in' THEN
+      IF jsonb_typeof(p_value) <> 'array' OR jsonb_array_length(p_value) = 0 THEN
+        RAISE EXCEPTION 'superduper.like: index "%": filter on %: "%" takes a non-empty array', p_index, quote_ident(p_column), p_op;
+      END IF;
+      RETURN format('src.%I %s (%s)', p_column, CASE WHEN p_op = 'in' THEN 'IN' ELSE 'NOT IN' END,
+                    (SELECT string_agg(quote_literal(e), ', ') FROM jsonb_array_elements_text(p_value) AS e));
+    ELSE
+      RAISE EXCEPTION 'superduper.like: index "%": filter on %: unknown operator %', p_index, quote_ident(p_column), quote_literal(p_op)
+        USING HINT = 'Operators: = != < <= > >= in not_in like ilike is_null.';
+  END CASE;
+END
+$$;

@@ -9,13 +9,13 @@ import { anthropicMessages, cohereEmbed, openaiChat, openaiEmbeddings } from '..
 import { listener } from '../../src/components/listener.js';
 import { retryAfterMs } from '../../src/models/api/http.js';
 import { prompting } from '../../src/models/api/prompt.js';
-import type { Worker } from '../../src/worker/worker.js';
+import type { Sidecar } from '../../src/sidecar/sidecar.js';
 import { defaultReply, fakeEmbedding, startApiServer, type ApiServer } from '../helpers/api-servers.js';
 import { connectTest, createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
 let database: TestDatabase;
 let db: Superduper;
-let worker: Worker;
+let worker: Sidecar;
 let server: ApiServer;
 
 /** Keeps failure tests fast: two attempts, 50 ms apart. */

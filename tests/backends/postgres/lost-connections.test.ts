@@ -6,7 +6,7 @@ import { listener } from '../../../src/components/listener.js';
 import { vectorIndex } from '../../../src/components/vector-index.js';
 import { createLogger } from '../../../src/logger.js';
 import { functionModel } from '../../../src/models/function-runtime.js';
-import type { Worker } from '../../../src/worker/worker.js';
+import type { Sidecar } from '../../../src/sidecar/sidecar.js';
 import { conceptModel } from '../../helpers/concepts.js';
 import { createTestDatabase, eventually, type TestDatabase } from '../../helpers/database.js';
 import { startTcpProxy, type TcpProxy } from '../../helpers/tcp-proxy.js';
@@ -22,7 +22,7 @@ let database: TestDatabase;
 let proxy: TcpProxy;
 let side: Superduper;
 let app: Superduper;
-let worker: Worker;
+let worker: Sidecar;
 const lines: Array<{ level: number; msg: string; [field: string]: unknown }> = [];
 let nextId = 1;
 

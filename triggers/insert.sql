@@ -4,7 +4,7 @@
 -- PL/pgSQL: no SECURITY DEFINER and no SET clause (each costs ~5% of insert
 -- throughput; the writer appends to a log every role may append to), an
 -- unindexed append-only log, and a lock probe instead of a table lookup to see
--- whether a sidecar sleeps (see superduper._wake). BEFORE, not AFTER: ~10% cheaper;
+-- whether a sidecar sleeps (see superduper._wake). BEFORE, not AFTER: ~8% cheaper;
 -- the trigger's name sorts after the table's own triggers, so the key it logs is
 -- the final one.
 CREATE FUNCTION {{fn_insert}}() RETURNS trigger

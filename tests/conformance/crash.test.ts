@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Superduper } from '../../../src/client.js';
-import { listener } from '../../../src/components/listener.js';
-import { onnxModel } from '../../../src/components/model.js';
-import { linearModel, randomMatrix } from '../../../src/models/onnx-builder.js';
-import { connectTest, createTestDatabase, eventually, type TestDatabase } from '../../helpers/database.js';
-import { startSidecarProcess } from '../../helpers/processes.js';
+import type { Superduper } from '../../src/client.js';
+import { listener } from '../../src/components/listener.js';
+import { onnxModel } from '../../src/components/model.js';
+import { linearModel, randomMatrix } from '../../src/models/onnx-builder.js';
+import { connectTest, createTestDatabase, eventually, type TestDatabase } from '../helpers/database.js';
+import { startSidecarProcess } from '../helpers/processes.js';
 
 const ROWS = 20_000;
 const weights = randomMatrix(3 * 4, 7);

@@ -9,7 +9,7 @@ import { functionModel } from '../../src/models/function-runtime.js';
 import { wordEmbeddingModel } from '../../src/models/onnx-builder.js';
 import { conceptModel, conceptVector } from '../helpers/concepts.js';
 import { connectTest, createTestDatabase, eventually, type TestDatabase } from '../helpers/database.js';
-import { testBackend } from '../helpers/uris.js';
+import { testBackendCapabilities } from '../helpers/backends.js';
 
 let database: TestDatabase;
 let db: Superduper;
@@ -23,24 +23,46 @@ const documents: Array<[number, string, string]> = [
   [6, 'a pizza recipe: cook the pasta, then the food', 'food'],
 ];
 
-beforeAll(async () => {
-  database = await createTestDatabase('vector_search');
-  db = await connectTest(database);
-  await database.sql.query(`CREATE TABLE docs (id int PRIMARY KEY, body text NOT NULL, topic text NOT NULL)`);
-  for (const [id, body, topic] of documents) await database.sql.query('INSERT INTO docs VALUES ($1, $2, $3)', [id, body, topic]);
-  await db.apply(
-    conceptModel(),
-    listener({ name: 'docs_concepts', model: 'concepts', table: 'docs', keys: ['body'] }),
-    vectorIndex({ name: 'docs_index', listener: 'docs_concepts' }),
-  );
-  await db.start({ reconcileMs: 200 });
-  await db.waitUntilIdle();
+/**
+ * The six documents, their concepts and docs_index, with a sidecar, in a
+ * database for the tests of the enclosing describe. Each describe has its own:
+ * the tests add rows that change which are nearest, listeners for models only
+ * their sidecar knows, and one stops that sidecar.
+ */
+function useSearchDatabase(label: string): void {
+  beforeAll(async () => {
+    database = await createTestDatabase(label);
+    db = await connectTest(database);
+    await database.sql.query(`CREATE TABLE docs (id int PRIMARY KEY, body text NOT NULL, topic text NOT NULL)`);
+    for (const [id, body, topic] of documents) await database.sql.query('INSERT INTO docs VALUES ($1, $2, $3)', [id, body, topic]);
+    await db.apply(
+      conceptModel(),
+      listener({ name: 'docs_concepts', model: 'concepts', table: 'docs', keys: ['body'] }),
+      vectorIndex({ name: 'docs_index', listener: 'docs_concepts' }),
+    );
+    await db.start({ reconcileMs: 200 });
+    await db.waitUntilIdle();
+  });
+
+  afterAll(async () => {
+    await db?.close();
+    await database?.drop();
+  });
+}
+
+/** A jsonb model, for superduper.predict. */
+const topicOf = functionModel({
+  name: 'topic_of',
+  output: { type: 'jsonb' },
+  predict: (inputs: Array<{ text: string }>) => inputs.map(({ text }) => ({ label: /cat|dog/.test(text) ? 'pets' : 'other', length: text.length })),
 });
 
-afterAll(async () => {
-  await db?.close();
-  await database?.drop();
-});
+/** 300 more rows, all about cats, and a few rows of the topic 'rare'. */
+async function catsAndRareRows(): Promise<void> {
+  await database.sql.query(`INSERT INTO docs SELECT 100 + g, 'cat kitten feline meow ' || g, 'pets' FROM generate_series(1, 300) g ON CONFLICT (id) DO NOTHING`);
+  await database.sql.query(`INSERT INTO docs SELECT 500 + g, 'cat feline with a car ' || g, 'rare' FROM generate_series(1, 4) g ON CONFLICT (id) DO NOTHING`);
+  await db.waitUntilIdle();
+}
 
 const like = async (query: string, k = 3, filter?: unknown) =>
   (
@@ -51,6 +73,8 @@ const like = async (query: string, k = 3, filter?: unknown) =>
   ).rows;
 
 describe('vector index', () => {
+  useSearchDatabase('vector_search_index');
+
   it('puts an HNSW index on the listener outputs, with the cosine operator class', async () => {
     const indexes = await database.sql.query(`SELECT indexdef FROM pg_indexes WHERE tablename = 'out_docs_concepts' AND indexdef LIKE '%hnsw%'`);
     expect(indexes.rows).toHaveLength(1);
@@ -71,6 +95,8 @@ describe('vector index', () => {
 });
 
 describe('superduper.like', () => {
+  useSearchDatabase('vector_search_like');
+
   it('returns the nearest rows first, joinable with the source table', async () => {
     const hits = await like('my kitten keeps meowing at the cat next door');
     expect(hits[0]).toMatchObject({ id: '1', key: ['1'] });
@@ -101,26 +127,6 @@ describe('superduper.like', () => {
     expect(food.map((h) => h.id)).not.toContain('6');
   });
 
-  it('a filter is applied during the search: k rows whenever k rows match', async () => {
-    // 300 more rows, all about cats, and a few rows of the topic searched for.
-    await database.sql.query(`INSERT INTO docs SELECT 100 + g, 'cat kitten feline meow ' || g, 'pets' FROM generate_series(1, 300) g`);
-    await database.sql.query(`INSERT INTO docs SELECT 500 + g, 'cat feline with a car ' || g, 'rare' FROM generate_series(1, 4) g`);
-    await db.waitUntilIdle();
-    const filtered = await like('cat kitten', 4, { topic: 'rare' });
-    expect(filtered.map((h) => h.id).sort()).toEqual(['501', '502', '503', '504']);
-    // The same when the index scan gives up early and the exact search takes over.
-    const client = await database.sql.connect();
-    try {
-      await client.query(`SET hnsw.max_scan_tuples = 10`);
-      const exact = await client.query(`SELECT id FROM superduper.like('docs_index', 'cat kitten', 4, '{"topic": "rare"}')`);
-      expect(exact.rows.map((r) => r.id).sort()).toEqual(['501', '502', '503', '504']);
-    } finally {
-      client.release();
-    }
-    const several = await like('cat', 3, { topic: ['rare', 'help'], id: { '>=': 3 } });
-    expect(several).toHaveLength(3);
-  });
-
   it('the query embedding is cached: a repeated query needs no sidecar', async () => {
     await like('a cached question about stock shares', 1);
     await db.close();
@@ -131,10 +137,9 @@ describe('superduper.like', () => {
       try {
         await client.query(`SET superduper.request_timeout = '300ms'`);
         // On a server the call waits for a sidecar; the embedded database has no one to ask.
-        const noAnswer =
-          testBackend() === 'pglite'
-            ? /model "concepts" cannot be called from SQL here: this database has no dblink, and no superduper process hosting it answered/
-            : /no sidecar answered within 00:00:00.3 \(model "concepts"\)/;
+        const noAnswer = testBackendCapabilities().modelCallsThroughDblink
+          ? /no sidecar answered within 00:00:00.3 \(model "concepts"\)/
+          : /model "concepts" cannot be called from SQL here: this database has no dblink, and no superduper process hosting it answered/;
         await expect(client.query(`SELECT * FROM superduper.like('docs_index', 'never asked before', 1)`)).rejects.toThrow(noAnswer);
       } finally {
         client.release();
@@ -148,6 +153,8 @@ describe('superduper.like', () => {
 });
 
 describe('superduper.embed', () => {
+  useSearchDatabase('vector_search_embed');
+
   it('returns a vector, and ORDER BY <=> embed(...) LIMIT uses the HNSW index', async () => {
     const embedded = await database.sql.query(`SELECT superduper.embed('concepts', 'puppy')::text AS v`);
     const vector = JSON.parse(embedded.rows[0].v) as number[];
@@ -187,14 +194,10 @@ describe('superduper.embed', () => {
 });
 
 describe('superduper.predict', () => {
+  useSearchDatabase('vector_search_predict');
+
   it('returns a model output as JSON', async () => {
-    await db.apply(
-      functionModel({
-        name: 'topic_of',
-        output: { type: 'jsonb' },
-        predict: (inputs: Array<{ text: string }>) => inputs.map(({ text }) => ({ label: /cat|dog/.test(text) ? 'pets' : 'other', length: text.length })),
-      }),
-    );
+    await db.apply(topicOf);
     const result = await database.sql.query(`SELECT superduper.predict('topic_of', '{"text": "a dog"}') AS p`);
     expect(result.rows[0].p).toEqual({ label: 'pets', length: 5 });
     expect(await db.predict('topic_of', { text: 'stocks' })).toEqual({ label: 'other', length: 6 });
@@ -202,12 +205,37 @@ describe('superduper.predict', () => {
 });
 
 describe('from TypeScript', () => {
+  useSearchDatabase('vector_search_typescript');
+
   it('db.search', async () => {
     const hits = await db.search('docs_index', 'puppy bark', { k: 2 });
     expect(hits[0]).toMatchObject({ id: '2', key: ['2'] });
   });
+});
+
+describe('filters, among many rows about cats', () => {
+  useSearchDatabase('vector_search_filters');
+
+  it('a filter is applied during the search: k rows whenever k rows match', async () => {
+    // 300 more rows, all about cats, and a few rows of the topic searched for.
+    await catsAndRareRows();
+    const filtered = await like('cat kitten', 4, { topic: 'rare' });
+    expect(filtered.map((h) => h.id).sort()).toEqual(['501', '502', '503', '504']);
+    // The same when the index scan gives up early and the exact search takes over.
+    const client = await database.sql.connect();
+    try {
+      await client.query(`SET hnsw.max_scan_tuples = 10`);
+      const exact = await client.query(`SELECT id FROM superduper.like('docs_index', 'cat kitten', 4, '{"topic": "rare"}')`);
+      expect(exact.rows.map((r) => r.id).sort()).toEqual(['501', '502', '503', '504']);
+    } finally {
+      client.release();
+    }
+    const several = await like('cat', 3, { topic: ['rare', 'help'], id: { '>=': 3 } });
+    expect(several).toHaveLength(3);
+  });
 
   it('db.table().like() composes with Kysely, with pre- and post-filter forms', async () => {
+    await catsAndRareRows();
     const pre = await db.table('docs').like({ body: 'cat kitten' }, { index: 'docs_index', k: 4, filter: { topic: 'rare' } });
     const preRows = await pre.select(['t.topic']).execute();
     expect(preRows).toHaveLength(4);
@@ -224,6 +252,8 @@ describe('from TypeScript', () => {
 });
 
 describe('privileges', () => {
+  useSearchDatabase('vector_search_privileges');
+
   it('a role that cannot read the source table gets none of its rows', async () => {
     // Roles belong to the whole cluster: names of their own, so that roles left by
     // an earlier run that failed (holding grants in its database) are no obstacle.
@@ -266,6 +296,8 @@ describe('privileges', () => {
 });
 
 describe('bad input', () => {
+  useSearchDatabase('vector_search_bad_input');
+
   const fails = (query: string, message: RegExp) => expect(database.sql.query(query)).rejects.toThrow(message);
 
   it('unknown index or model', async () => {
@@ -290,6 +322,7 @@ describe('bad input', () => {
     await fails(`SELECT * FROM superduper.like('docs_index', 'cat', 3, '{"topic": {"~": "x"}}')`, /unknown operator '~'/);
   });
   it('embed on a model that does not output vectors', async () => {
+    await db.apply(topicOf);
     await fails(`SELECT superduper.embed('topic_of', 'x')`, /model "topic_of" outputs jsonb, not vectors/);
   });
   it('a vector index whose query model has another dimension', async () => {

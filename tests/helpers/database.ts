@@ -4,7 +4,8 @@ import pg from 'pg';
 import type { EmbeddedDatabase } from '../../src/backends/pglite/driver.js';
 import { connect, type Superduper } from '../../src/client.js';
 import { createLogger } from '../../src/logger.js';
-import { adminUri, PGLITE_TEMPLATE_FILE, TEMPLATE_DATABASE, testBackend, uriFor } from './uris.js';
+import { testBackendName } from './backends.js';
+import { adminUri, PGLITE_TEMPLATE_FILE, TEMPLATE_DATABASE, uriFor } from './uris.js';
 
 export interface TestDatabase {
   name: string;
@@ -25,7 +26,7 @@ export interface TestDatabase {
  */
 export async function createTestDatabase(label: string): Promise<TestDatabase> {
   const name = `sdtest_${label.replace(/[^a-z0-9]+/gi, '_').toLowerCase()}_${randomUUID().slice(0, 8)}`;
-  if (testBackend() === 'pglite') return createEmbeddedTestDatabase(name);
+  if (testBackendName() === 'pglite') return createEmbeddedTestDatabase(name);
   const admin = new pg.Client({ connectionString: adminUri() });
   await admin.connect();
   try {

@@ -16,10 +16,5 @@ export function uriFor(database: string): string {
   return url.toString();
 }
 
-/** Which database the shared tests run on: the PostgreSQL server (default) or the embedded PGlite. */
-export function testBackend(): 'postgres' | 'pglite' {
-  return process.env.SUPERDUPER_TEST_BACKEND === 'pglite' ? 'pglite' : 'postgres';
-}
-
 /** The embedded template: a PGlite database with superduper installed, dumped by the global setup. */
 export const PGLITE_TEMPLATE_FILE = new URL(`../../.pg/pglite-${TEMPLATE_DATABASE}.tar`, import.meta.url).pathname;

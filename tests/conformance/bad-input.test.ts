@@ -8,22 +8,29 @@ import { countingFeatureModel } from '../helpers/models.js';
 let database: TestDatabase;
 let db: Superduper;
 
-beforeAll(async () => {
-  database = await createTestDatabase('bad_input');
-  db = await connectTest(database);
-  await db.apply(countingFeatureModel());
-  await database.sql.query(`
-    CREATE TABLE docs (id int PRIMARY KEY, body text);
-    CREATE TABLE no_pk (body text);
-    CREATE VIEW docs_view AS SELECT * FROM docs;
-    INSERT INTO docs VALUES (1, 'one'), (2, 'two');
-  `);
-});
+/**
+ * A database for the tests of the enclosing describe, with model features and
+ * tables docs, no_pk and docs_view. Each describe has its own: the first checks
+ * that no trigger at all is left, and the second's listeners leave some.
+ */
+function useDatabase(label: string): void {
+  beforeAll(async () => {
+    database = await createTestDatabase(label);
+    db = await connectTest(database);
+    await db.apply(countingFeatureModel());
+    await database.sql.query(`
+      CREATE TABLE docs (id int PRIMARY KEY, body text);
+      CREATE TABLE no_pk (body text);
+      CREATE VIEW docs_view AS SELECT * FROM docs;
+      INSERT INTO docs VALUES (1, 'one'), (2, 'two');
+    `);
+  });
 
-afterAll(async () => {
-  await db?.close();
-  await database?.drop();
-});
+  afterAll(async () => {
+    await db?.close();
+    await database?.drop();
+  });
+}
 
 /** Nothing of a failed apply is left: no registry row, no outputs table, no triggers. */
 async function expectNothingInstalled(name: string) {
@@ -43,6 +50,8 @@ async function applyFails(spec: Record<string, unknown>, message: RegExp) {
 const base = { type: 'listener', name: 'l', model: 'features', table: 'docs', keys: ['body'] };
 
 describe('apply rejects bad specs with errors that name the object, and leaves nothing behind', () => {
+  useDatabase('bad_specs');
+
   it('a missing table', () => applyFails({ ...base, table: 'nope' }, /listener "l": table nope does not exist/));
   it('a missing column', () => applyFails({ ...base, keys: ['bdy'] }, /listener "l": table public.docs has no column bdy/));
   it('an unknown model', () => applyFails({ ...base, model: 'gpt-17' }, /listener "l": unknown model "gpt-17"/));
@@ -71,6 +80,8 @@ describe('apply rejects bad specs with errors that name the object, and leaves n
 });
 
 describe('bad rows and bad models fail alone, with the error recorded', () => {
+  useDatabase('bad_rows');
+
   it('NULL and empty key values go to the failures at once, naming the row and column', async () => {
     await database.sql.query(`CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes VALUES (1, 'fine'), (2, NULL), (3, '')`);
     await db.apply(listener({ name: 'notes_f', model: 'features', table: 'notes', keys: ['body'] }));

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Superduper } from '../../src/client.js';
 import { listener } from '../../src/components/listener.js';
 import { connectTest, createTestDatabase, type TestDatabase } from '../helpers/database.js';
@@ -8,14 +8,15 @@ let database: TestDatabase;
 let db: Superduper;
 const model = countingFeatureModel();
 
-beforeAll(async () => {
+// A database per test: the tests create tables of the same names.
+beforeEach(async () => {
   database = await createTestDatabase('keys');
   db = await connectTest(database);
   await db.apply(model);
   await db.start({ reconcileMs: 200 });
 });
 
-afterAll(async () => {
+afterEach(async () => {
   await db?.close();
   await database?.drop();
 });
@@ -31,27 +32,32 @@ async function expectJoinable(source: string, outputs: string, joinOn: string, t
   expect(orphans.rows[0].n).toBe(0);
 }
 
+/** Tables keyed by a uuid, a text, a pair and a timestamp, each with a listener, changed once and computed. */
+async function keyedTables(): Promise<void> {
+  await database.sql.query(`
+    CREATE TABLE by_uuid (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), body text);
+    CREATE TABLE by_text (code text PRIMARY KEY, body text);
+    CREATE TABLE by_pair (region text, n bigint, body text, PRIMARY KEY (region, n));
+    CREATE TABLE by_time (at timestamptz PRIMARY KEY, body text);
+    INSERT INTO by_uuid (body) VALUES ('one'), ('two 2');
+    INSERT INTO by_text VALUES ('a', 'first'), ('b''s key, with {braces} and "quotes"', 'second 22');
+    INSERT INTO by_pair VALUES ('eu', 9007199254740993, 'big key'), ('us', 1, 'small key');
+    INSERT INTO by_time VALUES ('2024-01-01 10:00:00.123456+00', 'micro'), ('2024-01-01 10:00:00.123457+00', 'seconds');
+  `);
+  await db.apply(
+    listener({ name: 'uuid_l', model: 'features', table: 'by_uuid', keys: ['body'] }),
+    listener({ name: 'text_l', model: 'features', table: 'by_text', keys: ['body'] }),
+    listener({ name: 'pair_l', model: 'features', table: 'by_pair', keys: ['body'] }),
+    listener({ name: 'time_l', model: 'features', table: 'by_time', keys: ['body'] }),
+  );
+  await database.sql.query(`INSERT INTO by_pair VALUES ('eu', 2, 'inserted later 123')`);
+  await database.sql.query(`UPDATE by_text SET body = 'changed' WHERE code = 'a'`);
+  await db.waitUntilIdle();
+}
+
 describe('primary keys of any type', () => {
   it('integer, uuid, text and composite keys', async () => {
-    await database.sql.query(`
-      CREATE TABLE by_uuid (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), body text);
-      CREATE TABLE by_text (code text PRIMARY KEY, body text);
-      CREATE TABLE by_pair (region text, n bigint, body text, PRIMARY KEY (region, n));
-      CREATE TABLE by_time (at timestamptz PRIMARY KEY, body text);
-      INSERT INTO by_uuid (body) VALUES ('one'), ('two 2');
-      INSERT INTO by_text VALUES ('a', 'first'), ('b''s key, with {braces} and "quotes"', 'second 22');
-      INSERT INTO by_pair VALUES ('eu', 9007199254740993, 'big key'), ('us', 1, 'small key');
-      INSERT INTO by_time VALUES ('2024-01-01 10:00:00.123456+00', 'micro'), ('2024-01-01 10:00:00.123457+00', 'seconds');
-    `);
-    await db.apply(
-      listener({ name: 'uuid_l', model: 'features', table: 'by_uuid', keys: ['body'] }),
-      listener({ name: 'text_l', model: 'features', table: 'by_text', keys: ['body'] }),
-      listener({ name: 'pair_l', model: 'features', table: 'by_pair', keys: ['body'] }),
-      listener({ name: 'time_l', model: 'features', table: 'by_time', keys: ['body'] }),
-    );
-    await database.sql.query(`INSERT INTO by_pair VALUES ('eu', 2, 'inserted later 123')`);
-    await database.sql.query(`UPDATE by_text SET body = 'changed' WHERE code = 'a'`);
-    await db.waitUntilIdle();
+    await keyedTables();
     await expectJoinable('by_uuid', 'superduper.out_uuid_l', 'o.id = s.id', 'body');
     await expectJoinable('by_text', 'superduper.out_text_l', 'o.code = s.code', 'body');
     await expectJoinable('by_pair', 'superduper.out_pair_l', 'o.region = s.region AND o.n = s.n', 'body');
@@ -71,6 +77,7 @@ describe('primary keys of any type', () => {
   });
 
   it('a primary key change moves the work to the new key', async () => {
+    await keyedTables();
     await database.sql.query(`UPDATE by_text SET code = 'z' WHERE code = 'a'`);
     const moved = await database.sql.query(`SELECT count(*)::int AS n FROM superduper.out_text_l WHERE code = 'a'`);
     expect(moved.rows[0].n).toBe(0); // the old key's output went with the old key

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Superduper } from '../../src/client.js';
 import { listener } from '../../src/components/listener.js';
 import { functionModel } from '../../src/models/function-runtime.js';
@@ -15,17 +15,33 @@ const featureModel = functionModel({
 let database: TestDatabase;
 let db: Superduper;
 
-beforeAll(async () => {
+// A database per test, with the three rows: the tests count every output and
+// the whole change log, and the status of the only listener.
+beforeEach(async () => {
   database = await createTestDatabase('basics');
   db = await connectTest(database);
   await database.sql.query(`CREATE TABLE docs (id serial PRIMARY KEY, body text, note text)`);
   await database.sql.query(`INSERT INTO docs (body) VALUES ('alpha one'), ('beta 22'), ('gamma 333')`);
 });
 
-afterAll(async () => {
+afterEach(async () => {
   await db?.close();
   await database?.drop();
 });
+
+/** Listener docs_features, its backfill done, with a sidecar running. */
+async function applyDocsFeatures(): Promise<void> {
+  await db.apply(featureModel, listener({ name: 'docs_features', model: 'features', table: 'docs', keys: ['body'] }));
+  await db.start({ reconcileMs: 200 });
+  await db.waitUntilIdle({ timeoutMs: 10_000 });
+}
+
+/** Two rows inserted, row 1 updated, row 2 deleted. */
+async function changeDocs(): Promise<void> {
+  await database.sql.query(`INSERT INTO docs (body) VALUES ('delta 4444'), ('epsilon')`);
+  await database.sql.query(`UPDATE docs SET body = 'alpha changed 1' WHERE id = 1`);
+  await database.sql.query(`DELETE FROM docs WHERE id = 2`);
+}
 
 async function outputs(): Promise<Map<number, number[]>> {
   const result = await database.sql.query<{ id: number; output: string }>(
@@ -55,20 +71,21 @@ describe('a listener kept current by triggers and a sidecar', () => {
   });
 
   it('re-applying the same spec is a no-op', async () => {
+    await applyDocsFeatures();
     const [, again] = await db.apply(featureModel, listener({ name: 'docs_features', model: 'features', table: 'docs', keys: ['body'] }));
     expect(again).toMatchObject({ action: 'unchanged', version: 1 });
   });
 
   it('computes inserted and updated rows and removes deleted ones', async () => {
-    await database.sql.query(`INSERT INTO docs (body) VALUES ('delta 4444'), ('epsilon')`);
-    await database.sql.query(`UPDATE docs SET body = 'alpha changed 1' WHERE id = 1`);
-    await database.sql.query(`DELETE FROM docs WHERE id = 2`);
+    await applyDocsFeatures();
+    await changeDocs();
     expect((await outputs()).has(2)).toBe(false); // removed in the DELETE's own transaction
     await db.waitUntilIdle();
     await expectOutputsMatchRows();
   });
 
   it('an UPDATE that changes no key column enqueues nothing', async () => {
+    await applyDocsFeatures();
     const client = await database.sql.connect();
     try {
       await client.query('BEGIN');
@@ -85,11 +102,15 @@ describe('a listener kept current by triggers and a sidecar', () => {
   });
 
   it('reports status per listener', async () => {
+    await applyDocsFeatures();
+    await changeDocs();
+    await db.waitUntilIdle();
     const [status] = await db.status();
     expect(status).toMatchObject({ listener: 'docs_features', state: 'current', pending: 0, in_flight: 0, failed: 0, done: 4 });
   });
 
   it('TRUNCATE clears the outputs and the queue', async () => {
+    await applyDocsFeatures();
     await database.sql.query('TRUNCATE docs');
     expect((await outputs()).size).toBe(0);
     await database.sql.query(`INSERT INTO docs (body) VALUES ('after truncate')`);

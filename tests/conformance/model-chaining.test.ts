@@ -5,19 +5,19 @@
  * index over those vectors answers superduper.like(), joined back to the
  * articles. Changes to an article flow down the whole chain.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Superduper } from '../../src/client.js';
 import { openaiChat } from '../../src/components/api-model.js';
 import { listener } from '../../src/components/listener.js';
 import { vectorIndex } from '../../src/components/vector-index.js';
-import type { Worker } from '../../src/worker/worker.js';
+import type { Sidecar } from '../../src/sidecar/sidecar.js';
 import { startApiServer, type ApiServer } from '../helpers/api-servers.js';
 import { connectTest, createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
 let database: TestDatabase;
 let db: Superduper;
 let server: ApiServer;
-let sidecar: Worker;
+let sidecar: Sidecar;
 
 /** Each body's first sentence is what it is about; the rest is detail the summary drops. */
 const articles: Array<[number, string]> = [
@@ -31,7 +31,9 @@ const summarise = (body: string) => body.slice(0, body.indexOf('.') + 1);
 
 const CHAIN = ['article_summary', 'summary_vectors'];
 
-beforeAll(async () => {
+// A server and a database per test: the tests count the chat calls, and the
+// first applies the chain that the others change.
+beforeEach(async () => {
   process.env.OPENAI_API_KEY = 'chain-test-key';
   server = await startApiServer({ key: 'chain-test-key' });
   server.reply = (message) => {
@@ -45,7 +47,7 @@ beforeAll(async () => {
   sidecar = await db.start({ reconcileMs: 100 });
 });
 
-afterAll(async () => {
+afterEach(async () => {
   await db?.close();
   await database?.drop();
   await server?.close();
@@ -77,15 +79,25 @@ async function nearest(query: string, k = 1) {
   return rows as Array<{ id: number; title: string; score: number }>;
 }
 
+/** The chain: the summariser's listener on articles, the default embedder's on its outputs, and an index. */
+const applyChain = () =>
+  db.apply(
+    openaiChat({ name: 'summariser', model: 'gpt-test', prompt: 'Summarise: {body}', temperature: 0, baseUrl: `${server.url}/v1` }),
+    listener({ name: 'article_summary', model: 'summariser', table: 'articles', keys: ['body'] }),
+    // No model named: the default embedder. Its source is the first listener's outputs.
+    listener({ name: 'summary_vectors', schema: 'superduper', table: 'out_article_summary', keys: ['output'] }),
+    vectorIndex({ name: 'summary_index', listener: 'summary_vectors' }),
+  );
+
+/** The chain applied, and every article through it. */
+async function computedChain(): Promise<void> {
+  await applyChain();
+  await db.waitUntilIdle({ listeners: CHAIN });
+}
+
 describe('an LLM summary feeding the default embedder feeding a vector index', () => {
   it('summarises every article, embeds the summaries (not the bodies), and like() finds the article by meaning', async () => {
-    const applied = await db.apply(
-      openaiChat({ name: 'summariser', model: 'gpt-test', prompt: 'Summarise: {body}', temperature: 0, baseUrl: `${server.url}/v1` }),
-      listener({ name: 'article_summary', model: 'summariser', table: 'articles', keys: ['body'] }),
-      // No model named: the default embedder. Its source is the first listener's outputs.
-      listener({ name: 'summary_vectors', schema: 'superduper', table: 'out_article_summary', keys: ['output'] }),
-      vectorIndex({ name: 'summary_index', listener: 'summary_vectors' }),
-    );
+    const applied = await applyChain();
     expect(applied.map((r) => [r.type, r.name, r.action])).toEqual([
       ['model', 'summariser', 'created'],
       ['listener', 'article_summary', 'created'],
@@ -127,6 +139,7 @@ describe('an LLM summary feeding the default embedder feeding a vector index', (
   });
 
   it('an update of an article flows through the chain: new summary, new vector, new search result', async () => {
+    await computedChain();
     const lunch = async () => (await nearest('what food can I eat at lunch', 3)).find((hit) => hit.id === 3)!.score;
     const lunchBefore = await lunch();
     const calls = server.requests.length;
@@ -160,6 +173,7 @@ describe('an LLM summary feeding the default embedder feeding a vector index', (
   });
 
   it('a delete removes the outputs all the way down, in the deleting statement', async () => {
+    await computedChain();
     // No sidecar runs: the deletes cascade through the triggers of each table.
     await sidecar.stop();
     await database.sql.query(`DELETE FROM articles WHERE id = 1`);

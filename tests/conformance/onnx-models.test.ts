@@ -32,10 +32,21 @@ const classifier = logisticRegressionGraph({
   intercepts: [0, 0],
 });
 
+/** Table mails, which three tests read (created by the first that runs). */
+async function mails(): Promise<void> {
+  await database.sql.query(`CREATE TABLE IF NOT EXISTS mails (id int PRIMARY KEY, links real, words real)`);
+  await database.sql.query(`INSERT INTO mails VALUES (1, 5, 1), (2, 0, 4), (3, 1, 1) ON CONFLICT (id) DO NOTHING`);
+}
+
+/** Table points, which two tests read (created by the first that runs). */
+async function points(): Promise<void> {
+  await database.sql.query(`CREATE TABLE IF NOT EXISTS points (id int PRIMARY KEY, xy real[])`);
+  await database.sql.query(`INSERT INTO points VALUES (1, '{1,1}'), (2, '{2,0}'), (3, '{0,-1}') ON CONFLICT (id) DO NOTHING`);
+}
+
 describe('scikit-learn style ONNX models', () => {
   it('a classifier stores its label and class probabilities as jsonb', async () => {
-    await database.sql.query(`CREATE TABLE mails (id int PRIMARY KEY, links real, words real)`);
-    await database.sql.query(`INSERT INTO mails VALUES (1, 5, 1), (2, 0, 4), (3, 1, 1)`);
+    await mails();
     await db.apply(
       onnxModel({ name: 'spam_clf', file: classifier, output: { type: 'jsonb' }, outputs: { label: 'output_label', probabilities: 'output_probability' } }),
       listener({ name: 'mails_spam', model: 'spam_clf', table: 'mails', keys: ['links', 'words'] }),
@@ -59,6 +70,7 @@ describe('scikit-learn style ONNX models', () => {
   });
 
   it('with no output named, a jsonb model stores every graph output under its own name', async () => {
+    await mails();
     await db.apply(
       onnxModel({ name: 'spam_clf_all', file: classifier, output: { type: 'jsonb' } }),
       listener({ name: 'mails_spam_all', model: 'spam_clf_all', table: 'mails', keys: ['links', 'words'] }),
@@ -70,8 +82,7 @@ describe('scikit-learn style ONNX models', () => {
   });
 
   it('a regressor reads an array column and stores a float', async () => {
-    await database.sql.query(`CREATE TABLE points (id int PRIMARY KEY, xy real[])`);
-    await database.sql.query(`INSERT INTO points VALUES (1, '{1,1}'), (2, '{2,0}'), (3, '{0,-1}')`);
+    await points();
     await db.apply(
       onnxModel({ name: 'plane', file: linearRegressionGraph({ coefficients: [2, 3], intercept: 1 }), output: { type: 'float' } }),
       listener({ name: 'points_plane', model: 'plane', table: 'points', keys: ['xy'] }),
@@ -134,6 +145,7 @@ describe('scikit-learn style ONNX models', () => {
   });
 
   it('an output name the graph lacks is a load failure listing the outputs it has', async () => {
+    await mails();
     await db.apply(
       onnxModel({ name: 'clf_typo', file: classifier, output: { type: 'text' }, outputName: 'label' }),
       listener({ name: 'mails_typo', model: 'clf_typo', table: 'mails', keys: ['links', 'words'], settings: { max_attempts: 1 } }),
@@ -158,6 +170,7 @@ describe('scikit-learn style ONNX models', () => {
   });
 
   it('a float tensor declared jsonb is stored as a JSON array', async () => {
+    await points();
     await db.apply(
       onnxModel({ name: 'spread', file: linearModel({ inputDim: 2, outputDim: 3, weights: new Float32Array([1, 2, 3, 4, 5, 6]) }), output: { type: 'jsonb' } }),
       listener({ name: 'points_spread', model: 'spread', table: 'points', keys: ['xy'] }),

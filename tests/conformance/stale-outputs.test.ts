@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Superduper } from '../../src/client.js';
 import { listener } from '../../src/components/listener.js';
 import { functionModel } from '../../src/models/function-runtime.js';
@@ -24,7 +24,8 @@ const upper = functionModel({
     }),
 });
 
-beforeAll(async () => {
+// A database per test: each starts from an empty table, and reads the status of its only listener.
+beforeEach(async () => {
   database = await createTestDatabase('stale_outputs');
   db = await connectTest(database);
   await database.sql.query(`CREATE TABLE "Quotes; x" ("Id" int PRIMARY KEY, body text)`);
@@ -33,7 +34,7 @@ beforeAll(async () => {
   await db.start({ reconcileMs: 100 });
 });
 
-afterAll(async () => {
+afterEach(async () => {
   await db?.close();
   await database?.drop();
 });
@@ -43,6 +44,19 @@ const output = async (id: number) =>
 const failure = async (id: number) =>
   (await database.sql.query(`SELECT error, withdrawn FROM superduper.failures WHERE listener = 'quotes' AND primary_key = $1`, [JSON.stringify([String(id)])]))
     .rows[0] as { error: string; withdrawn: boolean } | undefined;
+
+/**
+ * What the first test does, without its checks: row 1 computed, then failed
+ * for good (its output withdrawn), row 2 computed, row 3 failed from the start.
+ */
+async function failRows(): Promise<void> {
+  await database.sql.query(`INSERT INTO "Quotes; x" VALUES (1, 'good'), (2, 'fine')`);
+  await db.waitFor('quotes');
+  await database.sql.query(`UPDATE "Quotes; x" SET body = 'bad now' WHERE "Id" = 1`);
+  await db.waitFor('quotes');
+  await database.sql.query(`INSERT INTO "Quotes; x" VALUES (3, 'bad from the start')`);
+  await db.waitFor('quotes');
+}
 
 describe('a row whose current value fails for good', () => {
   it('loses the output of its earlier value, and the failures view and status say so', async () => {
@@ -65,6 +79,7 @@ describe('a row whose current value fails for good', () => {
   });
 
   it('a NULL key value (which no retry can fix) withdraws the earlier output too', async () => {
+    await failRows();
     await database.sql.query(`UPDATE "Quotes; x" SET body = NULL WHERE "Id" = 2`);
     const { failed } = await db.waitFor('quotes');
     expect(failed.map((f) => f.primary_key)).toContainEqual(['2']);
@@ -73,6 +88,7 @@ describe('a row whose current value fails for good', () => {
   });
 
   it('an older computation finishing late can neither bring the output back nor clear the failure', async () => {
+    await failRows();
     const stamp = (await database.sql.query(`SELECT stamp FROM superduper._failures WHERE listener_id = $1 AND pk = '["1"]'`, [listenerId])).rows[0].stamp;
     expect(Number(stamp)).toBeGreaterThan(0);
     // The write a sidecar that read the earlier value would make now.
@@ -85,6 +101,7 @@ describe('a row whose current value fails for good', () => {
   });
 
   it('computes again when the row changes, or on retry, and the failure goes', async () => {
+    await failRows();
     await database.sql.query(`UPDATE "Quotes; x" SET body = 'good again' WHERE "Id" = 1`);
     await database.sql.query(`UPDATE "Quotes; x" SET body = 'fine again' WHERE "Id" = 2`);
     await db.waitFor('quotes');

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Superduper } from '../../src/client.js';
 import { listener } from '../../src/components/listener.js';
 import { functionModel } from '../../src/models/function-runtime.js';
@@ -36,7 +36,9 @@ function gatedModel(name: string, compute: (text: string) => string) {
 const upper = gatedModel('upper', (t) => t.toUpperCase());
 const reverse = gatedModel('reverse', (t) => [...t].reverse().join(''));
 
-beforeAll(async () => {
+// A database per test, each with version 1 of docs_x computed: the tests build
+// versions on it and count every output.
+beforeEach(async () => {
   database = await createTestDatabase('versions');
   db = await connectTest(database);
   await database.sql.query(`CREATE TABLE docs (id int PRIMARY KEY, title text, body text, published boolean DEFAULT true)`);
@@ -46,13 +48,29 @@ beforeAll(async () => {
   await db.waitUntilIdle();
 });
 
-afterAll(async () => {
+afterEach(async () => {
+  // A test that failed with a gate closed would leave the next one waiting.
+  upper.open();
+  reverse.open();
   await db?.close();
   await database?.drop();
 });
 
 const outputs = async () =>
   (await database.sql.query<{ id: number; output: string }>(`SELECT id, output FROM superduper.out_docs_x ORDER BY id`)).rows;
+
+/** What the first test applies, without holding anything back: docs_x at version 2 (model reverse, keyed by body). */
+async function rebuildOnce(): Promise<void> {
+  await db.apply(listener({ name: 'docs_x', model: 'reverse', table: 'docs', keys: ['body'], settings: { chunk_size: 50 } }));
+  await db.waitUntilIdle();
+}
+
+/** And what the second applies: docs_x at version 3 (model upper, keyed by body). */
+async function rebuildTwice(): Promise<void> {
+  await rebuildOnce();
+  await db.apply(listener({ name: 'docs_x', model: 'upper', table: 'docs', keys: ['body'], settings: { chunk_size: 50 } }));
+  await db.waitUntilIdle();
+}
 
 describe('listener versions', () => {
   it('changing the keys builds a new version and swaps it in when complete, never serving a mix', async () => {
@@ -85,6 +103,7 @@ describe('listener versions', () => {
   });
 
   it('changes made during a rebuild are in the new version', async () => {
+    await rebuildOnce();
     reverse.close();
     await db.apply(listener({ name: 'docs_x', model: 'upper', table: 'docs', keys: ['body'], settings: { chunk_size: 50 } }));
     await database.sql.query(`UPDATE docs SET body = 'edited mid rebuild' WHERE id = 7`);
@@ -100,6 +119,7 @@ describe('listener versions', () => {
   });
 
   it('changing the filter updates in place: rows leaving lose their output, rows entering are computed', async () => {
+    await rebuildTwice();
     const [result] = await db.apply(
       listener({ name: 'docs_x', model: 'upper', table: 'docs', keys: ['body'], filter: 'published', settings: { chunk_size: 50 } }),
     );

@@ -20,6 +20,7 @@ import { defaultLogger, type Logger } from './logger.js';
 import { ModelCache } from './models/registry.js';
 import { answerModelCalls } from './sidecar/model-calls.js';
 import { Sidecar, type SidecarOptions } from './sidecar/sidecar.js';
+import { SQLSTATES } from './generated/constants.js';
 
 export type { ApplyResult, Component, FailureRow, ListenerStatus, SidecarRow, WaitResult };
 
@@ -191,7 +192,7 @@ export class Superduper {
         return await this.backend.queue.waitFor(listener, Math.max(0, deadline - Date.now()) / 1000);
       } catch (error) {
         const code = (error as { code?: string }).code;
-        if (code === 'SDT01') {
+        if (code === SQLSTATES.wait_timeout) {
           throw new SuperduperError((error as Error).message, { hint: (error as { hint?: string }).hint, code, cause: error });
         }
         if (classifyDatabaseError(error) !== 'connection' || Date.now() >= deadline) throw error;

@@ -36,6 +36,11 @@ export class ModelCache {
     for (const runtime of [this.functions, ...builtinRuntimes()]) this.addRuntime(runtime);
   }
 
+  /** The runtimes this process can run models with. */
+  runtimeNames(): string[] {
+    return [...this.#runtimes.keys()];
+  }
+
   addRuntime(runtime: ModelRuntime): void {
     this.#runtimes.set(runtime.name, runtime);
   }

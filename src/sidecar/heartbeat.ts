@@ -3,6 +3,7 @@ import { classifyDatabaseError, describeError, errorFields } from '../errors.js'
 import type { LayerVersion } from '../layer-version.js';
 import type { Logger } from '../logger.js';
 import type { InFlight } from './listener-info.js';
+import { SQLSTATES } from '../generated/constants.js';
 
 export interface HeartbeatHooks {
   /** Whether the sidecar is registered (beats are skipped until it is). */
@@ -106,7 +107,7 @@ export class Heartbeat {
         flight.claimedAt = Date.now();
       }
     } catch (error) {
-      if ((error as { code?: string }).code === 'SDU01' || /is not registered/.test(describeError(error))) {
+      if ((error as { code?: string }).code === SQLSTATES.not_registered || /is not registered/.test(describeError(error))) {
         // Presumed dead by another sidecar (a long pause); our claims were released.
         await this.#hooks.presumedDead().catch(() => {});
         return;

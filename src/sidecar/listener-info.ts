@@ -53,18 +53,3 @@ export interface InFlight {
 export function jsonKey(listener: ListenerInfo, row: ClaimedRow): string {
   return row.sd_pk ?? JSON.stringify(listener.pk.map((_, i) => row[`p${i + 1}`]));
 }
-
-/**
- * The listener's rendered functions are gone (undefined_function: removed,
- * frozen) or were replaced while the call waited (SDR01, see
- * superduper._lock_listeners): the sidecar reads its listeners again.
- */
-export function codeGone(error: unknown): boolean {
-  const code = (error as { code?: string } | undefined)?.code;
-  return code === '42883' || code === 'SDR01';
-}
-
-/** superduper."_l<id>_<suffix>", the per-listener functions rendered at apply time. */
-export function listenerFunction(listenerId: number, suffix: 'claim' | 'claim_chunk' | 'write'): string {
-  return `superduper."_l${listenerId}_${suffix}"`;
-}

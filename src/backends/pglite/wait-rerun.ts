@@ -1,3 +1,5 @@
+import { SQLSTATES } from '../../generated/constants.js';
+
 /**
  * superduper.wait_for() on the embedded database (see sql/functions/065_wait_for.sql):
  * the one session is what the sidecar needs to compute, so the function cannot
@@ -7,7 +9,7 @@
  * superduper.wait to that DETAIL so that the wait goes on from the same moment
  * to the same deadline.
  */
-export const WAIT_SQLSTATE = 'SDW01';
+export const WAIT_SQLSTATE = SQLSTATES.wait_rerun;
 
 /** How long the host lets the sidecar work before running the statement again. */
 export const WAIT_RERUN_MS = 20;

@@ -32,6 +32,7 @@ import {
   type FrontendMessage,
 } from './wire-protocol.js';
 import { ClientStatements, releasesAllStatements } from './wire-statements.js';
+import { NOTIFY } from '../../generated/constants.js';
 
 export interface WireServer {
   host: string;
@@ -556,7 +557,7 @@ class WireClient {
       for (const client of this.router.listeners(note.channel)) client.deliver(notificationResponse(note));
     }
     // Triggers cannot wake the sidecar here (see Sidecar): a committed write does.
-    if (summary.status === 'I' && summary.tags.some((tag) => WRITE_TAG.test(tag))) db.notify('superduper', 'changed');
+    if (summary.status === 'I' && summary.tags.some((tag) => WRITE_TAG.test(tag))) db.notify(NOTIFY.work.channel, NOTIFY.work.changed);
     const reports = changesSettings(sql) ? await this.#changedParameters() : [];
     if (forward.length > 0 && !this.#closed) this.socket.write(reports.length === 0 ? forward : beforeReadyForQuery(forward, reports));
     if (summary.status === 'I') await this.#release();

@@ -4,10 +4,11 @@ import type { Queryable, SqlDriver } from './sql-driver.js';
 import { SuperduperError } from '../../errors.js';
 import { bootstrapSql, codeVersion, functionFiles, migrations, schemaSql, templates } from '../../generated/sql.js';
 import { compareLayer, compareVersions, describeCode, describeLayer } from '../../layer-version.js';
+import { LOCKS } from '../../generated/constants.js';
 
 
 /** Advisory lock key taken by every install step: one installer at a time. */
-const INSTALL_LOCK = 'SELECT pg_catalog.pg_advisory_xact_lock(1399157348, 0)';
+const INSTALL_LOCK = `SELECT pg_catalog.pg_advisory_xact_lock(${LOCKS.namespace}, ${LOCKS.install})`;
 
 
 /**

@@ -3,6 +3,7 @@ import type { ClaimedRow, ListenerInfo } from '../../sidecar/listener-info.js';
 import type { RowFailure, WorkQueue, WriteBatch } from '../backend.js';
 import type { WaitResult } from '../types.js';
 import type { Queryable, SqlDriver } from './sql-driver.js';
+import { SQLSTATES } from '../../generated/constants.js';
 
 /** superduper."_l<id>_<suffix>", the per-listener functions rendered at apply time (sql/templates/). */
 function listenerFunction(listenerId: number, suffix: 'claim' | 'claim_chunk' | 'write'): string {
@@ -91,8 +92,9 @@ async function againIfReplaced<T>(call: () => Promise<T>): Promise<T> {
       return await call();
     } catch (error) {
       const code = (error as { code?: string }).code;
-      if (code === 'SDR01' && attempt < 3) continue;
-      if (code === 'SDR01' || code === '42883') {
+      if (code === SQLSTATES.code_replaced && attempt < 3) continue;
+      // 42883 undefined_function: the listener's code is gone.
+      if (code === SQLSTATES.code_replaced || code === '42883') {
         throw new SuperduperError(`the listener's code was replaced or removed meanwhile: ${(error as Error).message}`, {
           code: LISTENER_CHANGED,
           cause: error,

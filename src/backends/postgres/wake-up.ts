@@ -1,5 +1,8 @@
 import type { WakeUp } from '../backend.js';
 import type { SqlDriver } from './sql-driver.js';
+import { NOTIFY } from '../../generated/constants.js';
+
+const WORK = NOTIFY.work;
 
 /**
  * Waking sidecars on PostgreSQL (docs/architecture.md, "Waking sidecars"): one
@@ -8,19 +11,19 @@ import type { SqlDriver } from './sql-driver.js';
  * - 'request:<id>': a model call from SQL (sql/functions, superduper._request);
  * - 'embed:<json>': an embedding request carried whole ({id, model, hash, input});
  * - anything else: look at everything (the embedded endpoint's 'changed').
- * The sleep mark is advisory lock (1399157348, 1) held exclusively by a sleeping
+ * The sleep mark is advisory lock (LOCKS.namespace, LOCKS.sleep) held exclusively by a sleeping
  * sidecar (superduper._sleep_lock): writers that fail to take it shared notify.
  */
 export function postgresWakeUp(db: SqlDriver): WakeUp {
   return {
     subscribe(handlers) {
       return db.listen(
-        'superduper',
+        WORK.channel,
         (payload) => {
-          if (payload.startsWith('embed:')) {
+          if (payload.startsWith(WORK.embed_prefix)) {
             let carried: { id?: unknown; model?: unknown; hash?: unknown; input?: unknown };
             try {
-              carried = JSON.parse(payload.slice('embed:'.length)) as typeof carried;
+              carried = JSON.parse(payload.slice(WORK.embed_prefix.length)) as typeof carried;
             } catch {
               return handlers.request(undefined);
             }
@@ -30,8 +33,8 @@ export function postgresWakeUp(db: SqlDriver): WakeUp {
             if (typeof carried.model !== 'string' || typeof carried.hash !== 'string') return handlers.request(id);
             return handlers.carried({ id, model: carried.model, hash: carried.hash, input: carried.input });
           }
-          if (payload.startsWith('request')) {
-            const id = payload.slice('request:'.length);
+          if (payload.startsWith(WORK.request_prefix)) {
+            const id = payload.slice(WORK.request_prefix.length);
             return handlers.request(/^\d+$/.test(id) ? id : undefined);
           }
           const id = Number(payload);

@@ -1,6 +1,7 @@
 import { SuperduperError } from '../../errors.js';
 import type { ModelRecord } from '../types.js';
 import type { ApiEndpoint } from './http.js';
+import { SECRETS } from '../../generated/constants.js';
 
 /** What every API runtime reads from a model's config. */
 export interface ApiSettings {
@@ -33,8 +34,8 @@ const COMMON_FIELDS = ['model', 'base_url', 'api_key_env', 'concurrency', 'max_r
  * Config fields that would hold a key. The config is stored in the database, where
  * any role reading superduper.models would see it: a key there is refused.
  */
-const SECRET_FIELD = /^(api[_-]?key|key|token|access[_-]?token|secret|password|authorization|bearer)$/i;
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const SECRET_FIELD = new RegExp(SECRETS.config_key, 'i');
+const ENV_NAME = new RegExp(SECRETS.env_name);
 
 function modelLabel(model: ModelRecord, kind: string): string {
   return `model "${model.name}" (${model.runtime}${kind === model.runtime ? '' : ` ${kind}`})`;

@@ -15,13 +15,15 @@ import { startTcpProxy, type TcpProxy } from '../../helpers/tcp-proxy.js';
  * fail with 25006) or a cold one (connections refused with 57P03).
  */
 const clusters: TestCluster[] = [];
+/** The server the address leads to: the first primary, then each promoted standby (whichever test ran before). */
+let primary: TestCluster;
 let proxy: TcpProxy;
 let db: Superduper;
 let sidecar: CliSidecar;
 let nextId = 1;
 
 beforeAll(async () => {
-  const primary = await createCluster('failover');
+  primary = await createCluster('failover');
   clusters.push(primary);
   proxy = await startTcpProxy({ host: '127.0.0.1', port: primary.port });
   db = await connect(proxy.uri('postgres'), { logger: createLogger('silent') });
@@ -67,15 +69,16 @@ async function failOver(from: TestCluster, to: TestCluster): Promise<void> {
   await from.stop('fast');
   proxy.target = { host: '127.0.0.1', port: to.port };
   proxy.drop();
+  primary = to;
 }
 
 describe('a failover at the same address', () => {
   it('to a hot standby: read-only while in recovery, then promoted', async () => {
-    const standby = await clusters[0]!.createStandby({ hotStandby: true });
+    const standby = await primary.createStandby({ hotStandby: true });
     clusters.push(standby);
     await insertAndWait();
     const mark = sidecar.logs().length;
-    await failOver(clusters[0]!, standby);
+    await failOver(primary, standby);
     // The sidecar reaches a server in recovery: it connects, and its writes fail.
     await new Promise((resolve) => setTimeout(resolve, 2500));
     expect(sidecar.running()).toBe(true);
@@ -86,7 +89,7 @@ describe('a failover at the same address', () => {
   });
 
   it('to a cold standby: connections refused (starting up, 57P03) until it is promoted', async () => {
-    const current = clusters[1]!;
+    const current = primary;
     const standby = await current.createStandby({ hotStandby: false });
     clusters.push(standby);
     await insertAndWait();

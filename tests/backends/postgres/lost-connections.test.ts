@@ -11,6 +11,7 @@ import { conceptModel } from '../../helpers/concepts.js';
 import { createTestDatabase, eventually, type TestDatabase } from '../../helpers/database.js';
 import { startTcpProxy, type TcpProxy } from '../../helpers/tcp-proxy.js';
 import { adminUri } from '../../helpers/uris.js';
+import { LOCKS } from '../../../src/generated/constants.js';
 
 /**
  * Each kind of connection a sidecar holds, lost in each way, with the sidecar
@@ -88,6 +89,12 @@ const terminate = (condition: string) =>
 
 const sleeping = async () => (await database.sql.query(`SELECT bool_and(sleeping) AS s FROM superduper._workers`)).rows[0].s === true;
 
+/** A note with its output, so that like() has a row to find (whichever test runs first). */
+async function aComputedNote(): Promise<void> {
+  const ids = await insertNotes(1);
+  await eventually(async () => (await outputsFor(ids)) === 1, 10_000, 'the output of a note');
+}
+
 describe('pg_terminate_backend on each connection of a sidecar', () => {
   it('its pooled connections, mid-backfill: batches are made again, every row gets its output once', async () => {
     await database.sql.query(`INSERT INTO "Slow Notes" SELECT g, repeat('x', g % 50 + 1) FROM generate_series(1, 1500) g`);
@@ -139,7 +146,7 @@ describe('pg_terminate_backend on each connection of a sidecar', () => {
 
   it('the connection it sleeps on (holding the sleep lock): it wakes at once, and sleeps on a new one', async () => {
     await eventually(sleeping, 10_000, 'the sidecar to sleep');
-    const holder = `pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = 1399157348 AND objid = 1 AND granted)`;
+    const holder = `pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = ${LOCKS.namespace} AND objid = ${LOCKS.sleep} AND granted)`;
     // (After the previous test the sidecar may still be taking its sleep lock again.)
     const held = await eventually(
       async () => {
@@ -162,6 +169,7 @@ describe('pg_terminate_backend on each connection of a sidecar', () => {
   });
 
   it('its connection for model calls from SQL: the next like() is answered', async () => {
+    await aComputedNote();
     const like = async (query: string) =>
       (await database.sql.query(`SELECT id FROM superduper.like('notes_index', $1, 1)`, [query])).rows;
     expect(await like('a cat that meows')).toHaveLength(1);
@@ -171,6 +179,7 @@ describe('pg_terminate_backend on each connection of a sidecar', () => {
   });
 
   it("a SQL session's own connection for model calls: the same session's next like() opens it again", async () => {
+    await aComputedNote();
     const session = new pg.Client({ connectionString: database.uri });
     session.on('error', () => {});
     await session.connect();

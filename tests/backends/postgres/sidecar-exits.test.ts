@@ -90,37 +90,6 @@ describe('superduper start exits 78 for what no retry can fix, saying what', () 
     expect(await sidecar.exited).toBe(78);
     expect(sidecar.output()).toMatch(/database "exits_dropped" does not exist/);
   });
-
-  it('the layer removed while it runs', async () => {
-    const { uri, db } = await database('exits_removed');
-    const sidecar = await startCliSidecar(uri);
-    await db.db.query(`DROP SCHEMA superduper CASCADE`);
-    await db.close();
-    expect(await sidecar.exited).toBe(78);
-    expect(sidecar.output()).toMatch(/the superduper layer is not installed in this database \(it was removed\?\)/);
-  });
-
-  it('the layer upgraded past its code while it runs; an older layer is waited for instead', async () => {
-    const { uri, db } = await database('exits_newer');
-    const sidecar = await startCliSidecar(uri);
-    await db.db.query(`UPDATE superduper._meta SET value = '99.0.0' WHERE key = 'code_version'`);
-    expect(await sidecar.exited).toBe(78);
-    expect(sidecar.output()).toMatch(/the superduper layer in this database \(code 99\.0\.0, migration \d+\) is newer than this sidecar/);
-
-    // Older: a sidecar of newer code waits for "superduper install", ready only after it.
-    await db.db.query(`UPDATE superduper._meta SET value = '0.0.1' WHERE key = 'code_version'`);
-    const waiting = await startCliSidecar(uri);
-    const state = async () => (await db.db.query(`SELECT state FROM superduper.workers`)).rows.map((r) => r.state as string);
-    await eventually(async () => (await state()).includes('waiting for install'), 10_000, 'the sidecar to wait for install');
-    await db.db.query(`INSERT INTO points VALUES (1, 1, 2, 3)`);
-    expect((await db.db.query(`SELECT count(*)::int AS n FROM superduper.out_points_l`)).rows[0]!.n).toBe(0);
-    expect((await cli('install', uri)).code).toBe(0);
-    expect((await db.waitFor('points_l', { timeoutMs: 20_000 })).failed).toEqual([]);
-    expect(waiting.running()).toBe(true);
-    waiting.child.kill('SIGTERM');
-    expect(await waiting.exited).toBe(0);
-    await db.close();
-  });
 });
 
 describe('a sidecar started before its server', () => {

@@ -11,12 +11,12 @@ import { listener } from '../../src/components/listener.js';
 import type { StoredModel } from '../../src/components/model.js';
 import { transformersModel } from '../../src/components/transformers-model.js';
 import { vectorIndex } from '../../src/components/vector-index.js';
-import { TINY_COLOURS, writeTinyClipModel, writeTinyTextModel, writeTinyVitModel } from '../../src/models/tiny-hf-model.js';
+import { TINY_COLOURS, writeTinyClipModel, writeTinyTextModel, writeTinyVitModel } from '../fixtures/tiny-hf-model.js';
 import { TransformersRuntime } from '../../src/models/transformers-runtime.js';
 import type { ModelRecord, RuntimeContext } from '../../src/models/types.js';
 import { connectTest, createTestDatabase, eventually, type TestDatabase } from '../helpers/database.js';
 
-// Every model here is generated (src/models/tiny-hf-model.ts): nothing is downloaded.
+// Every model here is generated (tests/fixtures/tiny-hf-model.ts): nothing is downloaded.
 const DIM = 16;
 let work: string;
 let folders: { text: string; classifier: string; clip: string };

@@ -42,7 +42,7 @@ pg-stop:
 	scripts/pg.sh stop
 
 test: deps pg sql
-	@# pgJDBC and psycopg2 (Debian's packages), for tests/clients.test.ts.
+	@# pgJDBC and psycopg2 (Debian's packages), for tests/conformance/clients.test.ts.
 	scripts/test-clients.sh
 	@# The extension files go into PostgreSQL's share directory when we may write
 	@# there (root, as in CI); the CREATE EXTENSION test runs only then.

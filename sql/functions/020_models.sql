@@ -52,7 +52,14 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION superduper._apply_model(p_spec jsonb)
+-- Component type "model" (see superduper._component_types).
+INSERT INTO superduper._component_types (type, label, registry_table, lookup_order, spec_version)
+VALUES ('model', 'model', '_models', 30, @{spec_versions.model})
+ON CONFLICT (type) DO UPDATE SET label = excluded.label, registry_table = excluded.registry_table,
+  lookup_order = excluded.lookup_order, spec_version = excluded.spec_version;
+
+-- p_search_path is unused: a model names no table.
+CREATE OR REPLACE FUNCTION superduper._apply_model(p_spec jsonb, p_search_path text[])
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp

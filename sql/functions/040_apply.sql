@@ -35,31 +35,104 @@ BEGIN
 END
 $$;
 
+-- One spec: its type looked up in superduper._component_types, the spec brought
+-- to the type's current spec_version, then the type's own _apply_<type>.
 CREATE OR REPLACE FUNCTION superduper._apply_one(p_spec jsonb, p_search_path text[])
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  v_type superduper._component_types;
+  v_result jsonb;
 BEGIN
   IF jsonb_typeof(p_spec) IS DISTINCT FROM 'object' THEN
     RAISE EXCEPTION 'superduper.apply: a spec must be a JSON object, not %', coalesce(jsonb_typeof(p_spec), 'NULL');
   END IF;
-  CASE p_spec ->> 'type'
-    WHEN 'model' THEN RETURN superduper._apply_model(p_spec);
-    WHEN 'listener' THEN RETURN superduper._apply_listener(p_spec, p_search_path);
-    WHEN 'vector_index' THEN RETURN superduper._apply_vector_index(p_spec);
-    ELSE
-      RAISE EXCEPTION 'superduper.apply: unknown component type %', coalesce(quote_literal(p_spec ->> 'type'), '(missing "type")')
-        USING HINT = 'Known types: model, listener, vector_index.';
-  END CASE;
+  SELECT * INTO v_type FROM superduper._component_types WHERE type = p_spec ->> 'type';
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'superduper.apply: unknown component type %', coalesce(quote_literal(p_spec ->> 'type'), '(missing "type")')
+      USING HINT = 'Known types: ' || (SELECT string_agg(type, ', ' ORDER BY lookup_order) FROM superduper._component_types) || '.';
+  END IF;
+  EXECUTE format('SELECT superduper.%I($1, $2)', '_apply_' || v_type.type)
+    INTO v_result USING superduper._spec_current(v_type, p_spec), p_search_path;
+  EXECUTE format('UPDATE superduper.%I SET spec_version = $1 WHERE name = $2 AND spec_version <> $1', v_type.registry_table)
+    USING v_type.spec_version, p_spec ->> 'name';
+  RETURN v_result;
+END
+$$;
+
+-- A spec as the type's current version reads it, without its "spec_version": a
+-- spec that says none is taken as current; an older one goes through each
+-- upgrade step, superduper._spec_<type>_<n>_to_<n+1>(jsonb); a newer one (from a
+-- newer superduper, say in a package) is refused rather than half understood.
+CREATE OR REPLACE FUNCTION superduper._spec_current(p_type superduper._component_types, p_spec jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_given jsonb := p_spec -> 'spec_version';
+  v_version integer;
+  v_spec jsonb := p_spec - 'spec_version';
+  v_name text := coalesce(quote_literal(p_spec ->> 'name'), '(no name)');
+BEGIN
+  IF v_given IS NULL THEN
+    RETURN v_spec;
+  END IF;
+  IF jsonb_typeof(v_given) <> 'number' OR v_given::text !~ '^[0-9]+$' OR (v_given::text)::numeric < 1 THEN
+    RAISE EXCEPTION 'superduper.apply: % %: "spec_version" must be a whole number from 1, not %', p_type.label, v_name, v_given::text
+      USING HINT = format('Omit it for the current version (%s).', p_type.spec_version);
+  END IF;
+  v_version := (v_given::text)::integer;
+  IF v_version > p_type.spec_version THEN
+    RAISE EXCEPTION 'superduper.apply: % %: spec_version % is newer than this database''s superduper reads (up to %)',
+      p_type.label, v_name, v_version, p_type.spec_version
+      USING HINT = 'Upgrade superduper where the spec is applied (superduper install, or ALTER EXTENSION superduper UPDATE), then apply it again.';
+  END IF;
+  FOR v_step IN v_version .. p_type.spec_version - 1 LOOP
+    EXECUTE format('SELECT superduper.%I($1)', format('_spec_%s_%s_to_%s', p_type.type, v_step, v_step + 1)) INTO v_spec USING v_spec;
+  END LOOP;
+  RETURN v_spec;
+END
+$$;
+
+-- Removes a component by name: the first type (in lookup_order) whose registry
+-- holds the name removes it, with what depends on it as that type decides.
+CREATE OR REPLACE FUNCTION superduper.remove(p_name text, p_keep_outputs boolean DEFAULT false,
+                                             p_cascade boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_type superduper._component_types;
+  v_found boolean;
+  v_result jsonb;
+  v_labels text[];
+BEGIN
+  PERFORM pg_advisory_xact_lock(@{locks.namespace}, @{locks.apply});
+  FOR v_type IN SELECT * FROM superduper._component_types ORDER BY lookup_order LOOP
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM superduper.%I WHERE name = $1)', v_type.registry_table) INTO v_found USING p_name;
+    IF v_found THEN
+      EXECUTE format('SELECT superduper.%I($1, $2, $3)', '_remove_' || v_type.type) INTO v_result USING p_name, p_keep_outputs, p_cascade;
+      RETURN v_result;
+    END IF;
+  END LOOP;
+  SELECT array_agg(label ORDER BY lookup_order) INTO v_labels FROM superduper._component_types;
+  RAISE EXCEPTION 'superduper.remove: no % named %',
+    CASE WHEN cardinality(v_labels) > 1
+         THEN array_to_string(v_labels[1:cardinality(v_labels) - 1], ', ') || ' or ' || v_labels[cardinality(v_labels)]
+         ELSE v_labels[1] END,
+    coalesce(quote_literal(p_name), 'NULL')
+    USING HINT = 'Listeners: ' || coalesce((SELECT string_agg(DISTINCT quote_literal(name), ', ') FROM superduper._listeners), '(none)');
 END
 $$;
 
 -- Removes a listener: its triggers, queued work, failures and, unless
 -- p_keep_outputs, its outputs table. Listeners that read its outputs are
 -- removed too with p_cascade, and otherwise make this fail.
-CREATE OR REPLACE FUNCTION superduper.remove(p_name text, p_keep_outputs boolean DEFAULT false,
-                                             p_cascade boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION superduper._remove_listener(p_name text, p_keep_outputs boolean, p_cascade boolean)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -69,19 +142,6 @@ DECLARE
   v_dependents text[];
   v_removed jsonb := '[]';
 BEGIN
-  PERFORM pg_advisory_xact_lock(@{locks.namespace}, @{locks.apply});
-  IF NOT EXISTS (SELECT 1 FROM superduper._listeners WHERE name = p_name) THEN
-    IF EXISTS (SELECT 1 FROM superduper._vector_indexes WHERE name = p_name) THEN
-      PERFORM superduper._vector_index_drop(id) FROM superduper._vector_indexes WHERE name = p_name;
-      RETURN jsonb_build_array(jsonb_build_object('type', 'vector_index', 'name', p_name, 'action', 'removed'));
-    END IF;
-    IF EXISTS (SELECT 1 FROM superduper._models WHERE name = p_name) THEN
-      RETURN superduper._remove_model(p_name);
-    END IF;
-    RAISE EXCEPTION 'superduper.remove: no listener, vector index or model named %', coalesce(quote_literal(p_name), 'NULL')
-      USING HINT = 'Listeners: ' || coalesce((SELECT string_agg(DISTINCT quote_literal(name), ', ') FROM superduper._listeners), '(none)');
-  END IF;
-
   -- What would be removed with it is refused unless p_cascade, before waiting
   -- for any lock.
   SELECT array_agg(DISTINCT d.name) INTO v_dependents
@@ -119,7 +179,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION superduper._remove_model(p_name text)
+CREATE OR REPLACE FUNCTION superduper._remove_model(p_name text, p_keep_outputs boolean, p_cascade boolean)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp

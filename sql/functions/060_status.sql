@@ -96,13 +96,13 @@ SELECT l.name, l.version, CASE WHEN l.frozen THEN 'frozen' ELSE l.state END AS s
        superduper._qualify(l.source_schema, l.source_table) AS source,
        l.keys, l.pk AS primary_key, l.filter,
        superduper._qualify('superduper', l.output_table) AS outputs, l.output_type,
-       l.settings, l.created_at, l.updated_at
+       l.settings, l.created_at, l.updated_at, l.spec_version
 FROM superduper._listeners l;
 
 CREATE OR REPLACE VIEW superduper.models AS
 SELECT m.name, m.runtime, m.output, m.config, m.artifact,
        (SELECT length(a.bytes) FROM superduper._artifacts a WHERE a.sha256 = m.artifact) AS artifact_bytes,
-       m.version, m.created_at, m.updated_at
+       m.version, m.created_at, m.updated_at, m.spec_version
 FROM superduper._models m;
 
 -- Rows whose current value failed for good. withdrawn: the row had an output
@@ -131,6 +131,6 @@ FROM superduper._workers w;
 CREATE OR REPLACE VIEW superduper.vector_indexes AS
 SELECT v.name, v.listener, v.query_model, v.measure, (v.options ->> 'm')::integer AS m,
        (v.options ->> 'ef_construction')::integer AS ef_construction, (v.options ->> 'ef_search')::integer AS ef_search,
-       superduper._qualify('superduper', l.output_table) AS outputs, v.created_at, v.updated_at
+       superduper._qualify('superduper', l.output_table) AS outputs, v.created_at, v.updated_at, v.spec_version
 FROM superduper._vector_indexes v
 LEFT JOIN superduper._listeners l ON l.name = v.listener AND l.state = 'current';

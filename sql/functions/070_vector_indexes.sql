@@ -100,7 +100,14 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION superduper._apply_vector_index(p_spec jsonb)
+-- Component type "vector_index" (see superduper._component_types).
+INSERT INTO superduper._component_types (type, label, registry_table, lookup_order, spec_version)
+VALUES ('vector_index', 'vector index', '_vector_indexes', 20, @{spec_versions.vector_index})
+ON CONFLICT (type) DO UPDATE SET label = excluded.label, registry_table = excluded.registry_table,
+  lookup_order = excluded.lookup_order, spec_version = excluded.spec_version;
+
+-- p_search_path is unused: the index names its listener, not a table.
+CREATE OR REPLACE FUNCTION superduper._apply_vector_index(p_spec jsonb, p_search_path text[])
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -216,6 +223,18 @@ END
 $$;
 
 -- Drops a vector index's HNSW indexes, search function and registry row.
+-- Removes a vector index (its search functions and HNSW index); the listener stays.
+CREATE OR REPLACE FUNCTION superduper._remove_vector_index(p_name text, p_keep_outputs boolean, p_cascade boolean)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM superduper._vector_index_drop(id) FROM superduper._vector_indexes WHERE name = p_name;
+  RETURN jsonb_build_array(jsonb_build_object('type', 'vector_index', 'name', p_name, 'action', 'removed'));
+END
+$$;
+
 CREATE OR REPLACE FUNCTION superduper._vector_index_drop(p_index integer)
 RETURNS void
 LANGUAGE plpgsql

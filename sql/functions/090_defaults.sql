@@ -10,5 +10,5 @@ SELECT superduper._apply_model('{
   "runtime": "text-embedder",
   "output": {"type": "vector", "dim": 512},
   "config": {"model": "universal-sentence-encoder-lite"}
-}')
+}', NULL)
 WHERE NOT EXISTS (SELECT 1 FROM superduper._models WHERE name = '@{listeners.default_model}');

@@ -107,7 +107,7 @@ export class Heartbeat {
         flight.claimedAt = Date.now();
       }
     } catch (error) {
-      if ((error as { code?: string }).code === SQLSTATES.not_registered || /is not registered/.test(describeError(error))) {
+      if ((error as { code?: string }).code === SQLSTATES.not_registered) {
         // Presumed dead by another sidecar (a long pause); our claims were released.
         await this.#hooks.presumedDead().catch(() => {});
         return;

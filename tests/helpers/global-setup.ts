@@ -29,9 +29,10 @@ export default async function setup(): Promise<void> {
     );
   }
   try {
-    // One builder at a time; a template that is there was built whole (it is
-    // renamed into place only after its install).
-    await admin.query('SELECT pg_advisory_lock(1399157348, 99)');
+    // One builder at a time (a lock of the tests' own, in superduper's
+    // namespace); a template that is there was built whole (it is renamed into
+    // place only after its install).
+    await admin.query('SELECT pg_advisory_lock($1, 99)', [1399157348]);
     const found = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [TEMPLATE_DATABASE]);
     if (found.rows.length === 0) {
       const building = `${TEMPLATE_DATABASE}_building`;

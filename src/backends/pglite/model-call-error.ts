@@ -3,7 +3,7 @@ import { SQLSTATES } from '../../generated/constants.js';
 
 /**
  * Model calls from SQL in the embedded database (see superduper._request in
- * sql/functions/080_model_calls.sql): with no dblink, a call not yet answered
+ * sql/functions/080_model_requests.sql, sql/templates/request_local.sql): with no dblink, a call not yet answered
  * raises SQLSTATE SDM01 with the call, as JSON, in DETAIL.
  */
 export const MODEL_CALL_SQLSTATE = SQLSTATES.model_call;

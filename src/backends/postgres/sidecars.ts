@@ -14,7 +14,7 @@ import type { SqlDriver } from './sql-driver.js';
  */
 const VACUUM_LOG = 'VACUUM (SKIP_LOCKED) superduper._changes';
 
-/** Sidecars' registration, heartbeats and listeners (sql/functions/050_worker.sql). */
+/** Sidecars' registration, heartbeats and listeners (sql/functions/050_sidecars.sql, 055_sidecar_work.sql). */
 export function postgresSidecars(db: SqlDriver): SidecarLiveness {
   return {
     async register(sidecar) {

@@ -260,7 +260,7 @@ describe.runIf(installed && previous)(`CREATE EXTENSION superduper: ALTER EXTENS
     expect(refused.status).not.toBe(0);
     expect(refused.stderr).toContain(`is for the superduper extension at version ${version}; this database has version ${previous}`);
 
-    const scriptOwned = ['_templates', '_migrations', '_meta'];
+    const scriptOwned = ['_templates', '_migrations', '_meta', '_component_types'];
     const before = await snapshot(sql);
     const codeVersion = await sql.query(`SELECT code_version FROM superduper._listeners WHERE name = 'docs_two'`);
     await sql.query(`ALTER EXTENSION superduper UPDATE`);
@@ -329,7 +329,7 @@ describe.runIf(installed && previous)(`CREATE EXTENSION superduper: ALTER EXTENS
       ORDER BY c.relname`);
     const decided = (dumped: boolean, kind: string) => config.rows.filter((r) => r.dumped === dumped && r.kind === kind).map((r) => r.relname);
     expect(decided(true, 'r')).toEqual(['_artifacts', '_backfill', '_backfill_cursor', '_changes', '_failures', '_listeners', '_meta', '_models', '_queue', '_vector_indexes']);
-    expect(decided(false, 'r')).toEqual(['_answers', '_embed_cache', '_migrations', '_requests', '_templates', '_workers']);
+    expect(decided(false, 'r')).toEqual(['_answers', '_component_types', '_embed_cache', '_migrations', '_requests', '_templates', '_workers']);
     // Identity sequences belong to their tables, not to the extension directly.
     const sequences = await source.sql.query<{ seq: string }>(
       `SELECT u.c::regclass::text AS seq FROM pg_extension, unnest(extconfig) AS u(c) WHERE extname = 'superduper' AND (SELECT relkind FROM pg_class WHERE oid = u.c) = 'S' ORDER BY 1`,
@@ -344,7 +344,7 @@ describe.runIf(installed && previous)(`CREATE EXTENSION superduper: ALTER EXTENS
 
       // Rows of tables not dumped, and the rows the extension script writes (compared
       // by the catalog below, without their timestamps), are left out.
-      const notDumped = ['_answers', '_embed_cache', '_requests', '_workers', '_migrations', '_templates'];
+      const notDumped = ['_answers', '_embed_cache', '_requests', '_workers', '_migrations', '_templates', '_component_types'];
       const [was, is] = [await snapshot(source.sql), await snapshot(target.sql)];
       for (const snap of [was, is]) {
         for (const table of notDumped) delete snap.tables[table];

@@ -211,6 +211,13 @@ describe('from TypeScript', () => {
     const hits = await db.search('docs_index', 'puppy bark', { k: 2 });
     expect(hits[0]).toMatchObject({ id: '2', key: ['2'] });
   });
+
+  // (Among the 300 near-identical rows about cats of the filter tests, the HNSW
+  // index often misses the one row about passwords: this needs none of them.)
+  it('db.table().like() gives the source rows, with their score', async () => {
+    const top = await (await db.table('docs').like({ body: 'forgot password' }, { index: 'docs_index', k: 1 })).execute();
+    expect(top).toEqual([{ id: 3, body: 'how to reset the password of your account', topic: 'help', score: expect.any(Number) }]);
+  });
 });
 
 describe('filters, among many rows about cats', () => {
@@ -245,9 +252,6 @@ describe('filters, among many rows about cats', () => {
     const post = await db.table('docs').like({ body: 'cat kitten' }, { index: 'docs_index', k: 4 });
     const postRows = await post.where('t.topic', '=', 'rare').execute();
     expect(postRows).toHaveLength(0);
-
-    const top = await (await db.table('docs').like({ body: 'forgot password' }, { index: 'docs_index', k: 1 })).execute();
-    expect(top).toEqual([{ id: 3, body: 'how to reset the password of your account', topic: 'help', score: expect.any(Number) }]);
   });
 });
 

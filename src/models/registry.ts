@@ -13,6 +13,14 @@ interface Entry {
   retired: boolean;
 }
 
+/** How many loads and retirements a ModelCache remembers: a sidecar lives for months. */
+const HISTORY = 100;
+
+function remember<T>(history: T[], item: T): void {
+  history.push(item);
+  if (history.length > HISTORY) history.splice(0, history.length - HISTORY);
+}
+
 /**
  * Loads each model once per process (per version of its spec) and keeps it:
  * a batch never pays for loading, and every listener on a model shares it.
@@ -22,9 +30,9 @@ interface Entry {
  */
 export class ModelCache {
   readonly functions = new FunctionRuntime();
-  /** Every load this process made, in order: how often and how long (for status and benchmarks). */
+  /** The last loads this process made (at most HISTORY), in order: how often and how long (for status and benchmarks). */
   readonly loads: Array<{ model: string; runtime: string; ms: number }> = [];
-  /** Versions closed because a newer one loaded (for tests and status). */
+  /** The last versions closed because a newer one loaded (at most HISTORY; for tests and status). */
   readonly retired: Array<{ model: string; specHash: string }> = [];
   readonly #runtimes = new Map<string, ModelRuntime>();
   readonly #entries = new Map<string, Entry>();
@@ -57,7 +65,7 @@ export class ModelCache {
       // retired version is closed only when none runs on it.
       created.loaded = runtime.load(model, this.context).then((result): LoadedModel => {
         const ms = Math.round(performance.now() - started);
-        this.loads.push({ model: model.name, runtime: model.runtime, ms });
+        remember(this.loads, { model: model.name, runtime: model.runtime, ms });
         this.logger?.info({ model: model.name, runtime: model.runtime, ms }, 'model loaded');
         this.#retireOthers(model.name, key);
         return {
@@ -93,7 +101,7 @@ export class ModelCache {
   async #close(key: string, entry: Entry): Promise<void> {
     if (this.#entries.get(key) !== entry) return;
     this.#entries.delete(key);
-    this.retired.push({ model: entry.name, specHash: key.split('\u0000')[1]! });
+    remember(this.retired, { model: entry.name, specHash: key.split('\u0000')[1]! });
     try {
       await (await entry.loaded).close?.();
     } catch (error) {

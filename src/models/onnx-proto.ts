@@ -2,7 +2,7 @@ import onnxProto from 'onnx-proto';
 
 /**
  * The pieces of an ONNX graph built in code (onnx-proto's protobuf classes, in
- * short forms): what onnx-builder.ts, hf-graphs.ts and the tests' and
+ * short forms): what onnx-builder.ts, tests/fixtures/hf-graphs.ts and the tests' and
  * benchmarks' graphs are written with. Nothing here runs a model.
  */
 export const { onnx } = onnxProto;

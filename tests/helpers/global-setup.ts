@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 
@@ -48,17 +48,24 @@ export default async function setup(): Promise<void> {
         await db.close();
       }
       await admin.query(`ALTER DATABASE ${building} RENAME TO ${TEMPLATE_DATABASE}`);
+      await admin.query(`COMMENT ON DATABASE ${TEMPLATE_DATABASE} IS 'built ${Math.floor(Date.now() / 1000)}'`);
     }
-    // Templates of other SQL: dropped when no run uses them (one in use stays).
+    // Templates of other SQL, built more than a day ago: dropped (one in use
+    // stays). A younger one may belong to a run under way that has not cloned
+    // it yet.
     const others = await admin.query<{ datname: string }>(
-      `SELECT datname FROM pg_database WHERE datname LIKE 'superduper\_test\_template%' AND datname <> $1`,
-      [TEMPLATE_DATABASE],
+      `SELECT datname FROM pg_database
+       WHERE datname LIKE 'superduper\\_test\\_template%' AND datname <> $1
+         AND coalesce(substring(shobj_description(oid, 'pg_database') FROM '^built (\\d+)$')::bigint, 0) < $2`,
+      [TEMPLATE_DATABASE, Math.floor(Date.now() / 1000) - 86_400],
     );
     for (const { datname } of others.rows) await admin.query(`DROP DATABASE IF EXISTS "${datname}"`).catch(() => {});
     if (!existsSync(PGLITE_TEMPLATE_FILE)) await buildEmbeddedTemplate(PGLITE_TEMPLATE_FILE);
     const folder = dirname(PGLITE_TEMPLATE_FILE);
     for (const file of readdirSync(folder)) {
-      if (/^pglite-superduper_test_template.*\.tar$/.test(file) && join(folder, file) !== PGLITE_TEMPLATE_FILE) rmSync(join(folder, file), { force: true });
+      const path = join(folder, file);
+      const stale = /^pglite-superduper_test_template.*\.tar$/.test(file) && path !== PGLITE_TEMPLATE_FILE && statSync(path).mtimeMs < Date.now() - 86_400_000;
+      if (stale) rmSync(path, { force: true });
     }
   } finally {
     await admin.end();

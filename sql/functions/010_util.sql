@@ -134,3 +134,17 @@ BEGIN
   RETURN quote_ident(v_schema) || '.vector';
 END
 $$;
+
+-- Registers a component type (superduper._component_types), or updates it: each
+-- type's function file calls this once, so that apply and remove know it.
+CREATE OR REPLACE FUNCTION superduper._component_type(p_type text, p_label text, p_registry_table text,
+                                                      p_lookup_order integer, p_spec_version integer)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  INSERT INTO superduper._component_types (type, label, registry_table, lookup_order, spec_version)
+  VALUES (p_type, p_label, p_registry_table, p_lookup_order, p_spec_version)
+  ON CONFLICT (type) DO UPDATE SET label = excluded.label, registry_table = excluded.registry_table,
+    lookup_order = excluded.lookup_order, spec_version = excluded.spec_version
+$$;

@@ -53,10 +53,7 @@ END
 $$;
 
 -- Component type "model" (see superduper._component_types).
-INSERT INTO superduper._component_types (type, label, registry_table, lookup_order, spec_version)
-VALUES ('model', 'model', '_models', 30, @{spec_versions.model})
-ON CONFLICT (type) DO UPDATE SET label = excluded.label, registry_table = excluded.registry_table,
-  lookup_order = excluded.lookup_order, spec_version = excluded.spec_version;
+SELECT superduper._component_type('model', 'model', '_models', 30, @{spec_versions.model});
 
 -- p_search_path is unused: a model names no table.
 CREATE OR REPLACE FUNCTION superduper._apply_model(p_spec jsonb, p_search_path text[])

@@ -132,10 +132,7 @@ END
 $$;
 
 -- Component type "listener" (see superduper._component_types).
-INSERT INTO superduper._component_types (type, label, registry_table, lookup_order, spec_version)
-VALUES ('listener', 'listener', '_listeners', 10, @{spec_versions.listener})
-ON CONFLICT (type) DO UPDATE SET label = excluded.label, registry_table = excluded.registry_table,
-  lookup_order = excluded.lookup_order, spec_version = excluded.spec_version;
+SELECT superduper._component_type('listener', 'listener', '_listeners', 10, @{spec_versions.listener});
 
 CREATE OR REPLACE FUNCTION superduper._apply_listener(p_spec jsonb, p_search_path text[])
 RETURNS jsonb

@@ -101,10 +101,7 @@ END
 $$;
 
 -- Component type "vector_index" (see superduper._component_types).
-INSERT INTO superduper._component_types (type, label, registry_table, lookup_order, spec_version)
-VALUES ('vector_index', 'vector index', '_vector_indexes', 20, @{spec_versions.vector_index})
-ON CONFLICT (type) DO UPDATE SET label = excluded.label, registry_table = excluded.registry_table,
-  lookup_order = excluded.lookup_order, spec_version = excluded.spec_version;
+SELECT superduper._component_type('vector_index', 'vector index', '_vector_indexes', 20, @{spec_versions.vector_index});
 
 -- p_search_path is unused: the index names its listener, not a table.
 CREATE OR REPLACE FUNCTION superduper._apply_vector_index(p_spec jsonb, p_search_path text[])

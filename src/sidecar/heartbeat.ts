@@ -1,5 +1,5 @@
 import type { Backend } from '../backends/backend.js';
-import { classifyDatabaseError, describeError, errorFields } from '../errors.js';
+import { classifyDatabaseError, errorFields } from '../errors.js';
 import type { LayerVersion } from '../layer-version.js';
 import type { Logger } from '../logger.js';
 import type { InFlight } from './listener-info.js';

@@ -9,9 +9,15 @@ import type { Queryable } from './sql-driver.js';
 export function postgresSearch(db: Queryable): Search & { vectorType(): Promise<string> } {
   // pgvector's type, qualified with the schema it lives in (per database).
   let vectorType: Promise<string> | undefined;
-  const typeName = () => {
-    vectorType ??= db.query<{ type: string }>('SELECT superduper._vector_type() AS type').then((r) => r.rows[0]!.type);
-    vectorType.catch(() => (vectorType = undefined));
+  const typeName = (): Promise<string> => {
+    if (!vectorType) {
+      const asked = db.query<{ type: string }>('SELECT superduper._vector_type() AS type').then((r) => r.rows[0]!.type);
+      // A failed look is not kept: the next call asks again.
+      asked.catch(() => {
+        if (vectorType === asked) vectorType = undefined;
+      });
+      vectorType = asked;
+    }
     return vectorType;
   };
   return {

@@ -31,6 +31,10 @@ export default defineConfig({
       backendProject('postgres'),
       // The embedded PGlite, served on a wire endpoint: same SQL layer, same results.
       backendProject('pglite'),
+      // MongoDB, on the test emulation of a replica set (tests/helpers/mongodb-emulator/),
+      // or on a real one when MONGODB_URI is set. The conformance suite drives
+      // its databases through SQL, so MongoDB runs its own folder only.
+      { extends: true, test: { name: 'mongodb', include: ['tests/backends/mongodb/**/*.test.ts'], env: { SUPERDUPER_LOG_LEVEL: logLevel } } },
       { extends: true, test: { name: 'unit', include: ['tests/unit/**/*.test.ts'], env: { SUPERDUPER_LOG_LEVEL: logLevel } } },
     ],
   },

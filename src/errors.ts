@@ -69,6 +69,8 @@ const connectionMessages =
   /Connection terminated|connection timeout|timeout expired|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed and is not queryable|Cannot use a pool after calling end|server closed the connection unexpectedly|the database did not answer/i;
 
 export function classifyDatabaseError(thrown: unknown): DatabaseErrorKind {
+  const mongo = classifyMongoError(thrown);
+  if (mongo) return mongo;
   const code = (thrown as { code?: unknown } | undefined)?.code;
   if (typeof code === 'string') {
     if (fatalStates.has(code)) return 'fatal';
@@ -78,6 +80,26 @@ export function classifyDatabaseError(thrown: unknown): DatabaseErrorKind {
     if (code === STALLED) return 'connection';
   }
   return connectionMessages.test(coerceError(thrown).message) ? 'connection' : 'statement';
+}
+
+// The MongoDB driver's errors: network and server-selection failures by class
+// name, and the server's numeric codes for a node going away or stepping down
+// (its "retryable" errors). The driver itself is not imported here: PostgreSQL
+// users never load it.
+const mongoConnectionErrors = /^Mongo(Network|NetworkTimeout|ServerSelection|PoolCleared|NotConnected|ServerClosed|TopologyClosed)Error$/;
+const mongoConnectionCodes = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
+const mongoFatalCodes = new Set([13, 18]); // Unauthorized, AuthenticationFailed
+
+function classifyMongoError(thrown: unknown): DatabaseErrorKind | undefined {
+  const error = thrown as { name?: unknown; code?: unknown; errorLabels?: unknown } | undefined;
+  if (typeof error?.name !== 'string' || !error.name.startsWith('Mongo')) return undefined;
+  if (mongoConnectionErrors.test(error.name)) return 'connection';
+  if (typeof error.code === 'number') {
+    if (mongoConnectionCodes.has(error.code)) return 'connection';
+    if (mongoFatalCodes.has(error.code)) return 'fatal';
+    if (error.code === 112 || error.code === 251) return 'retry'; // WriteConflict, NoSuchTransaction
+  }
+  return 'statement';
 }
 
 /** The code of the error a query gets when the database did not answer it in time (see backends/postgres.ts). */

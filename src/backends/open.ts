@@ -10,6 +10,9 @@ const SCHEMES: ReadonlyArray<{ prefix: string; open(target: string, options: Ope
     // Imported only here: PostgreSQL users never load the WebAssembly build.
     open: async (target) => (await import('./pglite/backend.js')).openEmbeddedBackend(target.slice('pglite:'.length)),
   },
+  // Imported only here: PostgreSQL users never load the MongoDB driver.
+  { prefix: 'mongodb:', open: async (target, options) => (await import('./mongodb/backend.js')).connectMongoBackend(target, options) },
+  { prefix: 'mongodb+srv:', open: async (target, options) => (await import('./mongodb/backend.js')).connectMongoBackend(target, options) },
 ];
 
 export interface OpenOptions {

@@ -18,7 +18,8 @@ export interface ApplyResult {
 export interface ListenerStatus {
   listener: string;
   version: number;
-  state: 'current' | 'building' | 'frozen';
+  /** 'stopped': the change stream cannot follow the source any more (MongoDB: it was dropped or renamed); the note says why. */
+  state: 'current' | 'building' | 'frozen' | 'stopped';
   model: string;
   source: string;
   outputs: string;

@@ -21,14 +21,19 @@ export interface ListenerOptions {
   name: string;
   /** A registered model's name, or a model component (applied first). Default: the default text embedder. */
   model?: string | ModelComponent;
-  /** The source table, as written (no quoting needed). */
-  table: string;
+  /** The source table, as written (no quoting needed). On MongoDB: the collection (or give `collection`). */
+  table?: string;
+  /** On MongoDB: the source collection. */
+  collection?: string;
   /** Its schema; default: the first schema of the search_path that has the table. */
   schema?: string;
-  /** Columns whose values the model gets; a change to any of them recomputes the row. */
+  /** Columns whose values the model gets; a change to any of them recomputes the row. On MongoDB: field paths ("body", "meta.title"). */
   keys: string[];
-  /** Only rows for which this SQL boolean expression over the table's columns holds. */
-  filter?: string;
+  /**
+   * Only rows for which this SQL boolean expression over the table's columns
+   * holds; on MongoDB, a query document ({"status": "published"}).
+   */
+  filter?: string | Record<string, unknown>;
   settings?: ListenerSettings;
 }
 
@@ -49,6 +54,9 @@ export interface ListenerComponent {
  * // outputs: SELECT d.*, o.output FROM docs d JOIN superduper.out_docs_embedding o USING (id)
  */
 export function listener(options: ListenerOptions): ListenerComponent {
+  if ((options.table === undefined) === (options.collection === undefined)) {
+    throw new Error(`listener "${options.name}": give the source as "table" (or, on MongoDB, "collection"), once`);
+  }
   const model = options.model === undefined ? DEFAULT_EMBEDDER : typeof options.model === 'string' ? options.model : options.model.name;
   return {
     kind: 'listener',
@@ -59,7 +67,7 @@ export function listener(options: ListenerOptions): ListenerComponent {
       type: 'listener',
       name: options.name,
       model,
-      table: options.table,
+      ...(options.collection === undefined ? { table: options.table } : { collection: options.collection }),
       ...(options.schema === undefined ? {} : { schema: options.schema }),
       keys: options.keys,
       ...(options.filter === undefined ? {} : { filter: options.filter }),

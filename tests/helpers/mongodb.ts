@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { MongoClient, type Db } from 'mongodb';
 import { connect, type Superduper } from '../../src/client.js';
 import { createLogger } from '../../src/logger.js';
-import { startEmulator, type Emulator } from './mongodb-emulator/index.js';
+import { startEmulator, type MongoEmulator as Emulator } from './mongodb-emulator/index.js';
 
 /**
  * A MongoDB database for one test: on the replica set MONGODB_URI names when it

@@ -121,7 +121,10 @@ export interface FailureDoc {
 export interface OutputDoc {
   _id: SourceId;
   output: unknown;
+  /** The clusterTime of the change it was computed for (the backfill's start, for the backfill's). */
   _seq: string;
+  /** A hash of the key values it was computed from. */
+  _input: string;
   _computed_at: Date;
 }
 

@@ -1,4 +1,5 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { EJSON } from 'bson';
 import { MongoBulkWriteError, type AnyBulkWriteOperation, type Collection, type Document } from 'mongodb';
 import { LISTENER_CHANGED, SuperduperError } from '../../errors.js';
 import type { ClaimedRow, ListenerInfo } from '../../sidecar/listener-info.js';
@@ -71,29 +72,39 @@ export function mongoQueue(context: MongoContext): WorkQueue {
     const keys = entries.map((entry) => entry.key);
     const [sources, outputs] = await Promise.all([
       context.db.collection(doc.collection).find(withFilter(doc, { _id: { $in: keys } }), { projection: projection(doc) }).toArray(),
-      context.db.collection(doc.outputs).find({ _id: { $in: keys } }, { projection: { _seq: 1 } }).toArray(),
+      context.db.collection(doc.outputs).find({ _id: { $in: keys } }, { projection: { _seq: 1, _input: 1 } }).toArray(),
     ]);
     const byKey = new Map(sources.map((source) => [keyText(source._id), source]));
-    const outputSeq = new Map(outputs.map((output) => [keyText(output._id), output._seq]));
+    const written = new Map(outputs.map((output) => [keyText(output._id), output as unknown as Pick<OutputDoc, '_seq' | '_input'>]));
     const rows: ClaimedRow[] = [];
-    const current: QueueDoc[] = [];
+    const current: Array<{ entry: QueueDoc; id: unknown; seq: string }> = [];
     for (const entry of entries) {
       const source = byKey.get(entry._id.k);
-      const seq = outputSeq.get(entry._id.k);
-      // Queued again for a change whose output is already written (a capture
-      // that stopped before saving its position reads its last events again):
-      // nothing to compute.
-      if (source && seq !== undefined && seq >= entry.seq) {
-        current.push(entry);
+      const claimed: ClaimedRow = source ? row(doc, source, entry.seq) : { sd_stamp: entry.seq, sd_live: false, p1: entry._id.k };
+      // Nothing to compute when the output is of this very input: an event read
+      // again after a restart, or a change the backfill had already read.
+      const output = written.get(entry._id.k);
+      if (source && output && (output._seq >= entry.seq || output._input === inputHash(doc, claimed))) {
+        current.push({ entry, id: source._id, seq: entry.seq });
         continue;
       }
-      const claimed: ClaimedRow = source ? row(doc, source, entry.seq) : { sd_stamp: entry.seq, sd_live: false, p1: entry._id.k };
       claimed.sd_pk = JSON.stringify([entry._id.k]);
       claimed.sd_ids = [entry.seq];
       rows.push(claimed);
     }
-    if (current.length > 0) await acknowledge(sidecarId, current.map((entry) => ({ k: entry._id.k, seq: entry.seq })), doc._id);
+    if (current.length > 0) {
+      await restamp(doc, current);
+      await acknowledge(sidecarId, current.map(({ entry }) => ({ k: entry._id.k, seq: entry.seq })), doc._id);
+    }
     return rows;
+  }
+
+  /** Outputs found current for a newer change take its seq, as if computed from it. */
+  async function restamp(doc: ListenerDoc, current: Array<{ id: unknown; seq: string }>): Promise<void> {
+    await context.db.collection(doc.outputs).bulkWrite(
+      current.map(({ id, seq }): AnyBulkWriteOperation => ({ updateOne: { filter: { _id: id as Document['_id'], _seq: { $lt: seq } }, update: { $set: { _seq: seq } } } })),
+      { ordered: false },
+    );
   }
 
   async function acknowledge(sidecarId: string, entries: Array<{ k: string; seq: string }>, listenerId: number): Promise<void> {
@@ -127,10 +138,36 @@ export function mongoQueue(context: MongoContext): WorkQueue {
     return rangeRows(doc, range._id.n, sources);
   }
 
-  function rangeRows(doc: ListenerDoc, chunk: number, sources: Document[]): ClaimedRow[] {
+  /**
+   * A range's rows, less those the change stream has: a document changed since
+   * the backfill began is queued (the queue computes it) or already computed
+   * from its newer value. Without this, each would be computed twice.
+   */
+  async function rangeRows(doc: ListenerDoc, chunk: number, sources: Document[]): Promise<ClaimedRow[]> {
     const stamp = doc.seq_start ?? '0';
-    if (sources.length === 0) return [{ sd_stamp: stamp, sd_chunk: chunk, p1: null }];
-    return sources.map((source) => ({ ...row(doc, source, stamp), sd_chunk: chunk }));
+    const keys = sources.map((source) => keyText(source._id));
+    const [queued, outputs] = await Promise.all([
+      keys.length === 0 ? [] : queue.find({ _id: { $in: keys.map((k) => ({ l: doc._id, k })) } }, { projection: { _id: 1 } }).toArray(),
+      keys.length === 0 ? [] : context.db.collection(doc.outputs).find({ _id: { $in: sources.map((s) => s._id) } }, { projection: { _seq: 1, _input: 1 } }).toArray(),
+    ]);
+    const skip = new Set(queued.map((entry) => entry._id.k));
+    const written = new Map(outputs.map((output) => [keyText(output._id), output as unknown as Pick<OutputDoc, '_seq' | '_input'>]));
+    const rows: ClaimedRow[] = [];
+    const current: Array<{ id: unknown; seq: string }> = [];
+    sources.forEach((source, i) => {
+      if (skip.has(keys[i]!)) return;
+      const claimed: ClaimedRow = { ...row(doc, source, stamp), sd_chunk: chunk };
+      const output = written.get(keys[i]!);
+      // Computed from a newer change already, or from this same input (a
+      // reconciling re-scan finds most documents unchanged): nothing to compute.
+      if (output && (output._seq > stamp || output._input === inputHash(doc, claimed))) {
+        if (output._seq < stamp) current.push({ id: source._id, seq: stamp });
+        return;
+      }
+      rows.push(claimed);
+    });
+    if (current.length > 0) await restamp(doc, current);
+    return rows.length > 0 ? rows : [{ sd_stamp: stamp, sd_chunk: chunk, p1: null }];
   }
 
   async function claimRange(sidecarId: string, listener: ListenerInfo): Promise<ClaimedRow[]> {
@@ -218,7 +255,7 @@ export function mongoQueue(context: MongoContext): WorkQueue {
           return {
             updateOne: {
               filter: { _id: keyValue(claimed.p1 as string), $or: [{ _seq: { $lt: stamp } }, { _seq: { $exists: false } }] },
-              update: { $set: { output: toStored(batch.outputs[i]), _seq: stamp, _computed_at: now } },
+              update: { $set: { output: toStored(batch.outputs[i]), _seq: stamp, _input: inputHash(doc, claimed), _computed_at: now } },
               upsert: true,
             },
           };
@@ -312,6 +349,16 @@ export function mongoQueue(context: MongoContext): WorkQueue {
       );
     }
   }
+}
+
+/**
+ * What an output was computed from, as a short hash of its key values (types
+ * included: 1 and "1" differ), so that a claim can tell an output is already of
+ * the current input without running the model.
+ */
+function inputHash(doc: ListenerDoc, claimed: ClaimedRow): string {
+  const values = doc.keys.map((_, i) => claimed[`k${i + 1}`]);
+  return createHash('sha1').update(EJSON.stringify(values, { relaxed: false })).digest('base64').slice(0, 16);
 }
 
 /**

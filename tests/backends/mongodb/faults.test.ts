@@ -1,0 +1,142 @@
+import type { Document } from 'mongodb';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Superduper } from '../../../src/client.js';
+import { listener } from '../../../src/components/listener.js';
+import { eventually } from '../../helpers/database.js';
+import { countingFeatureModel, features } from '../../helpers/models.js';
+import { connectMongoTest, createMongoTestDatabase, type MongoTestDatabase } from '../../helpers/mongodb.js';
+import { startSidecarProcess } from '../../helpers/processes.js';
+
+// Each test makes its own server when it needs one it can restart or starve of
+// history; none shares state with another.
+let database: MongoTestDatabase | undefined;
+let db: Superduper | undefined;
+
+afterEach(async () => {
+  await db?.close();
+  await database?.drop();
+  db = undefined;
+  database = undefined;
+});
+
+async function setUp(options: { oplogSize?: number; fresh?: boolean } = {}) {
+  database = await createMongoTestDatabase('faults', options);
+  db = await connectMongoTest(database);
+  return { database, db };
+}
+
+/** Every document has the output of its current body, exactly one each. */
+async function expectCurrent(database: MongoTestDatabase, name: string, transform: (body: string) => unknown = features): Promise<void> {
+  const docs = await database.db.collection('docs').find({}).sort({ _id: 1 }).toArray();
+  const outputs = await database.db.collection(`superduper.outputs.${name}`).find({}).sort({ _id: 1 }).toArray();
+  expect(outputs.map((o) => o._id)).toEqual(docs.map((d) => d._id));
+  for (const [i, doc] of docs.entries()) expect(outputs[i]!.output).toEqual(transform(doc.body as string));
+}
+
+/** Inserts, updates and deletes `n` documents' worth of changes, numbered from `from`. */
+async function churn(database: MongoTestDatabase, from: number, n: number): Promise<void> {
+  const docs = database.db.collection<Document>('docs');
+  for (let i = from; i < from + n; i++) {
+    await docs.insertOne({ _id: i, body: `doc ${i} first` });
+    if (i % 3 === 0) await docs.updateOne({ _id: i }, { $set: { body: `doc ${i} second` } });
+    if (i % 5 === 0) await docs.deleteOne({ _id: i });
+  }
+}
+
+describe('resume tokens', () => {
+  it('a sidecar started after another stopped computes what changed meanwhile, and nothing twice', async () => {
+    const { database, db } = await setUp();
+    await database.db.createCollection('docs');
+    const model = countingFeatureModel();
+    await db.apply(model, listener({ name: 'docs_features', model: 'features', collection: 'docs', keys: ['body'] }));
+    const first = await db.start({ reconcileMs: 100 });
+    await churn(database, 0, 30);
+    await db.waitFor('docs_features', { timeoutMs: 20_000 });
+    await first.stop();
+
+    await churn(database, 30, 30); // while no sidecar runs
+    await db.start({ reconcileMs: 100 });
+    await db.waitFor('docs_features', { timeoutMs: 20_000 });
+    await expectCurrent(database, 'docs_features');
+    const twice = [...model.calls].filter(([, count]) => count > 1);
+    expect(twice).toEqual([]);
+  });
+
+  it('a position fallen off the oplog is noticed: every listener re-scans, and outputs of documents deleted meanwhile go', async () => {
+    const { database, db } = await setUp({ oplogSize: 50 });
+    await database.db.createCollection('docs');
+    const model = countingFeatureModel();
+    await db.apply(model, listener({ name: 'docs_features', model: 'features', collection: 'docs', keys: ['body'] }));
+    const first = await db.start({ reconcileMs: 100 });
+    await churn(database, 0, 20);
+    await db.waitFor('docs_features', { timeoutMs: 20_000 });
+    await first.stop();
+
+    // Far more events than the history keeps, including deletes of computed documents.
+    await database.db.collection('docs').deleteMany({ _id: { $in: [1, 2, 4] } } as Document);
+    await churn(database, 20, 60);
+    await db.start({ reconcileMs: 100 });
+    await eventually(async () => (await database.db.collection('superduper.meta').findOne({ _id: 'capture' as never }))?.history_lost_at, 20_000, 'the lost history noticed');
+    await db.waitFor('docs_features', { timeoutMs: 30_000 });
+    await expectCurrent(database, 'docs_features');
+  });
+});
+
+describe('faults', () => {
+  it('the server restarting under a running sidecar loses nothing and computes nothing twice', async () => {
+    const { database, db } = await setUp({ fresh: true });
+    await database.db.createCollection('docs');
+    const model = countingFeatureModel();
+    await db.apply(model, listener({ name: 'docs_features', model: 'features', collection: 'docs', keys: ['body'] }));
+    await db.start({ reconcileMs: 100 });
+    await churn(database, 0, 20);
+    await database.emulator!.restart({ downMs: 300 });
+    await churn(database, 20, 20);
+    database.emulator!.dropAllConnections();
+    await churn(database, 40, 20);
+    await db.waitFor('docs_features', { timeoutMs: 30_000 });
+    await expectCurrent(database, 'docs_features');
+    expect([...model.calls].filter(([, count]) => count > 1)).toEqual([]);
+  });
+
+  it('kill -9 of a sidecar mid-backfill and mid-stream: another finishes, every output current, one per document', async () => {
+    const { database, db } = await setUp();
+    const docs = database.db.collection<Document>('docs');
+    await docs.insertMany(Array.from({ length: 300 }, (_, i) => ({ _id: i, body: `doc ${i}` })));
+    const victim = await startSidecarProcess(database.uri, { slowModelMs: 100 });
+    await db.apply(listener({ name: 'docs_upper', model: 'slow', collection: 'docs', keys: ['body'], settings: { batch_size: 10, chunk_size: 50, lease_seconds: 2 } }));
+    await eventually(async () => (await database.db.collection('superduper.outputs.docs_upper').countDocuments({})) >= 50, 20_000, 'part of the backfill');
+    victim.child.kill('SIGKILL');
+    await victim.exited;
+
+    const survivor = await startSidecarProcess(database.uri, { slowModelMs: 5, env: { SD_DEAD_AFTER_MS: '1500' } });
+    await db.waitFor('docs_upper', { timeoutMs: 60_000 });
+    await expectCurrent(database, 'docs_upper', (body) => body.toUpperCase());
+
+    // Mid-stream: changes queued, the sidecar killed while computing them.
+    for (let i = 0; i < 40; i++) await docs.updateOne({ _id: i }, { $set: { body: `changed ${i}` } });
+    await eventually(async () => (await database.db.collection('superduper.queue').countDocuments({ owner: { $exists: true } })) > 0, 20_000, 'a claim under way');
+    survivor.child.kill('SIGKILL');
+    await survivor.exited;
+    const last = await startSidecarProcess(database.uri, { slowModelMs: 5, env: { SD_DEAD_AFTER_MS: '1500' } });
+    await db.waitFor('docs_upper', { timeoutMs: 60_000 });
+    await expectCurrent(database, 'docs_upper', (body) => body.toUpperCase());
+    last.child.kill('SIGTERM');
+    await last.exited;
+  });
+
+  it('two sidecars share a backfill and a stream of changes without computing anything twice', async () => {
+    const { database, db } = await setUp();
+    const docs = database.db.collection<Document>('docs');
+    await docs.insertMany(Array.from({ length: 1000 }, (_, i) => ({ _id: i, body: `doc ${i}` })));
+    const model = countingFeatureModel();
+    await db.apply(model, listener({ name: 'docs_features', model: 'features', collection: 'docs', keys: ['body'], settings: { chunk_size: 50, batch_size: 20 } }));
+    const [one, two] = await Promise.all([db.start({ reconcileMs: 50 }), db.start({ reconcileMs: 50 })]);
+    for (let i = 0; i < 100; i++) await docs.updateOne({ _id: i * 7 }, { $set: { body: `changed ${i}` } });
+    await db.waitFor('docs_features', { timeoutMs: 30_000 });
+    await expectCurrent(database, 'docs_features');
+    expect([...model.calls].filter(([, count]) => count > 1)).toEqual([]);
+    expect(one.state).not.toBe('failed');
+    expect(two.state).not.toBe('failed');
+  });
+});

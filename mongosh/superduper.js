@@ -62,7 +62,8 @@ var superduper = (function () {
     const fill = (node) => {
       if (node === found.spec.query_placeholder) return vector;
       if (Array.isArray(node)) return node.map(fill);
-      if (node && typeof node === 'object' && Object.getPrototypeOf(node) === Object.prototype) {
+      // (Documents read in mongosh are not all plain objects: skip BSON values only.)
+      if (node && typeof node === 'object' && !node._bsontype && !(node instanceof Date)) {
         const out = {};
         for (const key of Object.keys(node)) out[key] = fill(node[key]);
         return out;

@@ -1,4 +1,9 @@
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EJSON } from 'bson';
 import { MongoClient, type Db } from 'mongodb';
 import { connect, type Superduper } from '../../src/client.js';
 import { createLogger } from '../../src/logger.js';
@@ -68,4 +73,37 @@ export async function connectMongoTest(database: MongoTestDatabase): Promise<Sup
   const db = await connect(database.uri, { logger: createLogger(process.env.SUPERDUPER_LOG_LEVEL ?? 'silent') });
   await db.install();
   return db;
+}
+
+/**
+ * Runs the real mongosh (node_modules/.bin/mongosh) on a database with a
+ * script, with a home of its own (it writes history and config there); returns
+ * its last line of output, parsed as Extended JSON when it is JSON.
+ */
+export async function mongosh(uri: string, script: string, options: { load?: string[] } = {}): Promise<{ last: unknown; stdout: string; stderr: string; code: number | null }> {
+  const home = mkdtempSync(join(tmpdir(), 'mongosh-home-'));
+  const file = join(home, 'script.js');
+  writeFileSync(file, script);
+  try {
+    const args = [uri, '--quiet', ...(options.load ?? []).flatMap((path) => ['--file', path]), '--file', file];
+    return await new Promise((resolve) => {
+      execFile(
+        join(process.cwd(), 'node_modules/.bin/mongosh'),
+        args,
+        { timeout: 90_000, env: { ...process.env, HOME: home, MONGOSH_NO_UPDATE_CHECK: '1', DO_NOT_TRACK: '1' } },
+        (error, stdout, stderr) => {
+          const line = stdout.trim().split('\n').pop() ?? '';
+          let last: unknown = line;
+          try {
+            last = EJSON.parse(line, { relaxed: true });
+          } catch {
+            // not JSON: the line as is
+          }
+          resolve({ last, stdout, stderr, code: error ? ((error as { code?: number }).code ?? 1) : 0 });
+        },
+      );
+    });
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
 }

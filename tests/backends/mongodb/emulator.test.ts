@@ -37,6 +37,7 @@ beforeAll(async () => {
     client.on('serverDescriptionChanged', (e) => console.log(Date.now() % 100000, 'sdc', e.newDescription.type, e.newDescription.error?.message));
     client.on('serverHeartbeatFailed', (e) => console.log(Date.now() % 100000, 'hb failed', e.failure?.message));
     client.on('serverHeartbeatStarted', () => console.log(Date.now() % 100000, 'hb start'));
+    client.on('serverHeartbeatSucceeded', () => console.log(Date.now() % 100000, 'hb ok'));
     client.on('commandStarted', (e) => console.log(Date.now() % 100000, '>', e.commandName, e.connectionId));
     client.on('commandFailed', (e) => console.log(Date.now() % 100000, 'x', e.commandName, e.connectionId, e.failure?.message));
     client.on('connectionPoolCleared', () => console.log(Date.now() % 100000, 'pool cleared'));

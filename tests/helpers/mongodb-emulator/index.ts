@@ -18,8 +18,12 @@ export interface MongoEmulator {
   /** mongodb://127.0.0.1:PORT (add '/<db>' and options yourself) */
   readonly uri: string;
   readonly port: number;
-  /** Cuts every connection and open cursor, stops listening for downMs, listens again on the same port; data and history stay. */
-  restart(options?: { downMs?: number }): Promise<void>;
+  /**
+   * Cuts every connection (reset, unless `graceful`: closed) and open cursor,
+   * stops listening for downMs, listens again on the same port; data and
+   * history stay, as a mongod's files do.
+   */
+  restart(options?: { downMs?: number; graceful?: boolean }): Promise<void>;
   /** A network blip: every socket destroyed, the server keeps listening (and keeps its cursors). */
   dropAllConnections(): void;
   /** Connections open now. */
@@ -38,9 +42,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Mong
   return {
     uri: `mongodb://127.0.0.1:${port}`,
     port,
-    async restart({ downMs = 0 } = {}) {
+    async restart({ downMs = 0, graceful = false } = {}) {
       if (stopped) throw new Error('the emulator was stopped');
-      await server.close();
+      await server.close(graceful);
       state.cursors.killAll();
       if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
       server = new EmulatorServer(state);

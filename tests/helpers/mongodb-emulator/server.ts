@@ -33,18 +33,28 @@ export class EmulatorServer {
   }
 
   /** Stops listening and cuts every connection. */
-  async close(): Promise<void> {
+  async close(graceful = false): Promise<void> {
     const server = this.server;
     this.server = null;
     this.closing = true;
     const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
-    this.dropAllConnections();
+    this.dropAllConnections(graceful);
     await closed;
     if (process.env.EMULATOR_DEBUG) console.error(Date.now() % 100000, '[mongodb-emulator] closed');
   }
 
-  dropAllConnections(): void {
-    for (const s of this.sockets) s.destroy();
+  /**
+   * Resets (RST) every connection by default, as a killed server or a lost
+   * network does; `graceful` closes them (FIN) like a clean shutdown. With
+   * FIN, driver 7.8's monitor can send its next hello on a connection whose
+   * close it has not processed yet and then wait connectTimeoutMS (30 s) for
+   * it: a real race, but one that makes restart tests slow, so it is opt-in.
+   */
+  dropAllConnections(graceful = false): void {
+    for (const s of this.sockets) {
+      if (graceful) s.destroy();
+      else s.resetAndDestroy();
+    }
     this.sockets.clear();
     // Awaiting getMores see their connection closed and end now.
     this.state.log.wakeAll();

@@ -11,6 +11,7 @@ import { embeddedBenchmark, type EmbeddedResult } from './embedded.js';
 import { endpointBenchmark, type EndpointResult } from './endpoint.js';
 import { backfillBenchmark, BACKFILL, type BackfillResult } from './backfill.js';
 import { memoryBenchmark, type MemoryResult } from './memory.js';
+import { mongoBenchmark, type MongoBenchResult } from './mongodb.js';
 import { onnxEmbedderBenchmark, type OnnxEmbedderResult } from './onnx-embedder.js';
 import { reconnectBenchmark, type ReconnectResult } from './reconnect.js';
 import { searchBenchmark, type SearchResult } from './search.js';
@@ -38,6 +39,7 @@ interface Results {
   endpoint?: EndpointResult;
   reconnect?: ReconnectResult;
   waitFor?: WaitForResult;
+  mongodb?: MongoBenchResult;
 }
 
 const results: Results = {
@@ -66,6 +68,7 @@ results.embedded = await step('embedded', () => embeddedBenchmark());
 results.endpoint = await step('endpoint', () => endpointBenchmark());
 results.reconnect = await step('reconnect', () => reconnectBenchmark());
 results.waitFor = await step('wait-for', () => waitForBenchmark());
+results.mongodb = await step('mongodb', () => mongoBenchmark());
 
 // A partial run (ONLY=...) keeps the other benchmarks' last results.
 mkdirSync(join(root, 'bench', 'results'), { recursive: true });

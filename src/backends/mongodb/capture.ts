@@ -320,7 +320,7 @@ export class Capture {
         {
           $set: {
             seq_start: seq,
-            backfill: { bracket: 0, after: null, done: false, total, written: 0, chunks: 0, reconcile_before: seq },
+            backfill: { bracket: 0, after: null, done: false, total, written: 0, chunks: 0, fresh: false, reconcile_before: seq },
             note: `re-scanning: the change stream's position was lost from the oplog at ${new Date().toISOString()}`,
             updated_at: new Date(),
           },

@@ -69,6 +69,11 @@ export interface Backfill {
   written: number;
   /** Ranges handed out so far (numbers them). */
   chunks: number;
+  /**
+   * No output exists but those this backfill wrote: a range need not look for
+   * outputs computed meanwhile. Cleared by the first write from the queue.
+   */
+  fresh: boolean;
   /** A reconciling re-scan (the change stream's history was lost): outputs older than this go when it ends. */
   reconcile_before: string | null;
 }

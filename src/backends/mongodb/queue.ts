@@ -146,10 +146,18 @@ export function mongoQueue(context: MongoContext): WorkQueue {
   async function rangeRows(doc: ListenerDoc, chunk: number, sources: Document[]): Promise<ClaimedRow[]> {
     const stamp = doc.seq_start ?? '0';
     const keys = sources.map((source) => keyText(source._id));
-    const [queued, outputs] = await Promise.all([
-      keys.length === 0 ? [] : queue.find({ _id: { $in: keys.map((k) => ({ l: doc._id, k })) } }, { projection: { _id: 1 } }).toArray(),
-      keys.length === 0 ? [] : context.db.collection(doc.outputs).find({ _id: { $in: sources.map((s) => s._id) } }, { projection: { _seq: 1, _input: 1 } }).toArray(),
-    ]);
+    // Each look-up only when it can find something: nothing queued for the
+    // listener, or no output written but the backfill's (a first backfill).
+    // In this order: a write from the queue clears `fresh` before it writes an
+    // output and acknowledges its entry, so when `fresh` still holds after the
+    // queue was read, every document the queue computes was in it.
+    const anyQueued = keys.length > 0 && (await queue.findOne({ listener_id: doc._id }, { projection: { _id: 1 } })) !== null;
+    const queued = anyQueued ? await queue.find({ _id: { $in: keys.map((k) => ({ l: doc._id, k })) } }, { projection: { _id: 1 } }).toArray() : [];
+    const fresh = keys.length > 0 && (await listeners.findOne({ _id: doc._id }, { projection: { 'backfill.fresh': 1 } }))?.backfill.fresh === true;
+    const outputs =
+      keys.length > 0 && !fresh
+        ? await context.db.collection(doc.outputs).find({ _id: { $in: sources.map((s) => s._id) } }, { projection: { _seq: 1, _input: 1 } }).toArray()
+        : [];
     const skip = new Set(queued.map((entry) => entry._id.k));
     const written = new Map(outputs.map((output) => [keyText(output._id), output as unknown as Pick<OutputDoc, '_seq' | '_input'>]));
     const rows: ClaimedRow[] = [];
@@ -249,6 +257,10 @@ export function mongoQueue(context: MongoContext): WorkQueue {
       const outputs = context.db.collection(doc.outputs);
       const now = new Date();
       let written = 0;
+      if (batch.chunk === null && batch.rows.length > 0 && doc.backfill.fresh) {
+        // Outputs from the queue are about to exist: from now on the backfill looks before computing (see rangeRows).
+        await listeners.updateOne({ _id: doc._id }, { $set: { 'backfill.fresh': false } });
+      }
       if (batch.rows.length > 0) {
         const operations: AnyBulkWriteOperation[] = batch.rows.map((claimed, i) => {
           const stamp = claimed.sd_stamp ?? '0';

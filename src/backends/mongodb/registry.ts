@@ -117,7 +117,7 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
       spec_hash: specHash(spec),
       outputs: outputsCollection(spec.name, version),
       outputs_view: outputsView(spec.name),
-      backfill: { bracket: 0, after: null, done: false, total: 0, written: 0, chunks: 0, reconcile_before: null },
+      backfill: { bracket: 0, after: null, done: false, total: 0, written: 0, chunks: 0, fresh: true, reconcile_before: null },
       note: null,
       created_at: now,
       updated_at: now,

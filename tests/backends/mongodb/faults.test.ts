@@ -10,6 +10,8 @@ import { startSidecarProcess } from '../../helpers/processes.js';
 // Each test makes its own server when it needs one it can restart or starve of
 // history; none shares state with another.
 let database: MongoTestDatabase | undefined;
+/** Restarting the server, or starving it of history, needs the emulated one. */
+const emulated = !process.env.MONGODB_URI;
 let db: Superduper | undefined;
 
 afterEach(async () => {
@@ -31,6 +33,22 @@ async function expectCurrent(database: MongoTestDatabase, name: string, transfor
   const outputs = await database.db.collection(`superduper.outputs.${name}`).find({}).sort({ _id: 1 }).toArray();
   expect(outputs.map((o) => o._id)).toEqual(docs.map((d) => d._id));
   for (const [i, doc] of docs.entries()) expect(outputs[i]!.output).toEqual(transform(doc.body as string));
+}
+
+/**
+ * The test's own client finds its pooled connections reset, as an application's
+ * would; the driver retries a write once, so its pool is cleared first by a ping
+ * that may fail. (The sidecar's recovery is what the test is about.)
+ */
+async function reconnected(database: MongoTestDatabase): Promise<void> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    try {
+      await database.db.command({ ping: 1 });
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }
 
 /** Inserts, updates and deletes `n` documents' worth of changes, numbered from `from`. */
@@ -62,7 +80,7 @@ describe('resume tokens', () => {
     expect(twice).toEqual([]);
   });
 
-  it('a position fallen off the oplog is noticed: every listener re-scans, and outputs of documents deleted meanwhile go', async () => {
+  it.runIf(emulated)('a position fallen off the oplog is noticed: every listener re-scans, and outputs of documents deleted meanwhile go', async () => {
     const { database, db } = await setUp({ oplogSize: 50 });
     await database.db.createCollection('docs');
     const model = countingFeatureModel();
@@ -83,7 +101,7 @@ describe('resume tokens', () => {
 });
 
 describe('faults', () => {
-  it('the server restarting under a running sidecar loses nothing and computes nothing twice', async () => {
+  it.runIf(emulated)('the server restarting under a running sidecar loses nothing and computes nothing twice', async () => {
     const { database, db } = await setUp({ fresh: true });
     await database.db.createCollection('docs');
     const model = countingFeatureModel();
@@ -91,8 +109,10 @@ describe('faults', () => {
     await db.start({ reconcileMs: 100 });
     await churn(database, 0, 20);
     await database.emulator!.restart({ downMs: 300 });
+    await reconnected(database);
     await churn(database, 20, 20);
     database.emulator!.dropAllConnections();
+    await reconnected(database);
     await churn(database, 40, 20);
     await db.waitFor('docs_features', { timeoutMs: 30_000 });
     await expectCurrent(database, 'docs_features');

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EJSON } from 'bson';
-import { MongoClient, type Db } from 'mongodb';
+import { MongoClient, type Db, type Filter } from 'mongodb';
 import { connect, type Superduper } from '../../src/client.js';
 import { createLogger } from '../../src/logger.js';
 import { startEmulator, type MongoEmulator as Emulator } from './mongodb-emulator/index.js';
@@ -107,3 +107,13 @@ export async function mongosh(uri: string, script: string, options: { load?: str
     rmSync(home, { recursive: true, force: true });
   }
 }
+
+/** A test document with any _id (the driver's default types assume an ObjectId). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export interface AnyDocument {
+  _id: any;
+  [field: string]: any;
+}
+
+/** A filter on _id of any type (which the driver's filter types cannot take). */
+export const byId = (id: unknown) => ({ _id: id }) as unknown as Filter<AnyDocument>;

@@ -2,9 +2,8 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Document } from 'mongodb';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createMongoTestDatabase, type MongoTestDatabase } from '../../helpers/mongodb.js';
+import { type AnyDocument, createMongoTestDatabase, type MongoTestDatabase } from '../../helpers/mongodb.js';
 import { startCliSidecar, type CliSidecar } from '../../helpers/processes.js';
 
 let database: MongoTestDatabase;
@@ -34,7 +33,7 @@ function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr:
 
 describe('the CLI on a mongodb:// URI', () => {
   it('installs, applies a spec file, starts a sidecar, waits, shows status and failures, and removes', async () => {
-    const docs = database.db.collection<Document>('docs');
+    const docs = database.db.collection<AnyDocument>('docs');
     await docs.insertMany([
       { _id: 1, body: 'the first document' },
       { _id: 2, body: 'a second one' },

@@ -1,10 +1,9 @@
-import type { Document } from 'mongodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Superduper } from '../../../src/client.js';
 import { listener } from '../../../src/components/listener.js';
 import { eventually } from '../../helpers/database.js';
 import { countingFeatureModel, features } from '../../helpers/models.js';
-import { connectMongoTest, createMongoTestDatabase, type MongoTestDatabase } from '../../helpers/mongodb.js';
+import { type AnyDocument, byId, connectMongoTest, createMongoTestDatabase, type MongoTestDatabase } from '../../helpers/mongodb.js';
 import { startSidecarProcess } from '../../helpers/processes.js';
 
 // Each test makes its own server when it needs one it can restart or starve of
@@ -53,11 +52,11 @@ async function reconnected(database: MongoTestDatabase): Promise<void> {
 
 /** Inserts, updates and deletes `n` documents' worth of changes, numbered from `from`. */
 async function churn(database: MongoTestDatabase, from: number, n: number): Promise<void> {
-  const docs = database.db.collection<Document>('docs');
+  const docs = database.db.collection<AnyDocument>('docs');
   for (let i = from; i < from + n; i++) {
     await docs.insertOne({ _id: i, body: `doc ${i} first` });
-    if (i % 3 === 0) await docs.updateOne({ _id: i }, { $set: { body: `doc ${i} second` } });
-    if (i % 5 === 0) await docs.deleteOne({ _id: i });
+    if (i % 3 === 0) await docs.updateOne(byId(i), { $set: { body: `doc ${i} second` } });
+    if (i % 5 === 0) await docs.deleteOne(byId(i));
   }
 }
 
@@ -91,7 +90,7 @@ describe('resume tokens', () => {
     await first.stop();
 
     // Far more events than the history keeps, including deletes of computed documents.
-    await database.db.collection('docs').deleteMany({ _id: { $in: [1, 2, 4] } } as Document);
+    await database.db.collection('docs').deleteMany({ _id: { $in: [1, 2, 4] } } as AnyDocument);
     await churn(database, 20, 60);
     await db.start({ reconcileMs: 100 });
     await eventually(async () => (await database.db.collection('superduper.meta').findOne({ _id: 'capture' as never }))?.history_lost_at, 20_000, 'the lost history noticed');
@@ -121,7 +120,7 @@ describe('faults', () => {
 
   it('kill -9 of a sidecar mid-backfill and mid-stream: another finishes, every output current, one per document', async () => {
     const { database, db } = await setUp();
-    const docs = database.db.collection<Document>('docs');
+    const docs = database.db.collection<AnyDocument>('docs');
     await docs.insertMany(Array.from({ length: 300 }, (_, i) => ({ _id: i, body: `doc ${i}` })));
     const victim = await startSidecarProcess(database.uri, { slowModelMs: 100 });
     await db.apply(listener({ name: 'docs_upper', model: 'slow', collection: 'docs', keys: ['body'], settings: { batch_size: 10, chunk_size: 50, lease_seconds: 2 } }));
@@ -134,7 +133,7 @@ describe('faults', () => {
     await expectCurrent(database, 'docs_upper', (body) => body.toUpperCase());
 
     // Mid-stream: changes queued, the sidecar killed while computing them.
-    for (let i = 0; i < 40; i++) await docs.updateOne({ _id: i }, { $set: { body: `changed ${i}` } });
+    for (let i = 0; i < 40; i++) await docs.updateOne(byId(i), { $set: { body: `changed ${i}` } });
     await eventually(async () => (await database.db.collection('superduper.queue').countDocuments({ owner: { $exists: true } })) > 0, 20_000, 'a claim under way');
     survivor.child.kill('SIGKILL');
     await survivor.exited;
@@ -147,12 +146,12 @@ describe('faults', () => {
 
   it('two sidecars share a backfill and a stream of changes without computing anything twice', async () => {
     const { database, db } = await setUp();
-    const docs = database.db.collection<Document>('docs');
+    const docs = database.db.collection<AnyDocument>('docs');
     await docs.insertMany(Array.from({ length: 1000 }, (_, i) => ({ _id: i, body: `doc ${i}` })));
     const model = countingFeatureModel();
     await db.apply(model, listener({ name: 'docs_features', model: 'features', collection: 'docs', keys: ['body'], settings: { chunk_size: 50, batch_size: 20 } }));
     const [one, two] = await Promise.all([db.start({ reconcileMs: 50 }), db.start({ reconcileMs: 50 })]);
-    for (let i = 0; i < 100; i++) await docs.updateOne({ _id: i * 7 }, { $set: { body: `changed ${i}` } });
+    for (let i = 0; i < 100; i++) await docs.updateOne(byId(i * 7), { $set: { body: `changed ${i}` } });
     await db.waitFor('docs_features', { timeoutMs: 30_000 });
     await expectCurrent(database, 'docs_features');
     expect([...model.calls].filter(([, count]) => count > 1)).toEqual([]);

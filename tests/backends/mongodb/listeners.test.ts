@@ -4,7 +4,7 @@ import type { Superduper } from '../../../src/client.js';
 import { listener } from '../../../src/components/listener.js';
 import { eventually } from '../../helpers/database.js';
 import { countingFeatureModel, features } from '../../helpers/models.js';
-import { connectMongoTest, createMongoTestDatabase, type MongoTestDatabase } from '../../helpers/mongodb.js';
+import { type AnyDocument, connectMongoTest, createMongoTestDatabase, type MongoTestDatabase } from '../../helpers/mongodb.js';
 
 let database: MongoTestDatabase;
 let db: Superduper;
@@ -40,16 +40,16 @@ describe('a listener on a collection', () => {
       { _id: 'text-id', body: 'a string id 1' },
       { _id: 42, body: 'a number id 22' },
       { _id: { region: 'eu', n: 7 }, body: 'a compound id' },
-    ] as Document[]);
+    ] as AnyDocument[]);
     const [, result] = await db.apply(model, listener({ name: 'docs_features', model: 'features', collection: 'docs', keys: ['body'] }));
     expect(result).toMatchObject({ type: 'listener', action: 'created', version: 1, backfill: 4 });
     await db.start({ reconcileMs: 100 });
     await db.waitFor('docs_features', { timeoutMs: 20_000 });
     await expectOutputsMatch('docs', 'docs_features', (d) => d.body);
 
-    await docs.insertOne({ _id: 'new', body: 'inserted later' } as Document);
-    await docs.updateOne({ _id: 42 } as Document, { $set: { body: 'number id changed 333' } });
-    await docs.replaceOne({ _id: 'text-id' } as Document, { body: 'replaced whole' });
+    await docs.insertOne({ _id: 'new', body: 'inserted later' } as AnyDocument);
+    await docs.updateOne({ _id: 42 } as AnyDocument, { $set: { body: 'number id changed 333' } });
+    await docs.replaceOne({ _id: 'text-id' } as AnyDocument, { body: 'replaced whole' });
     await docs.deleteOne({ _id: oid });
     await db.waitFor('docs_features', { timeoutMs: 20_000 });
     await expectOutputsMatch('docs', 'docs_features', (d) => d.body);
@@ -62,16 +62,16 @@ describe('a listener on a collection', () => {
     await docs.insertMany([
       { _id: 1, meta: { title: 'first title' }, views: 0 },
       { _id: 2, meta: { title: 'second one' }, views: 0 },
-    ] as Document[]);
+    ] as AnyDocument[]);
     await db.apply(model, listener({ name: 'titles', model: 'features', collection: 'articles', keys: ['meta.title'] }));
     await db.start({ reconcileMs: 100 });
     await db.waitFor('titles', { timeoutMs: 20_000 });
     await expectOutputsMatch('articles', 'titles', (d) => d.meta.title);
     const before = model.calls.get('first title');
 
-    await docs.updateOne({ _id: 1 } as Document, { $inc: { views: 1 } });
-    await docs.updateOne({ _id: 1 } as Document, { $set: { 'meta.subtitle': 'not a key' } });
-    await docs.updateOne({ _id: 2 } as Document, { $set: { 'meta.title': 'second changed' } });
+    await docs.updateOne({ _id: 1 } as AnyDocument, { $inc: { views: 1 } });
+    await docs.updateOne({ _id: 1 } as AnyDocument, { $set: { 'meta.subtitle': 'not a key' } });
+    await docs.updateOne({ _id: 2 } as AnyDocument, { $set: { 'meta.title': 'second changed' } });
     await db.waitFor('titles', { timeoutMs: 20_000 });
     expect(model.calls.get('first title')).toBe(before);
     expect(model.calls.get('second changed')).toBe(1);
@@ -83,21 +83,21 @@ describe('a listener on a collection', () => {
     await docs.insertMany([
       { _id: 1, body: 'published one', status: 'published' },
       { _id: 2, body: 'a draft', status: 'draft' },
-    ] as Document[]);
+    ] as AnyDocument[]);
     await db.apply(model, listener({ name: 'published', model: 'features', collection: 'posts', keys: ['body'], filter: { status: 'published' } }));
     await db.start({ reconcileMs: 100 });
     await db.waitFor('published', { timeoutMs: 20_000 });
     await expectOutputsMatch('posts', 'published', (d) => d.body, { status: 'published' });
 
-    await docs.updateOne({ _id: 2 } as Document, { $set: { status: 'published' } });
-    await docs.updateOne({ _id: 1 } as Document, { $set: { status: 'archived' } });
+    await docs.updateOne({ _id: 2 } as AnyDocument, { $set: { status: 'published' } });
+    await docs.updateOne({ _id: 1 } as AnyDocument, { $set: { status: 'archived' } });
     await db.waitFor('published', { timeoutMs: 20_000 });
     await expectOutputsMatch('posts', 'published', (d) => d.body, { status: 'published' });
   });
 
   it('records rows the model fails on, with their _id, and retries them', async () => {
     const docs = database.db.collection('notes');
-    await docs.insertMany([{ _id: 1, body: 'fine' }, { _id: 2, body: 123 }] as Document[]);
+    await docs.insertMany([{ _id: 1, body: 'fine' }, { _id: 2, body: 123 }] as AnyDocument[]);
     await db.apply(model, listener({ name: 'notes_features', model: 'features', collection: 'notes', keys: ['body'], settings: { max_attempts: 1 } }));
     await db.start({ reconcileMs: 100 });
     const waited = await db.waitFor('notes_features', { timeoutMs: 20_000 });
@@ -108,16 +108,16 @@ describe('a listener on a collection', () => {
     // Readable from mongosh too.
     expect(await database.db.collection('superduper.failures').countDocuments({ listener: 'notes_features' })).toBe(1);
 
-    await docs.updateOne({ _id: 2 } as Document, { $set: { body: 'fixed now' } });
+    await docs.updateOne({ _id: 2 } as AnyDocument, { $set: { body: 'fixed now' } });
     await db.waitFor('notes_features', { timeoutMs: 20_000 });
     expect(await db.failures('notes_features')).toEqual([]);
     await expectOutputsMatch('notes', 'notes_features', (d) => d.body);
   });
 
   it('stops with a clear status when its collection is dropped or renamed, and keeps running the others', async () => {
-    await database.db.collection('a').insertOne({ _id: 1, body: 'in a' } as Document);
-    await database.db.collection('b').insertOne({ _id: 1, body: 'in b' } as Document);
-    await database.db.collection('c').insertOne({ _id: 1, body: 'in c' } as Document);
+    await database.db.collection('a').insertOne({ _id: 1, body: 'in a' } as AnyDocument);
+    await database.db.collection('b').insertOne({ _id: 1, body: 'in b' } as AnyDocument);
+    await database.db.collection('c').insertOne({ _id: 1, body: 'in c' } as AnyDocument);
     await db.apply(
       model,
       listener({ name: 'on_a', model: 'features', collection: 'a', keys: ['body'] }),
@@ -135,7 +135,7 @@ describe('a listener on a collection', () => {
     const status = await db.status();
     expect(status.find((s) => s.listener === 'on_a')!.note).toMatch(/collection "a" was dropped/);
     expect(status.find((s) => s.listener === 'on_b')!.note).toMatch(/renamed to "b_renamed"/);
-    await database.db.collection('c').insertOne({ _id: 2, body: 'c goes on' } as Document);
+    await database.db.collection('c').insertOne({ _id: 2, body: 'c goes on' } as AnyDocument);
     await db.waitFor('on_c', { timeoutMs: 20_000 });
     await expectOutputsMatch('c', 'on_c', (d) => d.body);
     expect(sidecar.state).not.toBe('failed');

@@ -1,4 +1,3 @@
-import type { Document } from 'mongodb';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Superduper } from '../../../src/client.js';
 import { listener } from '../../../src/components/listener.js';
@@ -6,7 +5,7 @@ import { vectorIndex } from '../../../src/components/vector-index.js';
 import { functionModel } from '../../../src/models/function-runtime.js';
 import { eventually } from '../../helpers/database.js';
 import { countingFeatureModel, features } from '../../helpers/models.js';
-import { connectMongoTest, createMongoTestDatabase, type MongoTestDatabase } from '../../helpers/mongodb.js';
+import { type AnyDocument, byId, connectMongoTest, createMongoTestDatabase, type MongoTestDatabase } from '../../helpers/mongodb.js';
 
 let database: MongoTestDatabase;
 let db: Superduper;
@@ -25,7 +24,7 @@ const names = async () => (await database.db.listCollections({}, { nameOnly: tru
 
 describe('versions', () => {
   it('same spec: unchanged; new settings: updated in place; new keys: a version built beside the current one, then swapped in', async () => {
-    const docs = database.db.collection<Document>('docs');
+    const docs = database.db.collection<AnyDocument>('docs');
     await docs.insertMany([{ _id: 1, body: 'one', title: 'first' }, { _id: 2, body: 'two 2', title: 'second' }]);
     const model = countingFeatureModel();
     const spec = { name: 'docs_features', model: 'features', collection: 'docs', keys: ['body'] };
@@ -43,7 +42,7 @@ describe('versions', () => {
   });
 
   it('a changed model rebuilds its listeners; the old outputs serve, frozen, until the new ones are complete', async () => {
-    await database.db.collection<Document>('docs').insertMany([{ _id: 1, body: 'one' }]);
+    await database.db.collection<AnyDocument>('docs').insertMany([{ _id: 1, body: 'one' }]);
     const v1 = functionModel({ name: 'm', output: { type: 'text' }, version: '1', predict: (xs: string[]) => xs.map((x) => `v1 ${x}`) });
     const v2 = functionModel({ name: 'm', output: { type: 'text' }, version: '2', predict: (xs: string[]) => xs.map((x) => `v2 ${x}`) });
     await db.apply(v1, listener({ name: 'docs_m', model: 'm', collection: 'docs', keys: ['body'] }));
@@ -81,12 +80,12 @@ describe('bad specs and hostile names', () => {
   it('works on collections and fields named with quotes, spaces, upper case and semicolons', async () => {
     const collection = `My "Docs"; DROP it's`;
     const field = 'Body Text; "x"';
-    await database.db.collection<Document>(collection).insertMany([{ _id: 'A b', [field]: 'quoted one' }, { _id: "c'd", [field]: 'second 2' }]);
+    await database.db.collection<AnyDocument>(collection).insertMany([{ _id: 'A b', [field]: 'quoted one' }, { _id: "c'd", [field]: 'second 2' }]);
     const name = `it's "quoted"`;
     await db.apply(countingFeatureModel(), listener({ name, model: 'features', collection, keys: [field] }), vectorIndex({ name: `${name} index`, listener: name }));
     await db.start({ reconcileMs: 100 });
     await db.waitFor(name, { timeoutMs: 20_000 });
-    await database.db.collection<Document>(collection).updateOne({ _id: 'A b' }, { $set: { [field]: 'changed 11' } });
+    await database.db.collection<AnyDocument>(collection).updateOne(byId('A b'), { $set: { [field]: 'changed 11' } });
     await db.waitFor(name, { timeoutMs: 20_000 });
     const outputs = await database.db.collection(`superduper.outputs.${name}`).find({}).sort({ _id: 1 }).toArray();
     expect(outputs.map((o) => [o._id, o.output])).toEqual([

@@ -1,10 +1,9 @@
-import type { Document } from 'mongodb';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Superduper } from '../../../src/client.js';
 import { listener } from '../../../src/components/listener.js';
 import { vectorIndex } from '../../../src/components/vector-index.js';
 import { countingFeatureModel, features } from '../../helpers/models.js';
-import { connectMongoTest, createMongoTestDatabase, mongosh, type MongoTestDatabase } from '../../helpers/mongodb.js';
+import { type AnyDocument, connectMongoTest, createMongoTestDatabase, mongosh, type MongoTestDatabase } from '../../helpers/mongodb.js';
 
 const SNIPPET = 'mongosh/superduper.js';
 const BODIES = ['alpha one', 'beta 22', 'gamma 333', 'delta four 4444', 'epsilon', 'zeta 5 five'];
@@ -15,7 +14,7 @@ let db: Superduper;
 beforeEach(async () => {
   database = await createMongoTestDatabase('search');
   db = await connectMongoTest(database);
-  await database.db.collection<Document>('docs').insertMany(BODIES.map((body, i) => ({ _id: i + 1, body, lang: i % 2 === 0 ? 'en' : 'fr' })));
+  await database.db.collection<AnyDocument>('docs').insertMany(BODIES.map((body, i) => ({ _id: i + 1, body, lang: i % 2 === 0 ? 'en' : 'fr' })));
   await db.apply(
     countingFeatureModel(),
     listener({ name: 'docs_features', model: 'features', collection: 'docs', keys: ['body'] }),
@@ -92,7 +91,7 @@ describe('from mongosh', () => {
   });
 
   it('reads status and failures, and declares a listener by inserting its spec (the result written back)', async () => {
-    await database.db.collection('notes').insertMany([{ _id: 'a', text: 'first note' }, { _id: 'b', text: 'second 2' }] as Document[]);
+    await database.db.collection('notes').insertMany([{ _id: 'a', text: 'first note' }, { _id: 'b', text: 'second 2' }] as AnyDocument[]);
     const { last, stderr } = await mongosh(
       database.uri,
       `const result = superduper.apply({ type: 'listener', name: 'notes_features', model: 'features', collection: 'notes', keys: ['text'] });

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { MongoClient, MongoServerError, ObjectId, type ChangeStreamDocument, type Document, type ResumeToken } from 'mongodb';
+import { MongoClient, MongoServerError, ObjectId, type ChangeStreamDocument, type Document, type ResumeToken, type UpdateFilter } from 'mongodb';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type MongoEmulator } from '../../helpers/mongodb-emulator/index.js';
 
@@ -11,6 +11,12 @@ import { startEmulator, type MongoEmulator } from '../../helpers/mongodb-emulato
 // MongoDB backend relies on, through the real driver and the real shell.
 
 const run = promisify(execFile);
+
+/** Documents with any kind of _id (the driver's default type assumes ObjectId). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyDoc = any;
+/** Update operators on fields the driver's types cannot see through `any`. */
+const asUpdate = (u: Document) => u as UpdateFilter<AnyDoc>;
 
 let emu: MongoEmulator;
 let client: MongoClient;
@@ -32,16 +38,7 @@ function freshDb() {
 
 beforeAll(async () => {
   emu = await startEmulator();
-  client = await connect(`${emu.uri}/test`, process.env.DEBUG_EMU ? { monitorCommands: true } : {});
-  if (process.env.DEBUG_EMU) {
-    client.on('serverDescriptionChanged', (e) => console.log(Date.now() % 100000, 'sdc', e.newDescription.type, e.newDescription.error?.message));
-    client.on('serverHeartbeatFailed', (e) => console.log(Date.now() % 100000, 'hb failed', e.failure?.message));
-    client.on('serverHeartbeatStarted', () => console.log(Date.now() % 100000, 'hb start'));
-    client.on('serverHeartbeatSucceeded', () => console.log(Date.now() % 100000, 'hb ok'));
-    client.on('commandStarted', (e) => console.log(Date.now() % 100000, '>', e.commandName, e.connectionId));
-    client.on('commandFailed', (e) => console.log(Date.now() % 100000, 'x', e.commandName, e.connectionId, e.failure?.message));
-    client.on('connectionPoolCleared', () => console.log(Date.now() % 100000, 'pool cleared'));
-  }
+  client = await connect(`${emu.uri}/test`);
 });
 
 afterAll(async () => {
@@ -92,7 +89,7 @@ describe('handshake', () => {
     const session = client.startSession();
     try {
       session.startTransaction();
-      const c = freshDb().collection('a');
+      const c = freshDb().collection<AnyDoc>('a');
       const txErr = await c
         .findOne({}, { session })
         .catch((e: unknown) => e);
@@ -111,7 +108,7 @@ describe('handshake', () => {
 
 describe('CRUD', () => {
   it('stores and finds documents by every kind of _id, keeping field order', async () => {
-    const c = freshDb().collection<Document>('docs');
+    const c = freshDb().collection<AnyDoc>('docs');
     const oid = new ObjectId();
     const ids: unknown[] = [oid, 'a-string', 42, 3.5, { tenant: 't1', n: 1 }, new Date(0)];
     for (const [i, _id] of ids.entries()) await c.insertOne({ _id, z: i, a: 'x', m: { b: 1, a: 2 } });
@@ -133,7 +130,7 @@ describe('CRUD', () => {
   });
 
   it('refuses a duplicate _id with E11000, through insert and insertMany', async () => {
-    const c = freshDb().collection<Document>('dups');
+    const c = freshDb().collection<AnyDoc>('dups');
     await c.insertOne({ _id: 'k', v: 1 });
     const err = await c.insertOne({ _id: 'k', v: 2 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MongoServerError);
@@ -147,7 +144,7 @@ describe('CRUD', () => {
 
   it('enforces a unique secondary index, on insert and on update', async () => {
     const db = freshDb();
-    const c = db.collection<Document>('users');
+    const c = db.collection<AnyDoc>('users');
     await c.insertMany([{ email: 'a@x' }, { email: 'b@x' }]);
     const name = await c.createIndex({ email: 1 }, { unique: true });
     expect(name).toBe('email_1');
@@ -165,16 +162,16 @@ describe('CRUD', () => {
   });
 
   it('applies update operators on dotted paths, array indexes and upserts', async () => {
-    const c = freshDb().collection<Document>('upd');
+    const c = freshDb().collection<AnyDoc>('upd');
     await c.insertOne({ _id: 1, a: { b: 1, c: { d: 1 } }, arr: [1, 2, 3], n: 5, tags: ['x'], items: [{ k: 1, v: 0 }, { k: 2, v: 0 }] });
     const r = await c.updateOne(
       { _id: 1 },
-      {
+      asUpdate({
         $set: { 'a.c.d': 2, 'arr.1': 20, 'new.deep.field': true },
         $inc: { n: 2 },
         $push: { tags: { $each: ['y', 'z'] } },
         $unset: { 'a.b': '' },
-      },
+      }),
     );
     expect(r).toMatchObject({ matchedCount: 1, modifiedCount: 1 });
     expect(await c.findOne({ _id: 1 })).toEqual({
@@ -189,7 +186,7 @@ describe('CRUD', () => {
       ],
       new: { deep: { field: true } },
     });
-    await c.updateOne({ _id: 1 }, { $mul: { n: 2 }, $min: { low: 3 }, $max: { high: 9 }, $addToSet: { tags: 'x' }, $pull: { arr: 20 }, $rename: { new: 'renamed' } });
+    await c.updateOne({ _id: 1 }, asUpdate({ $mul: { n: 2 }, $min: { low: 3 }, $max: { high: 9 }, $addToSet: { tags: 'x' }, $pull: { arr: 20 }, $rename: { new: 'renamed' } }));
     await c.updateOne({ _id: 1 }, { $pop: { tags: 1 } });
     // Two operators on one path conflict, as on the server.
     await expect(c.updateOne({ _id: 1 }, { $set: { n: 1 }, $inc: { n: 1 } })).rejects.toMatchObject({ code: 40 });
@@ -218,10 +215,15 @@ describe('CRUD', () => {
       { ordered: false },
     );
     expect(bulk.upsertedCount).toBe(3);
+    // Pipeline-style updates, and unacknowledged writes (OP_MSG moreToCome).
+    await c.updateOne({ _id: 'b1' }, [{ $set: { doubled: { $multiply: ['$out', 2] } } }]);
+    expect(await c.findOne({ _id: 'b1' })).toEqual({ _id: 'b1', out: 1, doubled: 2 });
+    await c.insertOne({ _id: 'w0' }, { writeConcern: { w: 0 } });
+    expect(await c.findOne({ _id: 'w0' })).toEqual({ _id: 'w0' });
   });
 
   it('findOneAndUpdate / findOneAndDelete / findOneAndReplace return the server values', async () => {
-    const c = freshDb().collection<Document>('fam');
+    const c = freshDb().collection<AnyDoc>('fam');
     await c.insertMany([
       { _id: 1, q: 1, v: 'a' },
       { _id: 2, q: 1, v: 'b' },
@@ -236,7 +238,7 @@ describe('CRUD', () => {
   });
 
   it('finds with filter, sort, projection, skip, limit and batchSize across getMores', async () => {
-    const c = freshDb().collection<Document>('pages');
+    const c = freshDb().collection<AnyDoc>('pages');
     await c.insertMany(Array.from({ length: 1000 }, (_, i) => ({ _id: i, g: i % 3, s: `k${String(999 - i).padStart(4, '0')}`, nested: { x: i } })));
     const page = await c.find({ _id: { $gte: 100 } }).sort({ _id: 1 }).skip(10).limit(250).batchSize(40).toArray();
     expect(page.map((d) => d._id)).toEqual(Array.from({ length: 250 }, (_, i) => 110 + i));
@@ -268,17 +270,17 @@ describe('CRUD', () => {
 
   it('aggregates with $lookup on _id, and reads a view with find, aggregate and $lookup', async () => {
     const db = freshDb();
-    await db.collection<Document>('authors').insertMany([
+    await db.collection<AnyDoc>('authors').insertMany([
       { _id: 'a1', name: 'Ann' },
       { _id: 'a2', name: 'Bob' },
     ]);
-    await db.collection<Document>('books').insertMany([
+    await db.collection<AnyDoc>('books').insertMany([
       { _id: 1, author: 'a1', title: 'X', pages: 100 },
       { _id: 2, author: 'a1', title: 'Y', pages: 300 },
       { _id: 3, author: 'a2', title: 'Z', pages: 200 },
     ]);
     const joined = await db
-      .collection('books')
+      .collection<AnyDoc>('books')
       .aggregate([{ $lookup: { from: 'authors', localField: 'author', foreignField: '_id', as: 'who' } }, { $unwind: '$who' }, { $project: { title: 1, name: '$who.name' } }, { $sort: { _id: 1 } }])
       .toArray();
     expect(joined).toEqual([
@@ -289,9 +291,9 @@ describe('CRUD', () => {
     await db.createCollection('long_books', { viewOn: 'books', pipeline: [{ $match: { pages: { $gte: 200 } } }] });
     const listed = await db.listCollections({ name: 'long_books' }).toArray();
     expect(listed[0]).toMatchObject({ name: 'long_books', type: 'view' });
-    expect((await db.collection('long_books').find({}).sort({ _id: 1 }).toArray()).map((d) => d._id)).toEqual([2, 3]);
+    expect((await db.collection<AnyDoc>('long_books').find({}).sort({ _id: 1 }).toArray()).map((d) => d._id)).toEqual([2, 3]);
     const viaView = await db
-      .collection('authors')
+      .collection<AnyDoc>('authors')
       .aggregate([{ $lookup: { from: 'long_books', localField: '_id', foreignField: 'author', as: 'long' } }, { $project: { n: { $size: '$long' } } }, { $sort: { _id: 1 } }])
       .toArray();
     expect(viaView).toEqual([
@@ -299,31 +301,31 @@ describe('CRUD', () => {
       { _id: 'a2', n: 1 },
     ]);
     const grouped = await db
-      .collection('long_books')
+      .collection<AnyDoc>('long_books')
       .aggregate([{ $group: { _id: '$author', total: { $sum: '$pages' } } }, { $sort: { _id: 1 } }])
       .toArray();
     expect(grouped).toEqual([
       { _id: 'a1', total: 300 },
       { _id: 'a2', total: 200 },
     ]);
-    expect(await db.collection('books').aggregate([{ $match: { pages: { $gt: 150 } } }, { $count: 'n' }]).toArray()).toEqual([{ n: 2 }]);
+    expect(await db.collection<AnyDoc>('books').aggregate([{ $match: { pages: { $gt: 150 } } }, { $count: 'n' }]).toArray()).toEqual([{ n: 2 }]);
   });
 
   it('creates, lists, renames and drops collections', async () => {
     const db = freshDb();
     await db.createCollection('one');
     await expect(db.createCollection('one', { capped: true, size: 1 })).rejects.toMatchObject({ code: 48 });
-    await db.collection('two').insertOne({ a: 1 });
+    await db.collection<AnyDoc>('two').insertOne({ a: 1 });
     expect((await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name).sort()).toEqual(['one', 'two']);
     await db.renameCollection('two', 'three');
-    expect(await db.collection('three').countDocuments()).toBe(1);
+    expect(await db.collection<AnyDoc>('three').countDocuments()).toBe(1);
     await expect(db.renameCollection('one', 'three')).rejects.toMatchObject({ code: 48 });
     await db.renameCollection('one', 'three', { dropTarget: true });
-    expect(await db.collection('three').countDocuments()).toBe(0);
+    expect(await db.collection<AnyDoc>('three').countDocuments()).toBe(0);
     const names = (await client.db('admin').admin().listDatabases()).databases.map((d) => d.name);
     expect(names).toContain(db.databaseName);
-    expect(await db.collection('three').drop()).toBe(true);
-    await db.collection('four').insertOne({ a: 1 });
+    expect(await db.collection<AnyDoc>('three').drop()).toBe(true);
+    await db.collection<AnyDoc>('four').insertOne({ a: 1 });
     await db.dropDatabase();
     expect((await client.db('admin').admin().listDatabases()).databases.map((d) => d.name)).not.toContain(db.databaseName);
   });
@@ -336,7 +338,7 @@ describe('change streams', () => {
   });
 
   it('reports insert, update (dotted updatedFields), replace and delete, with updateLookup', async () => {
-    const c = freshDb().collection<Document>('cs');
+    const c = freshDb().collection<AnyDoc>('cs');
     await c.insertOne({ _id: 'before-stream' });
     const stream = c.watch([], { fullDocument: 'updateLookup' });
     streams.push(stream);
@@ -371,7 +373,7 @@ describe('change streams', () => {
   });
 
   it('updateLookup returns the current document while it exists', async () => {
-    const c = freshDb().collection<Document>('lookup');
+    const c = freshDb().collection<AnyDoc>('lookup');
     await c.insertOne({ _id: 1, v: 0 });
     const stream = c.watch([{ $match: { operationType: 'update' } }], { fullDocument: 'updateLookup' });
     streams.push(stream);
@@ -382,7 +384,7 @@ describe('change streams', () => {
   });
 
   it('resumes after a saved token with exactly the later events, and at an operation time', async () => {
-    const c = freshDb().collection<Document>('resume');
+    const c = freshDb().collection<AnyDoc>('resume');
     const stream = c.watch();
     streams.push(stream);
     await stream.tryNext();
@@ -406,13 +408,13 @@ describe('change streams', () => {
 
   it('advances the resume token while idle (postBatchResumeToken)', async () => {
     const db = freshDb();
-    const watched = db.collection<Document>('watched');
+    const watched = db.collection<AnyDoc>('watched');
     const stream = watched.watch([], { maxAwaitTimeMS: 100 });
     streams.push(stream);
     expect(await stream.tryNext()).toBeNull();
     const first = stream.resumeToken as { _data: string };
     expect(first._data).toMatch(/^[0-9a-f]+$/);
-    await db.collection('other').insertMany([{ a: 1 }, { a: 2 }]);
+    await db.collection<AnyDoc>('other').insertMany([{ a: 1 }, { a: 2 }]);
     expect(await stream.tryNext()).toBeNull();
     const second = stream.resumeToken as { _data: string };
     expect(second._data > first._data).toBe(true);
@@ -426,7 +428,7 @@ describe('change streams', () => {
   it('fails with ChangeStreamHistoryLost (286) when resuming before the kept history', async () => {
     const small = await startEmulator({ oplogSize: 10 });
     try {
-      const c = (await connect(`${small.uri}/h`)).db('h').collection<Document>('c');
+      const c = (await connect(`${small.uri}/h`)).db('h').collection<AnyDoc>('c');
       const stream = c.watch();
       await stream.tryNext();
       await c.insertOne({ _id: 0 });
@@ -446,7 +448,7 @@ describe('change streams', () => {
 
   it('reports drop then invalidate, and closes; the invalidate token works with startAfter only', async () => {
     const db = freshDb();
-    const c = db.collection<Document>('dropme');
+    const c = db.collection<AnyDoc>('dropme');
     await c.insertOne({ _id: 1 });
     const stream = c.watch();
     streams.push(stream);
@@ -466,6 +468,59 @@ describe('change streams', () => {
     expect(((await nextEvents(after, 1)) as Document[])[0]).toMatchObject({ operationType: 'insert', documentKey: { _id: 'reborn' } });
   });
 
+  it('gives post- and pre-images when the collection records them (whenAvailable, required)', async () => {
+    const db = freshDb();
+    await db.createCollection('images', { changeStreamPreAndPostImages: { enabled: true } });
+    await db.createCollection('plain');
+    const images = db.collection<AnyDoc>('images');
+    const plain = db.collection<AnyDoc>('plain');
+    await images.insertOne({ _id: 1, v: 0 });
+    await plain.insertOne({ _id: 1, v: 0 });
+    const stream = db.watch([{ $match: { operationType: 'update' } }], { fullDocument: 'whenAvailable', fullDocumentBeforeChange: 'whenAvailable' });
+    streams.push(stream);
+    await stream.tryNext();
+    await images.updateOne({ _id: 1 }, { $set: { v: 1 } });
+    await plain.updateOne({ _id: 1 }, { $set: { v: 1 } });
+    const [withImages, without] = (await nextEvents(stream, 2)) as Document[];
+    expect(withImages).toMatchObject({ ns: { coll: 'images' }, fullDocument: { _id: 1, v: 1 }, fullDocumentBeforeChange: { _id: 1, v: 0 } });
+    expect(without).toMatchObject({ ns: { coll: 'plain' }, fullDocument: null, fullDocumentBeforeChange: null });
+    const required = plain.watch([], { fullDocument: 'required' });
+    streams.push(required);
+    await required.tryNext();
+    await plain.updateOne({ _id: 1 }, { $set: { v: 2 } });
+    await expect(required.next()).rejects.toMatchObject({ code: 280 });
+  });
+
+  it('reports dropDatabase to a database stream: drop of each collection, dropDatabase, invalidate', async () => {
+    const db = freshDb();
+    await db.collection<AnyDoc>('c1').insertOne({ _id: 1 });
+    const stream = db.watch();
+    streams.push(stream);
+    await stream.tryNext();
+    await db.dropDatabase();
+    const events = (await nextEvents(stream, 3)) as Document[];
+    expect(events.map((e) => e.operationType)).toEqual(['drop', 'dropDatabase', 'invalidate']);
+    expect(events[1]?.ns).toEqual({ db: db.databaseName });
+  });
+
+  it("refuses another emulator's token as history lost, rather than resuming at a wrong place", async () => {
+    const other = await startEmulator();
+    try {
+      const c = (await connect(`${other.uri}/o`)).db('o').collection<AnyDoc>('c');
+      const s1 = c.watch();
+      await s1.tryNext();
+      await c.insertOne({ _id: 1 });
+      const [e] = (await nextEvents(s1, 1)) as Document[];
+      await s1.close();
+      const here = freshDb().collection<AnyDoc>('c');
+      const s2 = here.watch([], { resumeAfter: e?._id as ResumeToken });
+      await expect(s2.next()).rejects.toMatchObject({ code: 286 });
+      await s2.close();
+    } finally {
+      await other.stop();
+    }
+  });
+
   it('watches a database and the cluster, including renames', async () => {
     const db = freshDb();
     const dbStream = db.watch();
@@ -473,8 +528,8 @@ describe('change streams', () => {
     streams.push(dbStream, clusterStream);
     await dbStream.tryNext();
     await clusterStream.tryNext();
-    await db.collection('x').insertOne({ _id: 1 });
-    await db.collection('y').insertOne({ _id: 2 });
+    await db.collection<AnyDoc>('x').insertOne({ _id: 1 });
+    await db.collection<AnyDoc>('y').insertOne({ _id: 2 });
     await db.renameCollection('x', 'z');
     const dbEvents = (await nextEvents(dbStream, 3)) as Document[];
     expect(dbEvents.map((e) => [e.operationType, e.ns.coll])).toEqual([
@@ -494,7 +549,7 @@ describe('change streams', () => {
    * attempt applied (E11000) counts as done.
    */
   async function writer(dbName: string, collName: string) {
-    const w = (await connect(`${emu.uri}/${dbName}`)).db(dbName).collection<Document>(collName);
+    const w = (await connect(`${emu.uri}/${dbName}`)).db(dbName).collection<AnyDoc>(collName);
     const insert = async (...docs: Document[]) => {
       for (let attempt = 0; ; attempt++) {
         try {
@@ -511,7 +566,7 @@ describe('change streams', () => {
   }
 
   it('resumes by itself across emu.restart(), with every later event exactly once', async () => {
-    const c = freshDb().collection<Document>('restart');
+    const c = freshDb().collection<AnyDoc>('restart');
     const w = await writer(c.dbName, c.collectionName);
     const stream = c.watch([], { maxAwaitTimeMS: 200 });
     streams.push(stream);
@@ -532,7 +587,7 @@ describe('change streams', () => {
   });
 
   it('resumes by itself across dropAllConnections()', async () => {
-    const c = freshDb().collection<Document>('blip');
+    const c = freshDb().collection<AnyDoc>('blip');
     const w = await writer(c.dbName, c.collectionName);
     const stream = c.watch([], { maxAwaitTimeMS: 200 });
     streams.push(stream);
@@ -608,7 +663,7 @@ describe('scale', () => {
   it.runIf(process.env.EMULATOR_BIG)(
     'inserts 1,000,000 documents in batches of 1,000 and scans them in _id pages of 1,000',
     async () => {
-      const c = freshDb().collection<Document>('big');
+      const c = freshDb().collection<AnyDoc>('big');
       const t0 = Date.now();
       for (let b = 0; b < 1000; b++) {
         await c.insertMany(Array.from({ length: 1000 }, (_, i) => ({ n: b * 1000 + i, text: `document number ${b * 1000 + i}` })));

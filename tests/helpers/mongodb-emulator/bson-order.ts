@@ -92,6 +92,29 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
 }
 
+interface ObjectIdLike {
+  id: Uint8Array;
+  i0?: number;
+  i1?: number;
+  i2?: number;
+  i3?: number;
+}
+
+/**
+ * bson 7 keeps an ObjectId as four 24-bit words and builds a new Buffer on
+ * every `.id`; comparing the words keeps the `_id` B+ tree free of allocation.
+ */
+function compareObjectIds(a: ObjectIdLike, b: ObjectIdLike): number {
+  if (typeof a.i0 === 'number' && typeof b.i0 === 'number') {
+    if (a.i0 !== b.i0) return a.i0 < b.i0 ? -1 : 1;
+    if (a.i1 !== b.i1) return (a.i1 as number) < (b.i1 as number) ? -1 : 1;
+    if (a.i2 !== b.i2) return (a.i2 as number) < (b.i2 as number) ? -1 : 1;
+    if (a.i3 !== b.i3) return (a.i3 as number) < (b.i3 as number) ? -1 : 1;
+    return 0;
+  }
+  return compareBytes(a.id, b.id);
+}
+
 function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -154,7 +177,7 @@ export function compareBson(a: unknown, b: unknown): number {
       return compareBytes(xb, yb);
     }
     case 8:
-      return compareBytes((a as { id: Uint8Array }).id, (b as { id: Uint8Array }).id);
+      return compareObjectIds(a as ObjectIdLike, b as ObjectIdLike);
     case 9:
       return a === b ? 0 : a ? 1 : -1;
     case 10: {
@@ -220,7 +243,7 @@ export function canonicalKey(v: unknown): string {
       return `x${x.sub_type}:${Buffer.from(x.buffer.subarray(0, x.position)).toString('hex')}`;
     }
     case 8:
-      return `o${Buffer.from((v as { id: Uint8Array }).id).toString('hex')}`;
+      return `o${(v as { toHexString(): string }).toHexString()}`;
     case 9:
       return v ? 'T' : 'F';
     case 10:

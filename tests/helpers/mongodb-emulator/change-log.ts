@@ -59,18 +59,24 @@ export function compareTs(a: Timestamp, b: Timestamp): number {
   return a.i === b.i ? 0 : a.i < b.i ? -1 : 1;
 }
 
-export function encodeToken(ts: Timestamp, pos: Position): { _data: string } {
-  const hex = (n: number, width: number) => n.toString(16).padStart(width, '0');
-  // Fixed-width hex keeps string order equal to history order, as the server's tokens are.
-  return { _data: `${TOKEN_PREFIX}${hex(ts.t, 8)}${hex(ts.i, 8)}${hex(pos.seq, 14)}${pos.invalidate ? '01' : '00'}` };
+const hex = (n: number, width: number) => n.toString(16).padStart(width, '0');
+
+/**
+ * `82` + timestamp + sequence number + the history's epoch + invalidate flag,
+ * in fixed-width hex, so that string order is history order, as the server's
+ * tokens are. The epoch tells this history's tokens from another emulator's
+ * (a standalone one started again without its state).
+ */
+export function encodeToken(ts: Timestamp, pos: Position, epoch: number): { _data: string } {
+  return { _data: `${TOKEN_PREFIX}${hex(ts.t, 8)}${hex(ts.i, 8)}${hex(pos.seq, 14)}${hex(epoch, 8)}${pos.invalidate ? '01' : '00'}` };
 }
 
-export function decodeToken(token: unknown): Position {
+export function decodeToken(token: unknown): Position & { epoch: number } {
   const data = (token as { _data?: unknown } | null)?._data;
-  if (typeof data !== 'string' || data.length !== 2 + 16 + 14 + 2 || !data.startsWith(TOKEN_PREFIX) || !/^[0-9a-f]+$/.test(data)) {
+  if (typeof data !== 'string' || data.length !== 2 + 16 + 14 + 8 + 2 || !data.startsWith(TOKEN_PREFIX) || !/^[0-9a-f]+$/.test(data)) {
     fail('InvalidResumeToken', `Invalid resume token: ${JSON.stringify(token)}`);
   }
-  return { seq: Number.parseInt(data.slice(18, 32), 16), invalidate: data.slice(32) === '01' };
+  return { seq: Number.parseInt(data.slice(18, 32), 16), epoch: Number.parseInt(data.slice(32, 40), 16), invalidate: data.slice(40) === '01' };
 }
 
 export class ChangeLog {
@@ -83,7 +89,13 @@ export class ChangeLog {
   private clockT = 0;
   private clockI = 0;
 
+  readonly epoch = Math.floor(Math.random() * 0xffffffff);
+
   constructor(private readonly capacity: number) {}
+
+  token(ts: Timestamp, pos: Position): { _data: string } {
+    return encodeToken(ts, pos, this.epoch);
+  }
 
   /** The latest cluster time (what reads return as operationTime). */
   now(): Timestamp {
@@ -134,9 +146,9 @@ export class ChangeLog {
     return this.entries[this.head + (seq - this.firstSeq)];
   }
 
-  /** Fails like the server when events after `seq` were already dropped from the history. */
-  checkResumable(seq: number): void {
-    if (seq < this.firstSeq - 1) {
+  /** Fails like the server when events after the token were already dropped from the history, or it is not of this history. */
+  checkResumable(pos: Position & { epoch: number }): void {
+    if (pos.epoch !== this.epoch || pos.seq > this.lastSeq || pos.seq < this.firstSeq - 1) {
       fail('ChangeStreamHistoryLost', 'Resume of change stream was not possible, as the resume point may no longer be in the oplog.');
     }
   }

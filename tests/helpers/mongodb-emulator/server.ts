@@ -26,7 +26,6 @@ export class EmulatorServer {
         this.server = server;
         const addr = server.address() as net.AddressInfo;
         this.state.port = addr.port;
-        if (process.env.EMULATOR_DEBUG) console.error(Date.now() % 100000, '[mongodb-emulator] listening', addr.port);
         resolve(addr.port);
       });
     });
@@ -40,7 +39,6 @@ export class EmulatorServer {
     const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
     this.dropAllConnections(graceful);
     await closed;
-    if (process.env.EMULATOR_DEBUG) console.error(Date.now() % 100000, '[mongodb-emulator] closed');
   }
 
   /**
@@ -65,7 +63,6 @@ export class EmulatorServer {
   }
 
   private accept(socket: net.Socket): void {
-    if (process.env.EMULATOR_DEBUG) console.error(Date.now() % 100000, '[mongodb-emulator] accept', socket.remotePort, this.closing);
     // A connection that raced a close is refused, or close() would wait for it.
     if (this.closing) {
       socket.destroy();
@@ -131,7 +128,6 @@ export class EmulatorServer {
     } catch (e) {
       reply = errorReply(e);
     }
-    if (process.env.EMULATOR_DEBUG) console.error(Date.now() % 100000, '[mongodb-emulator]', socket.remotePort, Object.keys(cmd)[0], req.kind, isClosed() || socket.destroyed ? 'dropped' : 'answered');
     if (isClosed() || socket.destroyed) return;
     if (req.kind === 'msg' && req.moreToCome) return; // the client asked for no reply (w: 0)
     let body: Buffer;

@@ -5,7 +5,7 @@
  */
 import { deserialize, Timestamp } from 'bson';
 import { isPlainDoc } from '../bson-order.js';
-import { decodeToken, encodeToken, type OplogEntry, type Position } from '../change-log.js';
+import { decodeToken, type OplogEntry, type Position } from '../change-log.js';
 import { longId, type ChangeCursor, type ChangeStreamSpec } from '../cursors.js';
 import { fail } from '../errors.js';
 import { docOf, runPipeline } from '../query.js';
@@ -50,7 +50,7 @@ function imageOf(bytes: Uint8Array | undefined): Doc | null {
 
 function eventOf(state: EmulatorState, spec: ChangeStreamSpec, e: OplogEntry): Doc {
   const base: Doc = {
-    _id: encodeToken(e.ts, { seq: e.seq, invalidate: false }),
+    _id: state.log.token(e.ts, { seq: e.seq, invalidate: false }),
     operationType: e.op,
     clusterTime: e.ts,
     wallTime: e.wall,
@@ -98,8 +98,8 @@ function withPreImage(ev: Doc, spec: ChangeStreamSpec, e: OplogEntry): Doc {
   return ev;
 }
 
-function invalidateEvent(e: OplogEntry): Doc {
-  return { _id: encodeToken(e.ts, { seq: e.seq, invalidate: true }), operationType: 'invalidate', clusterTime: e.ts, wallTime: e.wall };
+function invalidateEvent(state: EmulatorState, e: OplogEntry): Doc {
+  return { _id: state.log.token(e.ts, { seq: e.seq, invalidate: true }), operationType: 'invalidate', clusterTime: e.ts, wallTime: e.wall };
 }
 
 interface Batch {
@@ -125,7 +125,7 @@ function collect(state: EmulatorState, cursor: ChangeCursor, max: number): Batch
     // Resuming from a drop's own token still owes the invalidate that followed it.
     const at = pos.invalidate ? undefined : log.get(pos.seq);
     if (at && concerns(spec, at) && invalidates(spec, at)) {
-      cands.push({ ev: invalidateEvent(at), pos: { seq: pos.seq, invalidate: true }, invalidate: true });
+      cands.push({ ev: invalidateEvent(state, at), pos: { seq: pos.seq, invalidate: true }, invalidate: true });
       stop = true;
     }
     for (let n = 0; seq <= log.lastSeq && n < SCAN_CHUNK && !stop; seq++, n++) {
@@ -134,7 +134,7 @@ function collect(state: EmulatorState, cursor: ChangeCursor, max: number): Batch
       if (!e || !concerns(spec, e)) continue;
       cands.push({ ev: eventOf(state, spec, e), pos: { seq, invalidate: false }, invalidate: false });
       if (invalidates(spec, e)) {
-        cands.push({ ev: invalidateEvent(e), pos: { seq, invalidate: true }, invalidate: true });
+        cands.push({ ev: invalidateEvent(state, e), pos: { seq, invalidate: true }, invalidate: true });
         scanned = { seq, invalidate: true };
         stop = true;
       }
@@ -165,7 +165,8 @@ function collect(state: EmulatorState, cursor: ChangeCursor, max: number): Batch
 
 function positionOf(ev: Doc): Position {
   try {
-    return decodeToken(ev._id);
+    const t = decodeToken(ev._id);
+    return { seq: t.seq, invalidate: t.invalidate };
   } catch {
     return fail(
       'ChangeStreamFatalError',
@@ -175,7 +176,7 @@ function positionOf(ev: Doc): Position {
 }
 
 function postBatchToken(state: EmulatorState, pos: Position): { _data: string } {
-  return encodeToken(state.log.tsAt(pos.seq), pos);
+  return state.log.token(state.log.tsAt(pos.seq), pos);
 }
 
 function batchSizeOf(cmd: Doc, fallback: number): number {
@@ -212,14 +213,16 @@ export function openChangeStream(cmd: Doc, ctx: CommandContext): Doc {
   if (given.length > 1) fail('BadValue', 'Only one type of resume option is allowed, but multiple were found.');
   let pos: Position;
   if (options.resumeAfter !== undefined) {
-    pos = decodeToken(options.resumeAfter);
-    if (pos.invalidate) {
+    const token = decodeToken(options.resumeAfter);
+    if (token.invalidate) {
       fail('InvalidResumeToken', "Attempting to resume a change stream using 'resumeAfter' is not allowed from an invalidate notification.");
     }
-    state.log.checkResumable(pos.seq);
+    state.log.checkResumable(token);
+    pos = { seq: token.seq, invalidate: false };
   } else if (options.startAfter !== undefined) {
-    pos = decodeToken(options.startAfter);
-    state.log.checkResumable(pos.seq);
+    const token = decodeToken(options.startAfter);
+    state.log.checkResumable(token);
+    pos = { seq: token.seq, invalidate: token.invalidate };
   } else if (options.startAtOperationTime !== undefined) {
     if (!(options.startAtOperationTime instanceof Timestamp)) fail('TypeMismatch', "'startAtOperationTime' must be a Timestamp");
     pos = state.log.positionAt(options.startAtOperationTime);

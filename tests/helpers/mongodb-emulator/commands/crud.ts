@@ -1,12 +1,12 @@
 /** insert, update, delete and findAndModify, with the server's reply shapes and write errors. */
-import { deserialize } from 'bson';
+import { deserialize, serialize } from 'bson';
 import { isPlainDoc } from '../bson-order.js';
 import { CommandError, fail } from '../errors.js';
 import { compileProjection, docOf, matchingRecords, parseSort, sortDocs } from '../query.js';
 import type { CommandContext, Handler } from '../state.js';
 import type { Collection, Doc, DocRecord } from '../storage.js';
 import { applyUpdate, updateKind, upsertSeed, withIdFirst } from '../update.js';
-import { collectionForWrite, deleteRecord, insertDocument, writeRecord } from '../writes.js';
+import { collectionForWrite, deleteRecord, insertDocument, insertRawDocument, writeRecord } from '../writes.js';
 
 function writeError(index: number, e: unknown): Doc {
   if (e instanceof CommandError) return { index, code: e.code, errmsg: e.message, ...e.extra };
@@ -30,14 +30,14 @@ function writeReply(n: number, errors: Doc[], extra: Doc = {}): Doc {
 }
 
 const insert: Handler = (cmd, ctx) => {
-  const { docs, raws } = items(cmd, ctx, 'documents');
   const ordered = cmd.ordered !== false;
   const coll = collectionForWrite(ctx.state, ctx.db, String(cmd.insert));
+  const raws = ctx.sequences.get('documents') ?? (Array.isArray(cmd.documents) ? (cmd.documents as Doc[]).map((d) => serialize(d)) : items(cmd, ctx, 'documents').raws);
   let n = 0;
   const errors: Doc[] = [];
-  for (let i = 0; i < docs.length; i++) {
+  for (let i = 0; i < raws.length; i++) {
     try {
-      insertDocument(ctx.state, coll, docs[i] as Doc, raws[i]);
+      insertRawDocument(ctx.state, coll, raws[i] as Uint8Array);
       n++;
     } catch (e) {
       errors.push(writeError(i, e));

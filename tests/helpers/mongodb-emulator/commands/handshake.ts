@@ -130,6 +130,7 @@ export const handshakeCommands: Record<string, Handler> = {
   logout: () => ({ ok: 1 }),
   commitTransaction: () => fail('IllegalOperation', 'Transactions are not supported by the superduper test emulator'),
   abortTransaction: () => fail('IllegalOperation', 'Transactions are not supported by the superduper test emulator'),
-  // Server-side JavaScript and sharding are not emulated; asking is answered like a replica-set mongod would.
+  // Atlas-only and mongos-only: a self-hosted replica-set member has neither (mongosh asks at startup).
+  atlasVersion: () => fail('CommandNotFound', "no such command: 'atlasVersion'"),
   isdbgrid: () => fail('CommandNotFound', "no such command: 'isdbgrid'"),
 };

@@ -468,6 +468,23 @@ describe('change streams', () => {
     expect(((await nextEvents(after, 1)) as Document[])[0]).toMatchObject({ operationType: 'insert', documentKey: { _id: 'reborn' } });
   });
 
+  it("filters on the event's header before its documents, and still ends with the invalidate the match would drop", async () => {
+    const db = freshDb();
+    const c = db.collection<AnyDoc>('headers');
+    const stream = c.watch([{ $match: { operationType: 'insert', 'documentKey._id': { $gte: 2 } } }, { $project: { documentKey: 1, 'fullDocument.v': 1 } }]);
+    streams.push(stream);
+    await stream.tryNext();
+    await c.insertMany([
+      { _id: 1, v: 'a' },
+      { _id: 2, v: 'b' },
+    ]);
+    await c.updateOne({ _id: 2 }, { $set: { v: 'c' } });
+    await c.drop();
+    const [insert, invalidate] = (await nextEvents(stream, 2)) as Document[];
+    expect(insert).toMatchObject({ documentKey: { _id: 2 }, fullDocument: { v: 'b' } });
+    expect(invalidate).toMatchObject({ operationType: 'invalidate' });
+  });
+
   it('gives post- and pre-images when the collection records them (whenAvailable, required)', async () => {
     const db = freshDb();
     await db.createCollection('images', { changeStreamPreAndPostImages: { enabled: true } });

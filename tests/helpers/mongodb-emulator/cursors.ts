@@ -30,6 +30,12 @@ export interface ChangeStreamSpec {
   fullDocumentBeforeChange: string;
   showExpandedEvents: boolean;
   pipeline: Doc[];
+  /**
+   * The pipeline's leading `$match`, when it looks only at an event's header
+   * (operationType, ns, documentKey, times): tried before the event's
+   * documents are read, as the server filters its oplog scan.
+   */
+  headerMatch?: (event: Doc) => boolean;
 }
 
 export interface ChangeCursor {

@@ -20,6 +20,7 @@ import { RawDoc } from './bson-raw.js';
 import { compareBson, isPlainDoc, typeRank } from './bson-order.js';
 import { CommandError, fail } from './errors.js';
 import { pathValues } from './paths.js';
+import { compileSimpleFilter } from './simple-filter.js';
 import type { Collection, DocRecord, Matcher } from './storage.js';
 
 export type Doc = Record<string, unknown>;
@@ -91,6 +92,10 @@ export function asCommandError(e: unknown): never {
 
 export function compileFilter(filter: Doc): Matcher {
   if (Object.keys(filter).length === 0) return () => true;
+  return compileSimpleFilter(filter, () => mingoMatcher(filter)) ?? mingoMatcher(filter);
+}
+
+function mingoMatcher(filter: Doc): Matcher {
   try {
     const q = new Query(filter, mingoOptions());
     return (doc) => q.test(doc);

@@ -11,6 +11,7 @@ import type { UpdateDescription } from './change-log.js';
 import { CommandError, fail } from './errors.js';
 import { formatValue } from './format.js';
 import { mingoOptions, runPipeline } from './query.js';
+import { applySimpleUpdate, sameKind } from './simple-update.js';
 
 export type Doc = Record<string, unknown>;
 
@@ -94,6 +95,8 @@ export function applyUpdate(doc: Doc, u: unknown, opts: ApplyOptions): { doc: Do
       }
     }
     if (Object.keys(mod).length === 0) return { doc, changed: false };
+    const simple = applySimpleUpdate(doc, mod);
+    if (simple) return { doc, changed: simple.changed };
     const before = opts.inserting ? null : structuredCopy(doc);
     try {
       const paths = mingoUpdate(doc, mod as Modifier<Doc>, opts.arrayFilters, opts.query, { queryOptions: mingoOptions() });
@@ -215,6 +218,3 @@ function sameOrderPrefix(x: Doc, y: Doc): boolean {
   return kept.every((k, i) => order[i] === k);
 }
 
-function sameKind(x: unknown, y: unknown): boolean {
-  return Array.isArray(x) === Array.isArray(y) && typeof x === typeof y;
-}

@@ -8,7 +8,7 @@ import { isPlainDoc } from '../bson-order.js';
 import { decodeToken, type OplogEntry, type Position } from '../change-log.js';
 import { longId, type ChangeCursor, type ChangeStreamSpec } from '../cursors.js';
 import { fail } from '../errors.js';
-import { docOf, runPipeline } from '../query.js';
+import { compileFilter, docOf, runPipeline } from '../query.js';
 import type { CommandContext, EmulatorState } from '../state.js';
 import type { Doc } from '../storage.js';
 
@@ -42,6 +42,41 @@ function invalidates(spec: ChangeStreamSpec, e: OplogEntry): boolean {
   if (spec.db === null) return false;
   if (spec.coll === null) return e.op === 'dropDatabase' && e.db === spec.db;
   return (e.op === 'drop' || e.op === 'rename') && e.db === spec.db && e.coll === spec.coll;
+}
+
+const HEADER_FIELDS = new Set(['_id', 'operationType', 'ns', 'documentKey', 'clusterTime', 'wallTime']);
+
+/** The top-level fields a filter reads (through $and, $or, $nor); null when it has other operators ($expr, $where…). */
+function fieldsRead(filter: Doc, into = new Set<string>()): Set<string> | null {
+  for (const [key, value] of Object.entries(filter)) {
+    if (key === '$and' || key === '$or' || key === '$nor') {
+      if (!Array.isArray(value)) return null;
+      for (const sub of value) if (!isPlainDoc(sub) || !fieldsRead(sub, into)) return null;
+    } else if (key.startsWith('$')) return null;
+    else into.add(key.split('.')[0] as string);
+  }
+  return into;
+}
+
+/** A leading `$match` on header fields only, compiled to test events before their documents are read. */
+function headerMatchOf(pipeline: Doc[]): ((event: Doc) => boolean) | undefined {
+  const first = pipeline[0];
+  if (!first || Object.keys(first).length !== 1 || !isPlainDoc(first.$match)) return undefined;
+  const fields = fieldsRead(first.$match);
+  if (!fields || [...fields].some((f) => !HEADER_FIELDS.has(f))) return undefined;
+  return compileFilter(first.$match);
+}
+
+function headerOf(state: EmulatorState, e: OplogEntry): Doc {
+  const header: Doc = {
+    _id: state.log.token(e.ts, { seq: e.seq, invalidate: false }),
+    operationType: e.op,
+    clusterTime: e.ts,
+    wallTime: e.wall,
+    ns: e.op === 'dropDatabase' ? { db: e.db } : { db: e.db, coll: e.coll },
+  };
+  if (e.id !== undefined) header.documentKey = { _id: e.id };
+  return header;
 }
 
 function imageOf(bytes: Uint8Array | undefined): Doc | null {
@@ -132,7 +167,10 @@ function collect(state: EmulatorState, cursor: ChangeCursor, max: number): Batch
       const e = log.get(seq);
       scanned = { seq, invalidate: false };
       if (!e || !concerns(spec, e)) continue;
-      cands.push({ ev: eventOf(state, spec, e), pos: { seq, invalidate: false }, invalidate: false });
+      // The full match still runs in the pipeline: this only skips events it would drop.
+      if (!spec.headerMatch || spec.headerMatch(headerOf(state, e))) {
+        cands.push({ ev: eventOf(state, spec, e), pos: { seq, invalidate: false }, invalidate: false });
+      }
       if (invalidates(spec, e)) {
         cands.push({ ev: invalidateEvent(state, e), pos: { seq, invalidate: true }, invalidate: true });
         scanned = { seq, invalidate: true };
@@ -240,6 +278,7 @@ export function openChangeStream(cmd: Doc, ctx: CommandContext): Doc {
       fullDocumentBeforeChange: String(options.fullDocumentBeforeChange ?? 'off'),
       showExpandedEvents: options.showExpandedEvents === true,
       pipeline: pipeline.slice(1),
+      headerMatch: headerMatchOf(pipeline.slice(1)),
     },
     pos,
     lastUsed: Date.now(),

@@ -76,6 +76,13 @@ export interface Backfill {
   fresh: boolean;
   /** A reconciling re-scan (the change stream's history was lost): outputs older than this go when it ends. */
   reconcile_before: string | null;
+  /**
+   * Documents found gone (deleted, or out of the filter) by the queue while
+   * this backfill runs. A range whose write sees it moved since its claim
+   * checks that its documents are still there (their outputs may have been
+   * removed before it wrote them). Absent: none.
+   */
+  gone?: number;
 }
 
 export interface QueueDoc {

@@ -120,6 +120,29 @@ export function mongoQueue(context: MongoContext): WorkQueue {
     );
   }
 
+  /** What `backfill.gone` was when each range this process holds was read. */
+  const goneAtClaim = new Map<string, number>();
+  const rangeKey = (listenerId: number, n: number) => `${listenerId}:${n}`;
+
+  /**
+   * A range's documents that went while it computed: the queue removed their
+   * outputs before this range wrote them. Looked for only when the queue
+   * found documents gone since the range was read.
+   */
+  async function removeOutputsOfGone(doc: ListenerDoc, chunk: number, rows: ClaimedRow[]): Promise<void> {
+    const key = rangeKey(doc._id, chunk);
+    const before = goneAtClaim.get(key);
+    goneAtClaim.delete(key);
+    if (rows.length === 0) return;
+    const now = await listeners.findOne({ _id: doc._id }, { projection: { 'backfill.gone': 1 } });
+    if (before !== undefined && (now?.backfill.gone ?? 0) === before) return;
+    const keys = rows.map((claimed) => keyValue(claimed.p1 as string));
+    const present = await context.db.collection(doc.collection).find(withFilter(doc, { _id: { $in: keys } }), { projection: { _id: 1 } }).toArray();
+    const there = new Set(present.map((source) => keyText(source._id)));
+    const gone = keys.filter((k) => !there.has(keyText(k)));
+    if (gone.length > 0) await context.db.collection(doc.outputs).deleteMany({ _id: { $in: gone } });
+  }
+
   /** A range whose sidecar died is handed out again, re-read with the same bounds. */
   async function reclaimRange(sidecarId: string, doc: ListenerDoc): Promise<ClaimedRow[] | undefined> {
     const now = new Date();
@@ -129,6 +152,7 @@ export function mongoQueue(context: MongoContext): WorkQueue {
       { returnDocument: 'after' },
     );
     if (!range) return undefined;
+    goneAtClaim.set(rangeKey(doc._id, range._id.n), doc.backfill.gone ?? 0);
     const lower = rangeQuery(range.bracket, range.after);
     const sources = await context.db
       .collection(doc.collection)
@@ -225,6 +249,8 @@ export function mongoQueue(context: MongoContext): WorkQueue {
         continue;
       }
       await listeners.updateOne({ _id: doc._id, 'backfill.chunks': chunks }, { $set: { 'backfill.chunks': n, 'backfill.after': last } });
+      // Read (in `doc`) before the range's documents were.
+      goneAtClaim.set(rangeKey(doc._id, n), doc.backfill.gone ?? 0);
       return rangeRows(doc, n, sources);
     }
     return [];
@@ -262,16 +288,29 @@ export function mongoQueue(context: MongoContext): WorkQueue {
         await listeners.updateOne({ _id: doc._id }, { $set: { 'backfill.fresh': false } });
       }
       if (batch.rows.length > 0) {
-        const operations: AnyBulkWriteOperation[] = batch.rows.map((claimed, i) => {
-          const stamp = claimed.sd_stamp ?? '0';
-          return {
-            updateOne: {
-              filter: { _id: keyValue(claimed.p1 as string), $or: [{ _seq: { $lt: stamp } }, { _seq: { $exists: false } }] },
-              update: { $set: { output: toStored(batch.outputs[i]), _seq: stamp, _input: inputHash(doc, claimed), _computed_at: now } },
-              upsert: true,
-            },
-          };
+        const outputOf = (claimed: ClaimedRow, i: number) => ({
+          output: toStored(batch.outputs[i]),
+          _seq: claimed.sd_stamp ?? '0',
+          _input: inputHash(doc, claimed),
+          _computed_at: now,
         });
+        // A first backfill's range while `fresh` holds: no output exists but
+        // those the queue writes from now on (newer) or a retried range's
+        // (the same), so plain inserts do, a duplicate key meaning "keep that
+        // one". Elsewhere an upsert guarded by `_seq` never overwrites a newer value.
+        const operations: AnyBulkWriteOperation[] =
+          batch.chunk !== null && doc.backfill.fresh
+            ? batch.rows.map((claimed, i) => ({ insertOne: { document: { _id: keyValue(claimed.p1 as string), ...outputOf(claimed, i) } } }))
+            : batch.rows.map((claimed, i) => {
+                const stamp = claimed.sd_stamp ?? '0';
+                return {
+                  updateOne: {
+                    filter: { _id: keyValue(claimed.p1 as string), $or: [{ _seq: { $lt: stamp } }, { _seq: { $exists: false } }] },
+                    update: { $set: outputOf(claimed, i) },
+                    upsert: true,
+                  },
+                };
+              });
         written = await writeGuarded(outputs, operations);
       }
 
@@ -283,6 +322,8 @@ export function mongoQueue(context: MongoContext): WorkQueue {
         const present = new Set(back.map((source) => keyText(source._id)));
         const goneKeys = keys.filter((key) => !present.has(keyText(key)));
         if (goneKeys.length > 0) {
+          // Counted before the outputs go, so that a range that read these documents before they went sees it (rangeWritten).
+          if (!doc.backfill.done) await listeners.updateOne({ _id: doc._id }, { $inc: { 'backfill.gone': goneKeys.length } });
           await outputs.deleteMany({ _id: { $in: goneKeys } });
           await failures.deleteMany({ _id: { $in: goneKeys.map((key) => ({ l: doc._id, k: keyText(key) })) } });
         }
@@ -301,12 +342,13 @@ export function mongoQueue(context: MongoContext): WorkQueue {
         if (!failed.has(k)) acked.push({ k, seq: batch.ackIds[i]! });
       });
       await acknowledge(sidecarId, acked, doc._id);
-      if (written > 0 && rowFailures.length === 0) {
+      if (written > 0 && rowFailures.length === 0 && (await failures.findOne({ listener_id: doc._id }, { projection: { _id: 1 } })) !== null) {
         // A value computed now clears a failure recorded for an older one.
         await failures.deleteMany({ listener_id: doc._id, _id: { $in: batch.rows.map((r) => ({ l: doc._id, k: r.p1 as string })) } });
       }
 
       if (batch.chunk !== null) {
+        await removeOutputsOfGone(doc, batch.chunk, batch.rows);
         const range = await ranges.findOneAndDelete({ _id: { l: doc._id, n: batch.chunk } });
         if (range) await listeners.updateOne({ _id: doc._id }, { $inc: { 'backfill.written': range.rows } });
       }
@@ -381,12 +423,12 @@ function inputHash(doc: ListenerDoc, claimed: ClaimedRow): string {
 async function writeGuarded(outputs: Collection, operations: AnyBulkWriteOperation[]): Promise<number> {
   try {
     const result = await outputs.bulkWrite(operations, { ordered: false });
-    return result.upsertedCount + result.modifiedCount;
+    return result.insertedCount + result.upsertedCount + result.modifiedCount;
   } catch (error) {
     if (!(error instanceof MongoBulkWriteError)) throw error;
     const errors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
     if (errors.some((writeError) => writeError.code !== 11000)) throw error;
-    return error.result.upsertedCount + error.result.modifiedCount;
+    return error.result.insertedCount + error.result.upsertedCount + error.result.modifiedCount;
   }
 }
 

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Superduper } from '../../../src/client.js';
 import { listener } from '../../../src/components/listener.js';
 import { eventually } from '../../helpers/database.js';
+import { functionModel } from '../../../src/models/function-runtime.js';
 import { countingFeatureModel, features } from '../../helpers/models.js';
 import { type AnyDocument, byId, connectMongoTest, createMongoTestDatabase, type MongoTestDatabase } from '../../helpers/mongodb.js';
 import { startSidecarProcess } from '../../helpers/processes.js';
@@ -142,6 +143,45 @@ describe('faults', () => {
     await expectCurrent(database, 'docs_upper', (body) => body.toUpperCase());
     last.child.kill('SIGTERM');
     await last.exited;
+  });
+
+  it('documents deleted, or moved out of the filter, while their backfill range computes leave no output behind', async () => {
+    const { database, db } = await setUp();
+    const docs = database.db.collection<AnyDocument>('docs');
+    await docs.insertMany(Array.from({ length: 200 }, (_, i) => ({ _id: i, body: `doc ${i}`, keep: true })));
+    const queue = database.db.collection('superduper.queue');
+    let raced = false;
+    let handledMeanwhile = false;
+    // While the range holding 50..59 computes in one sidecar, those documents go
+    // (deleted, or out of the filter), and the other sidecar handles their change events first.
+    const model = functionModel({
+      name: 'racing',
+      output: { type: 'vector', dim: 3 },
+      predict: async (inputs: string[]) => {
+        if (!raced && inputs.includes('doc 50')) {
+          raced = true;
+          const queued = queue.watch([{ $match: { operationType: { $in: ['insert', 'update', 'replace'] } } }]);
+          await queued.tryNext();
+          await docs.deleteMany({ _id: { $gte: 50, $lt: 55 } } as AnyDocument);
+          await docs.updateMany({ _id: { $gte: 55, $lt: 60 } } as AnyDocument, { $set: { keep: false } });
+          // Their entries are queued (seen on the queue's own stream), then handled by the other lane.
+          const keys = new Set<string>();
+          while (keys.size < 10) keys.add(JSON.stringify(((await queued.next()) as { documentKey: unknown }).documentKey));
+          await queued.close();
+          await eventually(async () => (await queue.countDocuments({})) === 0, 20_000, 'the deletes handled by the other sidecar');
+          handledMeanwhile = true;
+        }
+        return inputs.map(features);
+      },
+    });
+    await db.apply(model, listener({ name: 'docs_racing', model: 'racing', collection: 'docs', keys: ['body'], filter: { keep: true }, settings: { chunk_size: 50, batch_size: 10 } }));
+    await Promise.all([db.start({ reconcileMs: 50, concurrency: 1 }), db.start({ reconcileMs: 50, concurrency: 1 })]);
+    await db.waitFor('docs_racing', { timeoutMs: 30_000 });
+    expect(handledMeanwhile, 'the other sidecar handled the deletes while the range computed').toBe(true);
+    const kept = (await docs.find({ keep: true }).sort({ _id: 1 }).toArray()).map((d) => d._id);
+    const outputs = await database.db.collection('superduper.outputs.docs_racing').find({}).sort({ _id: 1 }).toArray();
+    expect(kept).toHaveLength(190);
+    expect(outputs.map((o) => o._id)).toEqual(kept);
   });
 
   it('two sidecars share a backfill and a stream of changes without computing anything twice', async () => {

@@ -30,6 +30,8 @@ export interface MongoBenchResult {
   driverSeconds: number[];
   /** Median driver time / median sidecar time: 1 means as fast as the hand-written loop. */
   throughputRatio: number;
+  /** CPU seconds per round (medians): the server's, and the client's (the sidecar process, or the driver loop's). */
+  cpuSeconds: { sidecar: { server: number; client: number }; driver: { server: number; client: number } };
   memory: { documents: number; seconds: number; peakRssMb: number; rssAtProgressMb: number[] };
 }
 
@@ -45,17 +47,32 @@ export async function mongoBenchmark(options: { documents?: number; rounds?: num
   try {
     const sidecarSeconds: number[] = [];
     const driverSeconds: number[] = [];
+    const cpu = { sidecar: { server: [] as number[], client: [] as number[] }, driver: { server: [] as number[], client: [] as number[] } };
     for (let round = 0; round < rounds; round++) {
       // Alternate which goes first: the machine is shared, and warms up.
       const order = round % 2 === 0 ? ['sidecar', 'driver'] : ['driver', 'sidecar'];
       for (const which of order) {
-        const seconds = which === 'sidecar' ? await sidecarBackfill(emulator.uri, documents) : await driverBackfill(emulator.uri, documents);
-        (which === 'sidecar' ? sidecarSeconds : driverSeconds).push(round3(seconds));
-        process.stderr.write(`bench: mongodb ${which} ${documents} documents: ${seconds.toFixed(2)} s\n`);
+        const serverCpuBefore = cpuSeconds(emulator.child.pid!);
+        const run = which === 'sidecar' ? await sidecarBackfill(emulator.uri, documents) : await driverBackfill(emulator.uri, documents);
+        const serverCpu = cpuSeconds(emulator.child.pid!) - serverCpuBefore;
+        (which === 'sidecar' ? sidecarSeconds : driverSeconds).push(round3(run.seconds));
+        cpu[which as 'sidecar' | 'driver'].server.push(serverCpu);
+        cpu[which as 'sidecar' | 'driver'].client.push(run.clientCpu);
+        process.stderr.write(
+          `bench: mongodb ${which} ${documents} documents: ${run.seconds.toFixed(2)} s (CPU: server ${serverCpu.toFixed(2)} s, client ${run.clientCpu.toFixed(2)} s, including setup)\n`,
+        );
       }
     }
     const memory = await memoryRun(emulator.uri, options.memoryDocuments ?? Number(process.env.MONGO_BENCH_MEMORY_DOCUMENTS ?? 1_000_000));
-    return { documents, sidecarSeconds, driverSeconds, throughputRatio: round(median(driverSeconds) / median(sidecarSeconds), 3), memory };
+    const medians = (side: { server: number[]; client: number[] }) => ({ server: round(median(side.server), 2), client: round(median(side.client), 2) });
+    return {
+      documents,
+      sidecarSeconds,
+      driverSeconds,
+      throughputRatio: round(median(driverSeconds) / median(sidecarSeconds), 3),
+      cpuSeconds: { sidecar: medians(cpu.sidecar), driver: medians(cpu.driver) },
+      memory,
+    };
   } finally {
     emulator.child.kill('SIGTERM');
     await new Promise((resolve) => emulator.child.once('exit', resolve));
@@ -119,12 +136,13 @@ async function stopSidecar(child: ChildProcess): Promise<void> {
 }
 
 /** Applying a listener to the documents, until every output is written (the sidecar up and idle before). */
-async function sidecarBackfill(serverUri: string, documents: number, sample?: (pid: number, progress: number) => void): Promise<number> {
+async function sidecarBackfill(serverUri: string, documents: number, sample?: (pid: number, progress: number) => void): Promise<{ seconds: number; clientCpu: number }> {
   const target = await freshMongo(serverUri, documents);
   const sidecar = await startSidecar(target.uri);
   try {
     await sleep(500);
     const started = performance.now();
+    const cpuBefore = cpuSeconds(sidecar.pid!);
     await target.db.apply(listener({ name: 'docs_words', model: 'words', collection: 'docs', keys: ['body'], settings: { batch_size: BATCH, chunk_size: CHUNK } }));
     // Polled from the listener's own document (two indexed reads), not db.status(), whose
     // counts would load the server during this run and not during the driver's.
@@ -137,9 +155,10 @@ async function sidecarBackfill(serverUri: string, documents: number, sample?: (p
       await sleep(100);
     }
     const seconds = (performance.now() - started) / 1000;
+    const clientCpu = cpuSeconds(sidecar.pid!) - cpuBefore;
     const written = await target.client.db().collection('superduper.outputs.docs_words').countDocuments({});
     if (written !== documents) throw new Error(`the sidecar wrote ${written} of ${documents} outputs`);
-    return seconds;
+    return { seconds, clientCpu };
   } finally {
     await stopSidecar(sidecar);
     await dropMongo(target);
@@ -147,10 +166,11 @@ async function sidecarBackfill(serverUri: string, documents: number, sample?: (p
 }
 
 /** The same work by hand: the driver's cursor in _id order, the model in the same batches, bulk upserts of each thousand. */
-async function driverBackfill(serverUri: string, documents: number): Promise<number> {
+async function driverBackfill(serverUri: string, documents: number): Promise<{ seconds: number; clientCpu: number }> {
   const target = await freshMongo(serverUri, documents);
   try {
     const started = performance.now();
+    const cpuBefore = process.cpuUsage();
     const record = (await target.db.backend.registry.model('words'))!;
     const model = await target.db.models.get(record);
     const outputs = target.client.db().collection('outputs');
@@ -171,8 +191,9 @@ async function driverBackfill(serverUri: string, documents: number): Promise<num
     }
     await flush();
     const seconds = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(cpuBefore);
     if ((await outputs.countDocuments({})) !== documents) throw new Error('the driver loop wrote the wrong number of outputs');
-    return seconds;
+    return { seconds, clientCpu: (used.user + used.system) / 1e6 };
   } finally {
     await dropMongo(target);
   }
@@ -182,7 +203,7 @@ async function memoryRun(serverUri: string, documents: number): Promise<MongoBen
   const rssAtProgressMb: number[] = [];
   let nextMark = 0.1;
   let peakKb = 0;
-  const seconds = await sidecarBackfill(serverUri, documents, (pid, progress) => {
+  const { seconds } = await sidecarBackfill(serverUri, documents, (pid, progress) => {
     peakKb = Math.max(peakKb, rssKb(pid, 'VmHWM'));
     while (progress >= nextMark - 1e-9 && nextMark <= 1 + 1e-9) {
       rssAtProgressMb.push(round(rssKb(pid, 'VmRSS') / 1024, 1));
@@ -190,6 +211,12 @@ async function memoryRun(serverUri: string, documents: number): Promise<MongoBen
     }
   });
   return { documents, seconds: round(seconds, 1), peakRssMb: round(peakKb / 1024, 1), rssAtProgressMb };
+}
+
+/** User + system CPU seconds a process has used (from /proc: clock ticks of 1/100 s on Linux). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function rssKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {

@@ -35,6 +35,10 @@ export class OnnxRuntime implements ModelRuntime {
     const session = await ort.InferenceSession.create(bytes, {
       ...(config.threads ? { intraOpNumThreads: config.threads } : {}),
       graphOptimizationLevel: 'all',
+      // onnxruntime's pool threads spin between runs by default: on a sidecar
+      // beside its database (or sharing cores with its own event loop, which
+      // serialises and writes while the model runs) that is CPU taken from both.
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
     });
     // The graph's outputs as its author named them (ZipMaps in place of the tensors exposed for them).
     const outputNames = [...session.outputNames.filter((name) => !zipMaps.some((z) => z.tensor === name)), ...zipMaps.map((z) => z.name)];

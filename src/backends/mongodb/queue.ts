@@ -218,6 +218,7 @@ export function mongoQueue(context: MongoContext): WorkQueue {
         .find(withFilter(doc, rangeQuery(bracket, after)), { projection: projection(doc) })
         .sort({ _id: 1 })
         .limit(doc.settings.chunk_size)
+        .batchSize(doc.settings.chunk_size) // one round trip, not 101 documents and a getMore
         .toArray();
       if (sources.length === 0) {
         // This type of _id is done: the next one (compare-and-set: one sidecar moves it).
@@ -412,7 +413,9 @@ export function mongoQueue(context: MongoContext): WorkQueue {
  */
 function inputHash(doc: ListenerDoc, claimed: ClaimedRow): string {
   const values = doc.keys.map((_, i) => claimed[`k${i + 1}`]);
-  return createHash('sha1').update(EJSON.stringify(values, { relaxed: false })).digest('base64').slice(0, 16);
+  // Canonical EJSON of strings is their JSON: the same hash, without EJSON's walk.
+  const text = values.every((value) => typeof value === 'string') ? JSON.stringify(values) : EJSON.stringify(values, { relaxed: false });
+  return createHash('sha1').update(text).digest('base64').slice(0, 16);
 }
 
 /**
@@ -434,7 +437,13 @@ async function writeGuarded(outputs: Collection, operations: AnyBulkWriteOperati
 
 /** Vectors as plain arrays of numbers (a Float32Array would be stored as a document of indexes). */
 function toStored(value: unknown): unknown {
-  if (ArrayBuffer.isView(value) && !(value instanceof DataView)) return Array.from(value as unknown as ArrayLike<number>);
+  if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
+    // A loop, not Array.from: a million-document backfill copies tens of millions of numbers.
+    const vector = value as unknown as ArrayLike<number>;
+    const out = new Array<number>(vector.length);
+    for (let i = 0; i < vector.length; i++) out[i] = vector[i]!;
+    return out;
+  }
   return value;
 }
 

@@ -32,9 +32,17 @@ export default defineConfig({
       // The embedded PGlite, served on a wire endpoint: same SQL layer, same results.
       backendProject('pglite'),
       // MongoDB, on the test emulation of a replica set (tests/helpers/mongodb-emulator/),
-      // or on a real one when MONGODB_URI is set. The conformance suite drives
-      // its databases through SQL, so MongoDB runs its own folder only.
-      { extends: true, test: { name: 'mongodb', include: ['tests/backends/mongodb/**/*.test.ts'], env: { SUPERDUPER_LOG_LEVEL: logLevel } } },
+      // or on a real one when MONGODB_URI is set. Most of the conformance suite
+      // drives its databases through SQL; MongoDB runs the part that reads and
+      // writes data through tests/helpers/stores.ts (tests/conformance/any-store/).
+      {
+        extends: true,
+        test: {
+          name: 'mongodb',
+          include: ['tests/conformance/any-store/**/*.test.ts', 'tests/backends/mongodb/**/*.test.ts'],
+          env: { SUPERDUPER_LOG_LEVEL: logLevel, SUPERDUPER_TEST_BACKEND: 'mongodb' },
+        },
+      },
       { extends: true, test: { name: 'unit', include: ['tests/unit/**/*.test.ts'], env: { SUPERDUPER_LOG_LEVEL: logLevel } } },
     ],
   },

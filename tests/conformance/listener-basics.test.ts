@@ -57,25 +57,8 @@ async function expectOutputsMatchRows() {
   for (const row of rows.rows) expect(out.get(row.id)).toEqual(features(row.body));
 }
 
+// Backfill, re-applying a spec, and following changes as any backend does: any-store/listeners.test.ts.
 describe('a listener kept current by triggers and a sidecar', () => {
-  it('creates the outputs table and backfills existing rows', async () => {
-    const [modelResult, listenerResult] = await db.apply(
-      featureModel,
-      listener({ name: 'docs_features', model: 'features', table: 'docs', keys: ['body'] }),
-    );
-    expect(modelResult).toMatchObject({ type: 'model', action: 'created' });
-    expect(listenerResult).toMatchObject({ type: 'listener', action: 'created', version: 1, backfill: 3 });
-    await db.start({ reconcileMs: 200 });
-    await db.waitUntilIdle({ timeoutMs: 10_000 });
-    await expectOutputsMatchRows();
-  });
-
-  it('re-applying the same spec is a no-op', async () => {
-    await applyDocsFeatures();
-    const [, again] = await db.apply(featureModel, listener({ name: 'docs_features', model: 'features', table: 'docs', keys: ['body'] }));
-    expect(again).toMatchObject({ action: 'unchanged', version: 1 });
-  });
-
   it('computes inserted and updated rows and removes deleted ones', async () => {
     await applyDocsFeatures();
     await changeDocs();

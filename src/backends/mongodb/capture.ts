@@ -130,7 +130,6 @@ export class Capture {
     });
     this.#stream = stream;
     let renewedAt = Date.now();
-    let savedToken = JSON.stringify(position.token ?? null);
     try {
       while (!this.#stopped) {
         const events: Event[] = [];
@@ -142,15 +141,15 @@ export class Capture {
         }
         const closing = events.some((e) => e.operationType === 'invalidate');
         if (events.length > 0) await this.#handle(events);
-        const token = JSON.stringify(stream.resumeToken ?? null);
+        // Saved after each batch handled; with none, when the lease is due for renewal
+        // (the position still moves past events the filter drops, e.g. outputs written).
         const due = Date.now() - renewedAt >= RENEW_MS;
-        if (events.length > 0 || (due && token !== savedToken) || due) {
+        if (events.length > 0 || due) {
           const saved = await meta.updateOne(
             { _id: 'capture', owner: this.ownerId },
             { $set: { token: stream.resumeToken, saved_at: new Date(), lease_until: new Date(Date.now() + LEASE_MS) } },
           );
           if (saved.matchedCount === 0) return; // another sidecar holds the lease now
-          savedToken = token;
           renewedAt = Date.now();
         }
         if (closing) return;

@@ -264,7 +264,10 @@ export function mongoQueue(context: MongoContext): WorkQueue {
    */
   async function finishBackfill(doc: ListenerDoc): Promise<void> {
     if ((await ranges.countDocuments({ listener_id: doc._id })) > 0) return;
-    const marked = await listeners.updateOne({ _id: doc._id, 'backfill.done': false, 'backfill.bracket': { $gte: ID_BRACKETS.length } }, { $set: { 'backfill.done': true, updated_at: new Date() } });
+    const done: Document = { 'backfill.done': true, updated_at: new Date() };
+    // The re-scan's note becomes what happened, so status no longer says it is under way.
+    if (doc.backfill.reconcile_before) done.note = `re-scanned (done ${new Date().toISOString()}): the change stream's position had been lost from the oplog`;
+    const marked = await listeners.updateOne({ _id: doc._id, 'backfill.done': false, 'backfill.bracket': { $gte: ID_BRACKETS.length } }, { $set: done });
     if (marked.modifiedCount === 1 && doc.backfill.reconcile_before) {
       await context.db.collection(doc.outputs).deleteMany({ _seq: { $lt: doc.backfill.reconcile_before } });
     }

@@ -97,6 +97,7 @@ describe('resume tokens', () => {
     await eventually(async () => (await database.db.collection('superduper.meta').findOne({ _id: 'capture' as never }))?.history_lost_at, 20_000, 'the lost history noticed');
     await db.waitFor('docs_features', { timeoutMs: 30_000 });
     await expectCurrent(database, 'docs_features');
+    await eventually(async () => /^re-scanned \(done .*\): the change stream's position had been lost/.test(String((await db.status())[0]?.note)), 10_000, 'the note to say the re-scan is done');
   });
 });
 

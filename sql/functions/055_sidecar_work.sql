@@ -146,6 +146,28 @@ BEGIN
 END
 $$;
 
+-- Waits for the writes of a listener's outputs in flight (each holds the
+-- listener's writes lock, shared, to its commit; see the write template). A
+-- sidecar calls it, in a transaction of its own, before the write that removes
+-- the outputs of rows it found gone (deleted, or out of the filter).
+--
+-- Why: a write keeps an output only if its row is still there, checked in the
+-- statement that inserts it; a row deleted after that statement began, but
+-- before the write commits, is logged (the delete and update triggers), found
+-- gone by another sidecar, and its output removed, by a DELETE that cannot see
+-- the output not yet committed: left behind for a row that no longer exists.
+-- Waiting here first, that DELETE sees every output whose row was still there
+-- for a write that began before the row went; a write that begins later sees
+-- it gone. The lock is the only one its transaction takes (it can be in no
+-- deadlock), and goes at once at its commit (writes wait for it only briefly).
+CREATE OR REPLACE FUNCTION superduper._await_writes(p_listener integer)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT pg_advisory_xact_lock(@{locks.writes_namespace}, p_listener);
+$$;
+
 -- Building versions whose backfill is done but were not promoted (their last
 -- range was emptied by a TRUNCATE, say). Sidecars call this now and then.
 CREATE OR REPLACE FUNCTION superduper._promote_ready()

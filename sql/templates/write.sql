@@ -11,6 +11,9 @@
 --   * the claimed queue entries (p_ack_pks, p_ack_ids) and the backfill range
 --     (p_chunk) are deleted; a failure recorded for a value now computed (or an
 --     older one) is cleared.
+-- The listener's writes lock, shared, is held to the commit: a sidecar about
+-- to remove outputs of rows found gone waits for this write first (see
+-- superduper._await_writes).
 -- Keys arrive as one text array per primary key column (p_pk1, ...).
 CREATE FUNCTION {{fn_write}}(
   {{pk_params}}, p_outputs {{output_type}}[], p_stamps bigint[],
@@ -29,6 +32,8 @@ DECLARE
 BEGIN
   -- Before touching any table (see superduper._enter_listener).
   PERFORM superduper._enter_listener({{listener_id}}, {{code_version}});
+  -- Before the statements that check the rows are live take their snapshots.
+  PERFORM pg_advisory_xact_lock_shared(@{locks.writes_namespace}, {{listener_id}});
 
   -- Usually none: then no write looks a row's failure up.
   v_failures := EXISTS (SELECT 1 FROM superduper._failures WHERE listener_id = {{listener_id}});

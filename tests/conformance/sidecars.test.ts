@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Superduper } from '../../src/client.js';
 import { listener } from '../../src/components/listener.js';
+import { LOCKS } from '../../src/generated/constants.js';
+import { functionModel } from '../../src/models/function-runtime.js';
 import { testBackendCapabilities } from '../helpers/backends.js';
 import { connectTest, createTestDatabase, eventually, type TestDatabase } from '../helpers/database.js';
 import { countingFeatureModel, features } from '../helpers/models.js';
@@ -27,6 +29,86 @@ afterEach(async () => {
 async function outputCount(listenerName: string): Promise<number> {
   const result = await database.sql.query(`SELECT count(*)::int AS n FROM superduper."out_${listenerName}"`);
   return result.rows[0].n;
+}
+
+let racingId = 0;
+
+/**
+ * Table racing (200 rows, all kept) and listener racing_l on it (filter keep,
+ * ranges of 50), computed by two sidecars of one lane each; `meanwhile` runs
+ * once, inside the model, while the range holding row 50 computes. Returns when
+ * the listener is caught up.
+ */
+async function raceBackfill(meanwhile: () => Promise<void>): Promise<void> {
+  await database.sql.query(`CREATE TABLE racing (id int PRIMARY KEY, body text, keep boolean);
+    INSERT INTO racing SELECT g, 'doc ' || g, true FROM generate_series(0, 199) g`);
+  let raced = false;
+  const racing = functionModel({
+    name: 'racing',
+    output: { type: 'vector', dim: 3 },
+    predict: async (inputs: string[]) => {
+      if (!raced && inputs.includes('doc 50')) {
+        raced = true;
+        await meanwhile();
+      }
+      return inputs.map(features);
+    },
+  });
+  await db.apply(racing, listener({ name: 'racing_l', model: 'racing', table: 'racing', keys: ['body'], filter: 'keep', settings: { chunk_size: 50, batch_size: 10 } }));
+  racingId = (await database.sql.query(`SELECT id FROM superduper._listeners WHERE name = 'racing_l'`)).rows[0].id;
+  await Promise.all([db.start({ concurrency: 1, reconcileMs: 50 }), db.start({ concurrency: 1, reconcileMs: 50 })]);
+  await db.waitFor('racing_l', { timeoutMs: 30_000 });
+}
+
+/** Rows 50..54 deleted, 55..59 moved out of the filter. */
+async function removeRacingRows(): Promise<void> {
+  await database.sql.query(`DELETE FROM racing WHERE id >= 50 AND id < 55`);
+  await database.sql.query(`UPDATE racing SET keep = false WHERE id >= 55 AND id < 60`);
+}
+
+/** racing_l's changes not yet written: in the log (superduper._changes) or the queue. */
+async function unhandledChanges(): Promise<number> {
+  const result = await database.sql.query(
+    `SELECT (SELECT count(*) FROM superduper._changes WHERE listener_id = $1)
+          + (SELECT count(*) FROM superduper._queue WHERE listener_id = $1) AS n`,
+    [racingId],
+  );
+  return Number(result.rows[0].n);
+}
+
+/** Queue entries made so far: the drain gives each a new id from superduper._change_id. */
+async function queuedSoFar(): Promise<number> {
+  const result = await database.sql.query(`SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS n FROM superduper._change_id`);
+  return Number(result.rows[0].n);
+}
+
+/** Sessions of this database waiting for a lock of the kind (pg_locks.locktype), running a query like the pattern. */
+async function waitingOnLocks(kind: string, query: string): Promise<number> {
+  const result = await database.sql.query(
+    `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+     WHERE NOT l.granted AND l.locktype = $1 AND a.datname = current_database() AND a.query LIKE $2`,
+    [kind, query],
+  );
+  return result.rows[0].n;
+}
+
+/** Sessions waiting for racing_l's writes in flight to commit (its writes lock, exclusively). */
+async function waitingForWrites(): Promise<number> {
+  const result = await database.sql.query(
+    `SELECT count(*)::int AS n FROM pg_locks
+     WHERE NOT granted AND locktype = 'advisory' AND classid::bigint = $1 AND objid::bigint = $2 AND mode = 'ExclusiveLock'
+       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    [LOCKS.writes_namespace, racingId],
+  );
+  return result.rows[0].n;
+}
+
+/** An output for every row kept, and none for the rows gone. */
+async function expectNoOrphans(): Promise<void> {
+  const kept = (await database.sql.query(`SELECT id FROM racing WHERE keep ORDER BY id`)).rows.map((r) => r.id);
+  const outputs = (await database.sql.query(`SELECT id FROM superduper.out_racing_l ORDER BY id`)).rows.map((r) => r.id);
+  expect(kept).toHaveLength(190);
+  expect(outputs).toEqual(kept);
 }
 
 describe('without a sidecar', () => {
@@ -56,6 +138,58 @@ describe('several sidecars', () => {
     // All three took part.
     expect(workers.every((w) => w.batches > 0)).toBe(true);
     await Promise.all(workers.map((w) => w.stop()));
+  });
+
+  it('rows deleted, or moved out of the filter, while their backfill range computes leave no output behind', async () => {
+    let handledMeanwhile = false;
+    // While the range holding 50..59 computes in one sidecar, those rows go, and
+    // the other sidecar handles their changes before the range is written.
+    await raceBackfill(async () => {
+      const before = await queuedSoFar();
+      await removeRacingRows();
+      await eventually(async () => (await unhandledChanges()) === 0, 20_000, 'the changes handled by the other sidecar');
+      // Their ten rows were queued (not skipped), and handled, while this range computed.
+      expect((await queuedSoFar()) - before).toBeGreaterThanOrEqual(10);
+      handledMeanwhile = true;
+    });
+    expect(handledMeanwhile, 'the other sidecar handled the changes while the range computed').toBe(true);
+    await expectNoOrphans();
+  });
+
+  // The test holds the range's row, as the sidecar's own lease extension or a
+  // commit waiting for a synchronous standby can, so that the write waits
+  // between the statement that checked its rows were there and its commit.
+  // The other sidecar's removal of their outputs cannot see the outputs not yet
+  // committed: it waits for the write (superduper._await_writes) instead.
+  it.runIf(backend.concurrentSessions)('rows gone while the write of their backfill range commits leave no output behind', async () => {
+    let reachedMeanwhile = false;
+    let race: Promise<void> | undefined;
+    await raceBackfill(async () => {
+      const holder = await database.sql.connect();
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM superduper._backfill WHERE listener_id = $1 AND lo = '["50"]' FOR UPDATE`, [racingId]);
+      race = (async () => {
+        try {
+          await eventually(async () => (await waitingOnLocks('transactionid', '%\\_write"(%')) > 0, 20_000, 'the range write to wait for its row');
+          await removeRacingRows();
+          // The other sidecar handles the changes at once, or waits for the range's write to commit.
+          await eventually(
+            async () => (await unhandledChanges()) === 0 || (await waitingForWrites()) > 0,
+            20_000,
+            'the other sidecar to reach the changes',
+          );
+          reachedMeanwhile = true;
+        } finally {
+          await holder.query('COMMIT');
+          holder.release();
+        }
+      })();
+      race.catch(() => undefined); // awaited below, once the listener is caught up
+    });
+    await race;
+    await db.waitFor('racing_l', { timeoutMs: 30_000 });
+    expect(reachedMeanwhile, 'the other sidecar reached the changes while the range write was open').toBe(true);
+    await expectNoOrphans();
   });
 });
 

@@ -42,7 +42,11 @@ export function postgresQueue(db: SqlDriver): WorkQueue {
       return { rows: range.rows, source: range.rows.length > 0 ? 'backfill' : 'none' };
     },
 
-    write(_workerId, listener, batch, failures) {
+    async write(_workerId, listener, batch, failures) {
+      // Rows found gone: writes in flight that saw them still there commit
+      // first, so that the write below removes their outputs too (see
+      // superduper._await_writes). Its own transaction, holding nothing else.
+      if (batch.gone.length > 0) await db.query('SELECT superduper._await_writes($1)', [listener.id]);
       return againIfReplaced(() =>
         failures.length === 0
           ? writeOutputs(db, db, listener, batch, [])

@@ -603,21 +603,43 @@ describe('change streams', () => {
     expect(await c.countDocuments()).toBe(5);
   });
 
-  it('resumes by itself across dropAllConnections()', async () => {
+  /**
+   * Across reset connections a stream resumed from its last token misses and
+   * repeats nothing. The driver (7.8) resumes by itself from most resets, but
+   * one reset while a command waits for the socket to drain reaches the
+   * stream as a bare `write ECONNRESET`, which it does not count as
+   * resumable, so the stream ends: then it is opened again after its token,
+   * as the product's capture does with its saved one.
+   */
+  it('a stream resumed from its token across dropAllConnections() misses and repeats nothing', async () => {
     const c = freshDb().collection<AnyDoc>('blip');
     const w = await writer(c.dbName, c.collectionName);
-    const stream = c.watch([], { maxAwaitTimeMS: 200 });
+    let stream = c.watch([], { maxAwaitTimeMS: 200 });
     streams.push(stream);
     await stream.tryNext();
-    const pending = nextEvents(stream, 4, 30_000);
+    const seen: unknown[] = [];
+    const reading = (async () => {
+      const deadline = Date.now() + 30_000;
+      while (seen.length < 4 && Date.now() < deadline) {
+        try {
+          const event = (await stream.tryNext()) as Document | null;
+          if (event) seen.push(event.documentKey._id);
+        } catch {
+          const token = stream.resumeToken;
+          await stream.close().catch(() => {});
+          stream = c.watch([], { maxAwaitTimeMS: 200, ...(token ? { resumeAfter: token } : {}) });
+          streams.push(stream);
+        }
+      }
+    })();
     await w.insert({ _id: 1 });
     await sleep(150);
     emu.dropAllConnections();
     await w.insert({ _id: 2 });
     emu.dropAllConnections();
     await w.insert({ _id: 3 }, { _id: 4 });
-    const got = (await pending) as Document[];
-    expect(got.map((e) => e.documentKey._id)).toEqual([1, 2, 3, 4]);
+    await reading;
+    expect(seen).toEqual([1, 2, 3, 4]);
   });
 });
 

@@ -2,7 +2,7 @@ export { connect, Superduper, type ApplyResult, type Component, type ConnectOpti
 export type { Backend, Capabilities } from './backends/backend.js';
 export { install, type InstallResult } from './install.js';
 export { listener, type ListenerComponent, type ListenerOptions, type ListenerSettings } from './components/listener.js';
-export { onnxModel, type ModelComponent, type OnnxModelOptions, type StoredModel } from './components/model.js';
+export { chunkerModel, onnxModel, type ChunkerModelOptions, type ModelComponent, type OnnxModelOptions, type StoredModel } from './components/model.js';
 export { functionModel, type FunctionModel, type PredictFunction } from './models/function-runtime.js';
 export type { LoadedModel, ModelRecord, ModelRuntime, OutputSpec, RuntimeContext } from './models/types.js';
 export type { SqlDriver, Queryable, QueryResult } from './backends/postgres/sql-driver.js';

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { FunctionModel } from '../models/function-runtime.js';
+import { checkChunkerConfig } from '../models/chunker-runtime.js';
 import type { OutputSpec } from '../models/types.js';
 
 /** A model whose file is stored in the database (put_artifact) when it is applied. */
@@ -55,4 +56,29 @@ export function onnxModel(options: OnnxModelOptions): StoredModel {
     spec: { type: 'model', name: options.name, runtime: 'onnx', output: options.output, config },
     artifact: async () => (typeof file === 'string' ? new Uint8Array(await readFile(file)) : file),
   };
+}
+
+export interface ChunkerModelOptions {
+  name: string;
+  /** "recursive" (paragraphs, lines, sentences, words) or "markdown" (sections at headings, each chunk with its heading path). */
+  method: 'recursive' | 'markdown';
+  /** The most a chunk holds, in `unit`s. */
+  size: number;
+  /** How much of a chunk's end the next one repeats (default 0). */
+  overlap?: number;
+  /** "characters" (default) or "words". */
+  unit?: 'characters' | 'words';
+}
+
+/**
+ * A chunker: text into a list of chunks ({text, start, end, headings}), one
+ * list per row, stored as jsonb. Its config is checked here, and again by
+ * the sidecar that loads it.
+ */
+export function chunkerModel(options: ChunkerModelOptions): StoredModel {
+  const config: Record<string, unknown> = { method: options.method, size: options.size };
+  if (options.overlap !== undefined) config.overlap = options.overlap;
+  if (options.unit !== undefined) config.unit = options.unit;
+  checkChunkerConfig(options.name, config);
+  return { kind: 'model', name: options.name, runtime: 'chunker', spec: { type: 'model', name: options.name, runtime: 'chunker', output: { type: 'jsonb' }, config } };
 }

@@ -1,6 +1,7 @@
 import type { ModelRuntime } from './types.js';
 import { AnthropicRuntime } from './api/anthropic.js';
 import { CohereRuntime } from './api/cohere.js';
+import { ChunkerRuntime } from './chunker-runtime.js';
 import { OpenAiRuntime } from './api/openai.js';
 import { OnnxRuntime } from './onnx-runtime.js';
 import { TextEmbedderRuntime } from './text-embedder-runtime.js';
@@ -12,5 +13,5 @@ import { TransformersRuntime } from './transformers-runtime.js';
  * lists the same names, so that a typo fails at apply time.
  */
 export function builtinRuntimes(): ModelRuntime[] {
-  return [new OnnxRuntime(), new TextEmbedderRuntime(), new OpenAiRuntime(), new AnthropicRuntime(), new CohereRuntime(), new TransformersRuntime()];
+  return [new OnnxRuntime(), new TextEmbedderRuntime(), new OpenAiRuntime(), new AnthropicRuntime(), new CohereRuntime(), new TransformersRuntime(), new ChunkerRuntime()];
 }

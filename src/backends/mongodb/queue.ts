@@ -1,8 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { EJSON } from 'bson';
+import { EJSON, Long } from 'bson';
 import { MongoBulkWriteError, type AnyBulkWriteOperation, type Collection, type Document } from 'mongodb';
 import { LISTENER_CHANGED, SuperduperError } from '../../errors.js';
 import type { ClaimedRow, ListenerInfo } from '../../sidecar/listener-info.js';
+import type { OutputSpec } from '../../models/types.js';
 import type { Claim, WorkQueue } from '../backend.js';
 import { ID_BRACKETS, rangeQuery } from './brackets.js';
 import { collection, type MongoContext } from './context.js';
@@ -293,7 +294,7 @@ export function mongoQueue(context: MongoContext): WorkQueue {
       }
       if (batch.rows.length > 0) {
         const outputOf = (claimed: ClaimedRow, i: number) => ({
-          output: toStored(batch.outputs[i]),
+          output: toStored(listener.output, batch.outputs[i]),
           _seq: claimed.sd_stamp ?? '0',
           _input: inputHash(doc, claimed),
           _computed_at: now,
@@ -438,8 +439,15 @@ async function writeGuarded(outputs: Collection, operations: AnyBulkWriteOperati
   }
 }
 
-/** Vectors as plain arrays of numbers (a Float32Array would be stored as a document of indexes). */
-function toStored(value: unknown): unknown {
+/**
+ * An output as MongoDB stores it. The core hands over what PostgreSQL's write
+ * takes: jsonb as JSON text and integers beyond 2^53 as text; here they are a
+ * document (or array) the shell can query, and a Long. Vectors become plain
+ * arrays of numbers (a Float32Array would be stored as a document of indexes).
+ */
+function toStored(spec: OutputSpec, value: unknown): unknown {
+  if (spec.type === 'jsonb' && typeof value === 'string') return JSON.parse(value);
+  if (spec.type === 'integer' && typeof value === 'string') return Long.fromString(value);
   if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
     // A loop, not Array.from: a million-document backfill copies tens of millions of numbers.
     const vector = value as unknown as ArrayLike<number>;

@@ -137,11 +137,18 @@ export function mongoQueue(context: MongoContext): WorkQueue {
     if (rows.length === 0) return;
     const now = await listeners.findOne({ _id: doc._id }, { projection: { 'backfill.gone': 1 } });
     if (before !== undefined && (now?.backfill.gone ?? 0) === before) return;
-    const keys = rows.map((claimed) => keyValue(claimed.p1 as string));
-    const present = await context.db.collection(doc.collection).find(withFilter(doc, { _id: { $in: keys } }), { projection: { _id: 1 } }).toArray();
+    const gone = await missingSources(doc, rows.map((claimed) => claimed.p1 as string));
+    if (gone.length > 0) await context.db.collection(doc.outputs).deleteMany({ _id: { $in: gone.map(keyValue) } });
+  }
+
+  /** Of these keys (as text), those whose documents are no longer in the listener's source (deleted, or out of its filter). */
+  async function missingSources(doc: ListenerDoc, keys: string[]): Promise<string[]> {
+    const present = await context.db
+      .collection(doc.collection)
+      .find(withFilter(doc, { _id: { $in: keys.map(keyValue) } }), { projection: { _id: 1 } })
+      .toArray();
     const there = new Set(present.map((source) => keyText(source._id)));
-    const gone = keys.filter((k) => !there.has(keyText(k)));
-    if (gone.length > 0) await context.db.collection(doc.outputs).deleteMany({ _id: { $in: gone } });
+    return keys.filter((k) => !there.has(k));
   }
 
   /** A range whose sidecar died is handed out again, re-read with the same bounds. */
@@ -322,15 +329,12 @@ export function mongoQueue(context: MongoContext): WorkQueue {
       if (batch.gone.length > 0) {
         // Gone when claimed: remove their outputs unless they are back now
         // (then their new entry computes them again).
-        const keys = batch.gone.map((pk) => keyValue((JSON.parse(pk) as string[])[0]!));
-        const back = await context.db.collection(doc.collection).find(withFilter(doc, { _id: { $in: keys } }), { projection: { _id: 1 } }).toArray();
-        const present = new Set(back.map((source) => keyText(source._id)));
-        const goneKeys = keys.filter((key) => !present.has(keyText(key)));
+        const goneKeys = await missingSources(doc, batch.gone.map((pk) => (JSON.parse(pk) as string[])[0]!));
         if (goneKeys.length > 0) {
-          // Counted before the outputs go, so that a range that read these documents before they went sees it (rangeWritten).
+          // Counted before the outputs go, so that a range that read these documents before they went sees it (removeOutputsOfGone).
           if (!doc.backfill.done) await listeners.updateOne({ _id: doc._id }, { $inc: { 'backfill.gone': goneKeys.length } });
-          await outputs.deleteMany({ _id: { $in: goneKeys } });
-          await failures.deleteMany({ _id: { $in: goneKeys.map((key) => ({ l: doc._id, k: keyText(key) })) } });
+          await outputs.deleteMany({ _id: { $in: goneKeys.map(keyValue) } });
+          await failures.deleteMany({ _id: { $in: goneKeys.map((k) => ({ l: doc._id, k })) } });
         }
       }
 

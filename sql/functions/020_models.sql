@@ -87,6 +87,15 @@ BEGIN
     RAISE EXCEPTION 'superduper: model "%": "output" is missing, e.g. {"type": "vector", "dim": 384}', v_name;
   END IF;
   PERFORM superduper._output_sql_type(v_name, v_output);
+  PERFORM 1 FROM jsonb_object_keys(v_output) AS k WHERE k NOT IN ('type', 'dim', 'flatten');
+  IF FOUND THEN
+    RAISE EXCEPTION 'superduper: model "%": unknown output field "%"', v_name,
+      (SELECT k FROM jsonb_object_keys(v_output) AS k WHERE k NOT IN ('type', 'dim', 'flatten') LIMIT 1)
+      USING HINT = 'An output has "type", "dim" (for vectors) and "flatten" (true: the model returns a list per row, one output row per element).';
+  END IF;
+  IF v_output ? 'flatten' AND jsonb_typeof(v_output -> 'flatten') <> 'boolean' THEN
+    RAISE EXCEPTION 'superduper: model "%": output "flatten" must be true or false, not %', v_name, v_output -> 'flatten';
+  END IF;
   IF jsonb_typeof(v_config) <> 'object' THEN
     RAISE EXCEPTION 'superduper: model "%": "config" must be a JSON object', v_name;
   END IF;

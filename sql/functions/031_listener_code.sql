@@ -1,5 +1,6 @@
 -- A listener version's code: its triggers (../../triggers/) and worker functions
--- (../templates/claim.sql, claim_chunk.sql, write.sql), rendered from the
+-- (../templates/claim.sql, claim_chunk.sql, and write.sql or, for outputs that
+-- are lists, write_many.sql; both end with write_finish.sql), rendered from the
 -- templates with the version's names, key types and filter compiled in, and
 -- dropped again.
 
@@ -98,6 +99,19 @@ BEGIN
   ) INTO v_vars
   FROM unnest(l.keys, l.key_types) WITH ORDINALITY AS k(name, type, ord);
 
+  -- A listener whose outputs are lists writes a row's elements only if the row
+  -- still holds the value they were computed from: the claim reads a hash of
+  -- its key columns, and the write compares it (see write_many.sql).
+  SELECT v_vars || jsonb_build_object(
+    'hash_src', 'md5(ROW(' || string_agg(format('src.%I', k.name), ', ' ORDER BY k.ord) || ')::text)',
+    'hash_decl', CASE WHEN l.flatten THEN ', sd_hash text' ELSE '' END,
+    'hash_select', CASE WHEN l.flatten
+                        THEN ', md5(ROW(' || string_agg(format('src.%I', k.name), ', ' ORDER BY k.ord) || ')::text) AS sd_hash'
+                        ELSE '' END,
+    'hash_from_s', CASE WHEN l.flatten THEN ', s.sd_hash' ELSE '' END
+  ) INTO v_vars
+  FROM unnest(l.keys) WITH ORDINALITY AS k(name, ord);
+
   -- The update trigger fires only when a column that matters changed: the
   -- primary key, a key column, or a column the filter reads. Other UPDATEs do
   -- not even call the trigger function.
@@ -182,7 +196,11 @@ BEGIN
   v_vars := v_vars || jsonb_build_object('code_version', v_code_version::text);
   v_vars := v_vars || jsonb_build_object('q', superduper._dollar_tag(
     ARRAY(SELECT value FROM jsonb_each_text(v_vars))));
-  FOREACH v_template IN ARRAY ARRAY['claim', 'claim_chunk', 'write', 'insert', 'update', 'delete', 'truncate'] LOOP
+  -- The common end of the two write functions, rendered first and inserted verbatim.
+  v_vars := v_vars || jsonb_build_object('write_finish', superduper._render('write_finish', v_vars));
+  FOREACH v_template IN ARRAY ARRAY['claim', 'claim_chunk',
+                                    CASE WHEN (SELECT flatten FROM superduper._listeners WHERE id = p_id) THEN 'write_many' ELSE 'write' END,
+                                    'insert', 'update', 'delete', 'truncate'] LOOP
     EXECUTE superduper._render(v_template, v_vars);
   END LOOP;
 END

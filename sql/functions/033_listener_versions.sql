@@ -27,6 +27,8 @@ DECLARE
   v_id integer;
   v_cursor refcursor;
   v_vars jsonb;
+  v_flatten boolean;
+  v_reserved text[];
 BEGIN
   v_source := superduper._resolve_source(v_name, p_spec ->> 'schema', p_spec ->> 'table');
   SELECT n.nspname, c.relname INTO v_schema, v_table
@@ -41,10 +43,6 @@ BEGIN
   IF v_pk IS NULL THEN
     RAISE EXCEPTION 'superduper: listener "%": table % has no primary key', v_name, v_source
       USING HINT = 'Outputs are joined to their rows by primary key: add one, e.g. ALTER TABLE ... ADD PRIMARY KEY (...).';
-  END IF;
-  IF v_pk && ARRAY['output', '_stamp', '_computed_at'] THEN
-    RAISE EXCEPTION 'superduper: listener "%": primary key column of % is named like an outputs column (output, _stamp, _computed_at)', v_name, v_source
-      USING HINT = 'Rename the primary key column.';
   END IF;
 
   SELECT k.name INTO v_missing FROM unnest(v_keys) AS k(name)
@@ -82,6 +80,14 @@ BEGIN
                    || 'Known models: ' || coalesce((SELECT string_agg(quote_literal(name), ', ' ORDER BY name) FROM superduper._models), '(none)');
   END IF;
   v_output_type := superduper._output_sql_type(v_model.name, v_model.output);
+  v_flatten := coalesce((v_model.output ->> 'flatten')::boolean, false);
+  v_reserved := ARRAY['output', '_stamp', '_computed_at']
+                || CASE WHEN v_flatten THEN ARRAY['_position', '_start', '_end', '_headings'] ELSE '{}' END;
+  IF v_pk && v_reserved THEN
+    RAISE EXCEPTION 'superduper: listener "%": primary key column % of % is named like a column of its outputs table (%)',
+      v_name, (SELECT quote_ident(p) FROM unnest(v_pk) AS p WHERE p = ANY (v_reserved) LIMIT 1), v_source, array_to_string(v_reserved, ', ')
+      USING HINT = 'Rename the primary key column.';
+  END IF;
 
   v_output_table := 'out_' || v_name || CASE WHEN p_state = 'building' THEN '__v' || p_version ELSE '' END;
   IF to_regclass(superduper._qualify('superduper', v_output_table)) IS NOT NULL THEN
@@ -90,23 +96,32 @@ BEGIN
   END IF;
 
   INSERT INTO superduper._listeners (name, version, state, model, source, source_schema, source_table,
-    keys, key_types, pk, pk_types, filter, output_table, output_type, settings, spec, spec_hash)
+    keys, key_types, pk, pk_types, filter, output_table, output_type, settings, spec, spec_hash, flatten)
   VALUES (v_name, p_version, p_state, v_model.name, v_source, v_schema, v_table,
     v_keys, v_key_types, v_pk, v_pk_types, p_spec ->> 'filter', v_output_table, v_output_type,
-    p_spec -> 'settings', p_spec, encode(sha256(convert_to(p_spec::text, 'UTF8')), 'hex'))
+    p_spec -> 'settings', p_spec, encode(sha256(convert_to(p_spec::text, 'UTF8')), 'hex'), v_flatten)
   RETURNING id INTO v_id;
 
   v_vars := superduper._listener_vars(v_id);
-  EXECUTE format('CREATE TABLE %s (%s, output %s, _stamp bigint NOT NULL DEFAULT 0, '
-                 '_computed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (%s))',
-                 v_vars ->> 'outputs', v_vars ->> 'pk_columns_ddl', v_output_type, v_vars ->> 'pk_cols');
+  IF v_flatten THEN
+    -- One row per element of a row's list: its place in the list, and for a
+    -- chunk its span in the text (character offsets) and heading path.
+    EXECUTE format('CREATE TABLE %s (%s, _position integer NOT NULL, output %s, _start integer, _end integer, _headings text[], '
+                   '_stamp bigint NOT NULL DEFAULT 0, _computed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (%s, _position))',
+                   v_vars ->> 'outputs', v_vars ->> 'pk_columns_ddl', v_output_type, v_vars ->> 'pk_cols');
+  ELSE
+    EXECUTE format('CREATE TABLE %s (%s, output %s, _stamp bigint NOT NULL DEFAULT 0, '
+                   '_computed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (%s))',
+                   v_vars ->> 'outputs', v_vars ->> 'pk_columns_ddl', v_output_type, v_vars ->> 'pk_cols');
+  END IF;
   -- Whoever may read the source may read its outputs (as of now: later grants on
   -- the source are not copied; superduper.like() also checks the source itself).
   PERFORM superduper._copy_select_grants(v_source, (v_vars ->> 'outputs')::regclass);
   EXECUTE format('COMMENT ON TABLE %s IS %L', v_vars ->> 'outputs',
-                 format('Outputs of superduper listener %s (version %s): model %s on %s of %s. Join on %s.',
+                 format('Outputs of superduper listener %s (version %s): model %s on %s of %s. Join on %s.%s',
                         v_name, p_version, v_model.name, array_to_string(v_keys, ', '), v_source,
-                        array_to_string(v_pk, ', ')));
+                        array_to_string(v_pk, ', '),
+                        CASE WHEN v_flatten THEN ' One row per element of each row''s list, in _position order.' ELSE '' END));
 
   PERFORM superduper._vector_indexes_attach(v_id);
   PERFORM superduper._listener_code_create(v_id);

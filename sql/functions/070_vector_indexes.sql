@@ -79,8 +79,11 @@ BEGIN
     'distance_o', format('(o.output %s p_query)', m.operator),
     'score_o', format(m.score, format('o.output %s p_query', m.operator)),
     'ef_search', ((v.options ->> 'ef_search')::integer)::text,
-    'id_o', CASE WHEN cardinality(l.pk) = 1 THEN format('o.%I::text', l.pk[1]) ELSE 'NULL::text' END,
-    'key_o', 'ARRAY[' || (SELECT string_agg(format('o.%I::text', p), ', ' ORDER BY o) FROM unnest(l.pk) WITH ORDINALITY AS x(p, o)) || ']',
+    -- The vectors of a listener whose outputs are lists are keyed by their row's
+    -- key and their position in its list.
+    'id_o', CASE WHEN cardinality(l.pk) = 1 AND NOT l.flatten THEN format('o.%I::text', l.pk[1]) ELSE 'NULL::text' END,
+    'key_o', 'ARRAY[' || (SELECT string_agg(format('o.%I::text', p), ', ' ORDER BY o) FROM unnest(l.pk) WITH ORDINALITY AS x(p, o))
+             || CASE WHEN l.flatten THEN ', o._position::text' ELSE '' END || ']',
     'pk_eq_src_o', (SELECT string_agg(format('src.%1$I = o.%1$I', p), ' AND ') FROM unnest(l.pk) AS p),
     'source_regclass', quote_literal(superduper._qualify(l.source_schema, l.source_table)) || '::regclass');
   -- The filtered search is dynamic SQL (the filter is built at query time from

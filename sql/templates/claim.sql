@@ -1,13 +1,14 @@
 -- Leases up to p_limit queued changes of one listener and returns, for each
 -- distinct row, its key (sd_pk, and p1.. as text), its queue entries, and the
--- values of its key columns as they are now (k1..).
+-- values of its key columns as they are now (k1..), and for a listener whose
+-- outputs are lists, a hash of them (sd_hash, see write_many.sql).
 --
 -- sd_stamp is the newest queue id of the row visible to the statement that read
 -- the values: the write function keeps an output only if no output from a larger
 -- stamp is already there, so an output computed from an older value never
 -- overwrites one computed from a newer value.
 CREATE FUNCTION {{fn_claim}}(p_worker text, p_limit integer, p_lease interval)
-RETURNS TABLE (sd_pk text, sd_ids bigint[], sd_attempts integer, sd_stamp bigint, sd_live boolean{{pk_decl}}{{key_decl}})
+RETURNS TABLE (sd_pk text, sd_ids bigint[], sd_attempts integer, sd_stamp bigint, sd_live boolean{{pk_decl}}{{key_decl}}{{hash_decl}})
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 -- Arrays of a thousand values make custom plans slow to build (measured: 50 ms
@@ -56,10 +57,10 @@ BEGIN
   SELECT c.pk::text, c.ids, c.attempts,
          (SELECT max(q.id) FROM superduper._queue AS q
           WHERE q.listener_id = {{listener_id}} AND q.pk = c.pk),
-         coalesce(s.sd_live, false){{pk_text_c}}{{key_from_s}}
+         coalesce(s.sd_live, false){{pk_text_c}}{{key_from_s}}{{hash_from_s}}
   FROM claimed AS c
   LEFT JOIN LATERAL (
-    SELECT {{filter}} AS sd_live{{key_select}}
+    SELECT {{filter}} AS sd_live{{key_select}}{{hash_select}}
     FROM {{source}} AS src
     WHERE {{pk_eq_src_c}}
   ) AS s ON true;

@@ -1,13 +1,13 @@
 -- Leases a range of the source's primary key for the backfill and returns the
 -- rows in it that pass the filter, in key order: key as text (p1..), key column
--- values (k1..). See claim.sql for sd_stamp.
+-- values (k1..). See claim.sql for sd_stamp and sd_hash.
 --
 -- A range some sidecar claimed and never finished (it stopped, or its lease ran
 -- out) is handed out again first; otherwise the next p_chunk_size keys from the
 -- cursor become a new range. Returns no rows when the backfill is done, and one row with only
 -- sd_chunk set when the range has no rows left.
 CREATE FUNCTION {{fn_claim_chunk}}(p_worker text, p_lease interval, p_chunk_size integer)
-RETURNS TABLE (sd_chunk integer, sd_stamp bigint{{pk_decl}}{{key_decl}})
+RETURNS TABLE (sd_chunk integer, sd_stamp bigint{{pk_decl}}{{key_decl}}{{hash_decl}})
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
@@ -83,7 +83,7 @@ BEGIN
          CASE WHEN queued.any THEN
            (SELECT max(q.id) FROM superduper._queue AS q
             WHERE q.listener_id = {{listener_id}} AND q.pk = {{pk_json_src}})
-         END{{pk_text_src}}{{key_select}}
+         END{{pk_text_src}}{{key_select}}{{hash_select}}
   FROM {{source}} AS src,
        (SELECT EXISTS (SELECT 1 FROM superduper._queue AS q WHERE q.listener_id = {{listener_id}}) AS any) AS queued
   WHERE {{pk_row_src}} >= {{pk_row_lo}}

@@ -68,17 +68,26 @@ export interface ChunkerModelOptions {
   overlap?: number;
   /** "characters" (default) or "words". */
   unit?: 'characters' | 'words';
+  /** What each chunk's text becomes, e.g. "{title}\n{headings}\n{text}" (see ChunkerConfig). */
+  format?: string;
+  /**
+   * true (default): one output row per chunk (text, with _position, _start, _end
+   * and _headings); false: one jsonb list of chunks per row.
+   */
+  flatten?: boolean;
 }
 
 /**
- * A chunker: text into a list of chunks ({text, start, end, headings}), one
- * list per row, stored as jsonb. Its config is checked here, and again by
- * the sidecar that loads it.
+ * A chunker: text into chunks ({text, start, end, headings}), one output row
+ * per chunk (or, with flatten: false, one jsonb list per row). Its config is
+ * checked here, and again by the sidecar that loads it.
  */
 export function chunkerModel(options: ChunkerModelOptions): StoredModel {
   const config: Record<string, unknown> = { method: options.method, size: options.size };
   if (options.overlap !== undefined) config.overlap = options.overlap;
   if (options.unit !== undefined) config.unit = options.unit;
+  if (options.format !== undefined) config.format = options.format;
   checkChunkerConfig(options.name, config);
-  return { kind: 'model', name: options.name, runtime: 'chunker', spec: { type: 'model', name: options.name, runtime: 'chunker', output: { type: 'jsonb' }, config } };
+  const output = options.flatten === false ? { type: 'jsonb' } : { type: 'text', flatten: true };
+  return { kind: 'model', name: options.name, runtime: 'chunker', spec: { type: 'model', name: options.name, runtime: 'chunker', output, config } };
 }

@@ -10,6 +10,12 @@ export interface ChunkerConfig {
   overlap?: number;
   /** What size and overlap count: characters (default) or whitespace-separated words. */
   unit?: 'characters' | 'words';
+  /**
+   * What each chunk's text becomes (what gets embedded), e.g.
+   * "{title}\n{headings}\n{text}": {text} is the chunk, {headings} its heading
+   * path joined by " > ", and {column} another key column of the listener's row.
+   */
+  format?: string;
 }
 
 const METHODS = { recursive: splitRecursive, markdown: splitMarkdown } as const;
@@ -20,22 +26,37 @@ const UNITS: Record<string, LengthFunction> = {
 
 /** Checks a chunker's config, saying what is wrong and what is expected. */
 export function checkChunkerConfig(name: string, config: Record<string, unknown>): ChunkerConfig {
-  const known = new Set(['method', 'size', 'overlap', 'unit']);
-  for (const key of Object.keys(config)) if (!known.has(key)) throw new Error(`chunker "${name}": unknown config field "${key}" (expected method, size, overlap, unit)`);
-  const { method, size, overlap = 0, unit = 'characters' } = config as Partial<ChunkerConfig>;
+  const known = new Set(['method', 'size', 'overlap', 'unit', 'format']);
+  for (const key of Object.keys(config)) if (!known.has(key)) throw new Error(`chunker "${name}": unknown config field "${key}" (expected method, size, overlap, unit, format)`);
+  const { method, size, overlap = 0, unit = 'characters', format } = config as Partial<ChunkerConfig>;
   if (!method || !(method in METHODS)) throw new Error(`chunker "${name}": method must be "recursive" or "markdown" (got ${JSON.stringify(method)})`);
   if (typeof size !== 'number' || !Number.isInteger(size) || size < 1) throw new Error(`chunker "${name}": size must be a positive integer (got ${JSON.stringify(size)})`);
   if (typeof overlap !== 'number' || !Number.isInteger(overlap) || overlap < 0 || overlap >= size) {
     throw new Error(`chunker "${name}": overlap must be an integer from 0 to less than size ${size} (got ${JSON.stringify(overlap)})`);
   }
   if (!(unit in UNITS)) throw new Error(`chunker "${name}": unit must be "characters" or "words" (got ${JSON.stringify(unit)})`);
-  return { method, size, overlap, unit };
+  if (format !== undefined && (typeof format !== 'string' || !format.includes('{text}'))) {
+    throw new Error(`chunker "${name}": format must be a string holding {text}, e.g. "{title}\\n{text}" (got ${JSON.stringify(format)})`);
+  }
+  return format === undefined ? { method, size, overlap, unit } : { method, size, overlap, unit, format };
+}
+
+/** The placeholders of a format, replaced in one pass (a value holding "{x}" is not expanded again). */
+function formatChunk(format: string, chunk: Chunk, row: Record<string, unknown>, model: string): string {
+  return format.replace(/\{([^{}]+)\}/g, (_, name: string) => {
+    if (name === 'text') return chunk.text;
+    if (name === 'headings') return (chunk.headings ?? []).join(' > ');
+    if (!(name in row)) throw new Error(`chunker "${model}": format names {${name}}, which is not a key column of the listener (keys: ${Object.keys(row).join(', ')})`);
+    const value = row[name];
+    return value === null || value === undefined ? '' : String(value);
+  });
 }
 
 /**
  * Text into chunks, each with its character span (and, for Markdown, its
  * heading path): one list per input. Pure computation in the sidecar's
- * process, nothing stored but its config.
+ * process, nothing stored but its config. With several key columns the first
+ * is the text to split and the others are there for `format`.
  */
 export class ChunkerRuntime implements ModelRuntime {
   readonly name = 'chunker';
@@ -47,8 +68,13 @@ export class ChunkerRuntime implements ModelRuntime {
     return {
       async predict(inputs): Promise<Chunk[][]> {
         return inputs.map((input) => {
-          if (typeof input !== 'string') throw new Error(`chunker "${model.name}" takes text; got a ${input === null ? 'NULL' : typeof input}`);
-          return split(input, options);
+          const row = typeof input === 'object' && input !== null ? (input as Record<string, unknown>) : undefined;
+          const text = row ? Object.values(row)[0] : input;
+          if (text === null || text === undefined || text === '') return [];
+          if (typeof text !== 'string') throw new Error(`chunker "${model.name}" takes text; got a ${typeof text}`);
+          const chunks = split(text, options);
+          if (config.format === undefined) return chunks;
+          return chunks.map((chunk) => ({ ...chunk, text: formatChunk(config.format!, chunk, row ?? {}, model.name) }));
         });
       },
     };

@@ -54,6 +54,39 @@ export function checkOutput(output: unknown, spec: OutputSpec, model: string): u
   }
 }
 
+/** One element of a flattened output, as the write function takes it: the value and, for a chunk, its lineage. */
+export interface Element {
+  value: unknown;
+  start: number | null;
+  end: number | null;
+  headings: string[] | null;
+}
+
+/**
+ * Checks the output of a model whose output is flattened: a list (possibly
+ * empty) whose every element is checked like a single output. A text element
+ * may be a chunk, {text, start, end, headings}: its text is the value, the rest
+ * its lineage.
+ */
+export function checkElements(output: unknown, spec: OutputSpec, model: string): Element[] {
+  if (!Array.isArray(output)) {
+    throw new Error(`model "${model}" returned ${output === null || output === undefined ? String(output) : describeValue(output)}; its output is declared as a list (flatten) of ${describeSpec(spec)}`);
+  }
+  return output.map((item, i) => {
+    try {
+      if (spec.type === 'text' && typeof item === 'object' && item !== null && !Array.isArray(item) && 'text' in item) {
+        const chunk = item as { text: unknown; start?: unknown; end?: unknown; headings?: unknown };
+        const span = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : null);
+        const headings = Array.isArray(chunk.headings) ? chunk.headings.map(String) : null;
+        return { value: checkOutput(chunk.text, spec, model), start: span(chunk.start), end: span(chunk.end), headings };
+      }
+      return { value: checkOutput(item, spec, model), start: null, end: null, headings: null };
+    } catch (error) {
+      throw new Error(`element ${i} of the list: ${(error as Error).message}`);
+    }
+  });
+}
+
 export function describeSpec(spec: OutputSpec): string {
   return spec.type === 'vector' ? `vector(${spec.dim})` : spec.type;
 }

@@ -1,11 +1,16 @@
-/** What a model produces per input row; decides the type of the outputs column. */
-export type OutputSpec =
+/**
+ * What a model produces per input row; decides the type of the outputs column.
+ * With `flatten`, the model returns a list per row, and each element is an
+ * output row of that type (keyed by the row's key and its position).
+ */
+export type OutputSpec = (
   | { type: 'vector'; dim: number }
   | { type: 'jsonb' }
   | { type: 'text' }
   | { type: 'float' }
   | { type: 'integer' }
-  | { type: 'boolean' };
+  | { type: 'boolean' }
+) & { flatten?: boolean };
 
 /** A model as registered in superduper._models (and in `superduper.models`). */
 export interface ModelRecord {

@@ -68,6 +68,7 @@ async function computeAndWrite(
   const gone: string[] = [];
   const failures: RowFailure[] = [];
   const live: ClaimedRow[] = [];
+  const empty: ClaimedRow[] = [];
   const inputs: unknown[] = [];
   const singleKey = listener.keys.length === 1;
   for (const row of rows) {
@@ -77,6 +78,11 @@ async function computeAndWrite(
       continue;
     }
     const problem = keyProblem(listener, row);
+    if (problem && listener.output.flatten) {
+      // A NULL or empty document has no chunks (no elements): its list is empty.
+      empty.push(row);
+      continue;
+    }
     if (problem) {
       failures.push({ key: jsonKey(listener, row), stamp: row.sd_stamp, error: problem, permanent: true });
       continue;
@@ -126,6 +132,10 @@ async function computeAndWrite(
   if (ok.some((flag) => flag === 0)) {
     written = live.filter((_, i) => ok[i] === 1);
     writtenOutputs = outputs.filter((_, i) => ok[i] === 1);
+  }
+  if (empty.length > 0) {
+    written = [...written, ...empty];
+    writtenOutputs = [...writtenOutputs, ...empty.map(() => [])];
   }
   // Failed rows are not acknowledged by the write: _fail turns their queue
   // entries into a retry (or a failure record).

@@ -36,6 +36,8 @@ export interface ClaimedRow {
   sd_stamp: string | null;
   sd_live?: boolean;
   sd_chunk?: number;
+  /** For a flattened listener: md5 of the key values as read (see sql/templates/write_many.sql). */
+  sd_hash?: string;
   [column: `p${number}`]: string | null;
   [column: `k${number}`]: unknown;
 }

@@ -1,5 +1,5 @@
 import { describeError } from '../errors.js';
-import { checkOutput } from '../models/output-check.js';
+import { checkElements, checkOutput } from '../models/output-check.js';
 import type { LoadedModel } from '../models/types.js';
 import type { ListenerInfo } from './listener-info.js';
 
@@ -7,13 +7,14 @@ export type PredictResult = { ok: true; value: unknown } | { ok: false; error: s
 
 /**
  * Runs the model on a batch and checks every output against the model's declared
- * output. If the batch as a whole fails, each row is run alone, so that one bad
+ * output (for a flattened output: a list of elements, see checkElements). If the batch as a whole fails, each row is run alone, so that one bad
  * row fails alone and the others are written.
  */
 export async function predictIsolatingFailures(model: LoadedModel, listener: ListenerInfo, inputs: unknown[]): Promise<PredictResult[]> {
   const check = (value: unknown): PredictResult => {
     try {
-      return { ok: true, value: checkOutput(value, listener.output, listener.model) };
+      const output = listener.output.flatten ? checkElements(value, listener.output, listener.model) : checkOutput(value, listener.output, listener.model);
+      return { ok: true, value: output };
     } catch (error) {
       return { ok: false, error: (error as Error).message };
     }

@@ -111,7 +111,12 @@ function parseOutput(model: string, output: unknown): OutputSpec {
   if (typeof output !== 'object' || output === null) {
     throw new SuperduperError(`superduper: model "${model}": "output" is missing, e.g. {"type": "vector", "dim": 384}`);
   }
-  const { type, dim } = output as { type?: unknown; dim?: unknown };
+  const { type, dim, flatten } = output as { type?: unknown; dim?: unknown; flatten?: unknown };
+  if (flatten === true) {
+    throw new SuperduperError(`superduper: model "${model}": outputs that are lists ("flatten": true, one output per element) are not supported on MongoDB yet`, {
+      hint: 'Declare {"type": "jsonb"} to keep each document\'s list as one output (a chunker: chunkerModel({..., flatten: false})).',
+    });
+  }
   if (type === 'vector') {
     if (typeof dim !== 'number') throw new SuperduperError(`superduper: model "${model}": a vector output needs its dimension, e.g. {"type": "vector", "dim": 384}`);
     if (!Number.isInteger(dim) || dim < 1 || dim > 16000) throw new SuperduperError(`superduper: model "${model}": vector dimension ${dim} is out of range (1 to 16000)`);

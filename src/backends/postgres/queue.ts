@@ -3,6 +3,7 @@ import type { ClaimedRow, ListenerInfo } from '../../sidecar/listener-info.js';
 import type { RowFailure, WorkQueue, WriteBatch } from '../backend.js';
 import type { WaitResult } from '../types.js';
 import type { Queryable, SqlDriver } from './sql-driver.js';
+import type { Element } from '../../models/output-check.js';
 import { SQLSTATES } from '../../generated/constants.js';
 
 /** superduper."_l<id>_<suffix>", the per-listener functions rendered at apply time (sql/templates/). */
@@ -110,6 +111,7 @@ async function againIfReplaced<T>(call: () => Promise<T>): Promise<T> {
 }
 
 async function writeOutputs(q: Queryable, db: SqlDriver, listener: ListenerInfo, batch: WriteBatch, withdraw: Withdrawal[]): Promise<number> {
+  if (listener.output.flatten) return writeElements(q, db, listener, batch, withdraw);
   const pkCount = listener.pk.length;
   const pkParams = listener.pk.map((_, i) => `$${i + 1}::text[]`).join(', ');
   const at = (n: number) => `$${pkCount + n}`;
@@ -123,6 +125,58 @@ async function writeOutputs(q: Queryable, db: SqlDriver, listener: ListenerInfo,
     // NULL when no row has a stamp (a backfill range with nothing queued): unnest
     // pads it with NULLs, and a thousand-element array of NULLs is not sent.
     stamped ? batch.rows.map((row) => row.sd_stamp) : null,
+    batch.gone,
+    batch.ackPks,
+    batch.ackIds,
+    batch.chunk,
+    withdraw.map((w) => w.pk),
+    withdraw.map((w) => w.stamp),
+  ]);
+  return result.rows[0]?.written ?? 0;
+}
+
+/**
+ * The write of a listener whose model returns a list per row
+ * (sql/templates/write_many.sql): per row its key, stamp, hash and count; per
+ * element its row's ordinal (1-based), position, value and lineage.
+ */
+async function writeElements(q: Queryable, db: SqlDriver, listener: ListenerInfo, batch: WriteBatch, withdraw: Withdrawal[]): Promise<number> {
+  const rowsOf: number[] = [];
+  const positions: number[] = [];
+  const values: unknown[] = [];
+  const starts: Array<number | null> = [];
+  const ends: Array<number | null> = [];
+  const headings: Array<string | null> = [];
+  const counts = batch.outputs.map((output, r) => {
+    const elements = output as Element[];
+    elements.forEach((element, position) => {
+      rowsOf.push(r + 1);
+      positions.push(position);
+      values.push(element.value);
+      starts.push(element.start);
+      ends.push(element.end);
+      headings.push(element.headings === null ? null : JSON.stringify(element.headings));
+    });
+    return elements.length;
+  });
+  const pkCount = listener.pk.length;
+  const pkParams = listener.pk.map((_, i) => `$${i + 1}::text[]`).join(', ');
+  const at = (n: number) => `$${pkCount + n}`;
+  const sql =
+    `SELECT ${listenerFunction(listener.id, 'write')}(${pkParams}, ${at(1)}::bigint[], ${at(2)}::text[], ${at(3)}::integer[], ` +
+    `${at(4)}::integer[], ${at(5)}::integer[], ${at(6)}, ${at(7)}::integer[], ${at(8)}::integer[], ${at(9)}::jsonb[], ` +
+    `${at(10)}::text[], ${at(11)}::text[], ${at(12)}::bigint[], ${at(13)}::integer, ${at(14)}::text[], ${at(15)}::bigint[]) AS written`;
+  const result = await q.query<{ written: number }>(sql, [
+    ...listener.pk.map((_, i) => batch.rows.map((row) => row[`p${i + 1}`])),
+    batch.rows.map((row) => row.sd_stamp),
+    batch.rows.map((row) => row.sd_hash ?? null),
+    counts,
+    rowsOf,
+    positions,
+    listener.output.type === 'vector' ? db.vectorArrayParam(values as ArrayLike<number>[]) : values,
+    starts,
+    ends,
+    headings,
     batch.gone,
     batch.ackPks,
     batch.ackIds,

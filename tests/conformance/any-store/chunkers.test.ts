@@ -5,7 +5,8 @@ import type { Chunk } from '../../../src/chunking/types.js';
 import { createTestStore, type TestStore } from '../../helpers/stores.js';
 
 // A chunker is a model like any other: a listener keeps each row's chunks (a
-// jsonb list, with spans and heading paths) current, on every backend.
+// jsonb list, with spans and heading paths) current, on every backend. One
+// output row per chunk (PostgreSQL only, for now): ../documents/.
 let store: TestStore;
 
 beforeEach(async () => {
@@ -25,7 +26,7 @@ describe('chunkers', () => {
       { id: 2, body: 'A short page.' },
     ]);
     await store.db.apply(
-      chunkerModel({ name: 'sections', method: 'markdown', size: 60, overlap: 10 }),
+      chunkerModel({ name: 'sections', method: 'markdown', size: 60, overlap: 10, flatten: false }),
       listener({ name: 'page_chunks', model: 'sections', ...store.on('pages'), keys: ['body'] }),
     );
     await store.db.start({ reconcileMs: 100 });

@@ -100,6 +100,58 @@ BEGIN
     'distance_param', quote_literal(format('(o.output %s $1)', m.operator)));
   v_vars := v_vars || jsonb_build_object('q', superduper._dollar_tag(ARRAY(SELECT value FROM jsonb_each_text(v_vars))));
   EXECUTE superduper._render('search', v_vars);
+
+  -- The full-text half of hybrid(), over the listener's (first) key column in
+  -- its source, through a GIN index on the very expression the search uses.
+  EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || v.id || '_text');
+  EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || v.id || '_text_filtered');
+  IF v.spec ->> 'full_text' IS NOT NULL THEN
+    v_vars := v_vars || jsonb_build_object(
+      'fn_text', format('superduper.%I', '_vi' || v.id || '_text'),
+      'fn_text_filtered', format('superduper.%I', '_vi' || v.id || '_text_filtered'),
+      'tsquery', format('pg_catalog.replace(pg_catalog.plainto_tsquery(%L::regconfig, p_query)::text, '' & '', '' | '')::pg_catalog.tsquery',
+                        v.spec ->> 'full_text'),
+      'tsvector_src', format('pg_catalog.to_tsvector(%L::regconfig, src.%I)', v.spec ->> 'full_text', l.keys[1]),
+      'id_src', CASE WHEN cardinality(l.pk) = 1 THEN format('src.%I::text', l.pk[1]) ELSE 'NULL::text' END,
+      'key_src', 'ARRAY[' || (SELECT string_agg(format('src.%I::text', p), ', ' ORDER BY o) FROM unnest(l.pk) WITH ORDINALITY AS x(p, o)) || ']');
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((pg_catalog.to_tsvector(%L::regconfig, %I)))',
+                   superduper._text_index_name(v.id), v_vars ->> 'source', v.spec ->> 'full_text', l.keys[1]);
+    -- As for the filtered vector search: %1$s is the filter, $1 the query, $2 n.
+    v_vars := v_vars || jsonb_build_object('text_filtered_sql', quote_literal(format(
+      'SELECT %s AS id, %s AS key, pg_catalog.ts_rank_cd(%s, t.q)::double precision AS score '
+      'FROM %s AS src, (SELECT %s AS q) AS t '
+      'WHERE %%1$s AND %s OPERATOR(pg_catalog.@@) t.q ORDER BY 3 DESC, %s LIMIT $2',
+      replace(v_vars ->> 'id_src', '%', '%%'), replace(v_vars ->> 'key_src', '%', '%%'), replace(v_vars ->> 'tsvector_src', '%', '%%'),
+      replace(v_vars ->> 'source', '%', '%%'), replace(replace(v_vars ->> 'tsquery', 'p_query', '$1'), '%', '%%'), replace(v_vars ->> 'tsvector_src', '%', '%%'),
+      replace(v_vars ->> 'pk_order_src', '%', '%%'))));
+    EXECUTE superduper._render('text_search', v_vars);
+  END IF;
+END
+$$;
+
+-- The GIN index of a vector index's full-text search, in its source's schema.
+CREATE OR REPLACE FUNCTION superduper._text_index_name(p_index integer)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT format('superduper_vi%s_fts', p_index)
+$$;
+
+-- Drops a vector index's full-text GIN index, wherever its source is.
+CREATE OR REPLACE FUNCTION superduper._text_index_drop(p_index integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_index regclass;
+BEGIN
+  FOR v_index IN
+    SELECT c.oid::regclass FROM pg_class c WHERE c.relkind = 'i' AND c.relname = superduper._text_index_name(p_index)
+  LOOP
+    EXECUTE format('DROP INDEX %s', v_index);
+  END LOOP;
 END
 $$;
 
@@ -130,10 +182,10 @@ BEGIN
     RAISE EXCEPTION 'superduper: a vector index needs a "name" of 1 to 48 bytes';
   END IF;
   SELECT k INTO v_unknown FROM jsonb_object_keys(p_spec) AS k
-  WHERE k NOT IN ('type', 'name', 'listener', 'query_model', 'compatible_listener', 'measure', 'index') LIMIT 1;
+  WHERE k NOT IN ('type', 'name', 'listener', 'query_model', 'compatible_listener', 'measure', 'index', 'full_text') LIMIT 1;
   IF v_unknown IS NOT NULL THEN
     RAISE EXCEPTION 'superduper: vector index "%": unknown field "%"', v_name, v_unknown
-      USING HINT = 'Fields: name, listener, query_model or compatible_listener, measure, index.';
+      USING HINT = 'Fields: name, listener, query_model or compatible_listener, measure, index, full_text.';
   END IF;
   SELECT * INTO v_listener FROM superduper._listeners WHERE name = p_spec ->> 'listener' AND state = 'current';
   IF NOT FOUND THEN
@@ -170,6 +222,24 @@ BEGIN
   END IF;
   PERFORM superduper._measure(v_measure);
 
+  -- Full-text search (for superduper.hybrid) over the listener's text, in a text
+  -- search configuration ("english", "simple", ...).
+  IF p_spec ? 'full_text' AND jsonb_typeof(p_spec -> 'full_text') <> 'null' THEN
+    IF jsonb_typeof(p_spec -> 'full_text') <> 'string' OR to_regclass('pg_catalog.pg_ts_config') IS NULL
+       OR NOT EXISTS (SELECT 1 FROM pg_ts_config WHERE oid::regconfig::text = p_spec ->> 'full_text' OR cfgname = p_spec ->> 'full_text') THEN
+      RAISE EXCEPTION 'superduper: vector index "%": "full_text" must name a text search configuration, not %', v_name, p_spec -> 'full_text'
+        USING HINT = 'For example "english" or "simple"; configurations: ' || (SELECT string_agg(cfgname, ', ' ORDER BY cfgname) FROM pg_ts_config);
+    END IF;
+    IF v_listener.flatten THEN
+      RAISE EXCEPTION 'superduper: vector index "%": listener "%" has a list of vectors per row; full-text search needs one text per vector', v_name, v_listener.name
+        USING HINT = 'Chunk first (a listener whose outputs are the chunks), then embed the chunks with a listener on its outputs table, and index that.';
+    END IF;
+    IF v_listener.key_types[1] NOT IN ('text', 'character varying') AND v_listener.key_types[1] NOT LIKE 'character varying(%' THEN
+      RAISE EXCEPTION 'superduper: vector index "%": full-text search reads the text of listener "%"''s key column %, which is %, not text', v_name,
+        v_listener.name, quote_ident(v_listener.keys[1]), v_listener.key_types[1];
+    END IF;
+  END IF;
+
   IF p_spec ? 'index' THEN
     IF jsonb_typeof(p_spec -> 'index') <> 'object' THEN
       RAISE EXCEPTION 'superduper: vector index "%": "index" must be an object like {"m": 16, "ef_construction": 64, "ef_search": 100}', v_name;
@@ -194,15 +264,20 @@ BEGIN
   v_spec := jsonb_build_object('type', 'vector_index', 'name', v_name, 'listener', v_listener.name,
                                'query_model', CASE WHEN p_spec ? 'query_model' OR p_spec ? 'compatible_listener'
                                                    THEN v_query_model.name END,
-                               'measure', v_measure, 'index', v_options);
+                               'measure', v_measure, 'index', v_options)
+            -- (absent rather than null, so that specs stored before it compare equal)
+            || CASE WHEN p_spec ->> 'full_text' IS NOT NULL THEN jsonb_build_object('full_text', p_spec ->> 'full_text') ELSE '{}' END;
   SELECT * INTO v_old FROM superduper._vector_indexes WHERE name = v_name FOR UPDATE;
   IF FOUND AND v_old.spec = v_spec THEN
     RETURN jsonb_build_object('type', 'vector_index', 'name', v_name, 'action', 'unchanged');
   END IF;
-  IF FOUND AND (v_old.spec - 'index') = (v_spec - 'index')
+  IF FOUND AND (v_old.spec - 'index' - 'full_text') = (v_spec - 'index' - 'full_text')
      AND (v_old.options - 'ef_search') = (v_options - 'ef_search') THEN
-    -- Only ef_search (a query-time setting) or the query model changed: the
-    -- graph stays, the search functions are rendered again.
+    -- Only ef_search (a query-time setting) or the full-text search changed:
+    -- the graph stays, the search functions are rendered again.
+    IF v_old.spec ->> 'full_text' IS DISTINCT FROM v_spec ->> 'full_text' THEN
+      PERFORM superduper._text_index_drop(v_old.id);
+    END IF;
     UPDATE superduper._vector_indexes
     SET options = v_options, spec = v_spec, query_model = v_query_model.name, updated_at = now()
     WHERE id = v_old.id;
@@ -251,6 +326,9 @@ BEGIN
   END LOOP;
   EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_search');
   EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_search_filtered');
+  EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_text');
+  EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_text_filtered');
+  PERFORM superduper._text_index_drop(p_index);
   DELETE FROM superduper._vector_indexes WHERE id = p_index;
 END
 $$;

@@ -10,6 +10,11 @@ export interface VectorIndexOptions {
   measure?: 'cosine' | 'l2' | 'ip';
   /** HNSW parameters: m (16), ef_construction (64), and ef_search (100) used by searches. */
   index?: { m?: number; ef_construction?: number; ef_search?: number };
+  /**
+   * A text search configuration ("english", "simple", ...): full-text search over
+   * the listener's text (a GIN index on its key column), for superduper.hybrid().
+   */
+  fullText?: string;
 }
 
 export interface VectorIndexComponent {
@@ -34,6 +39,7 @@ export function vectorIndex(options: VectorIndexOptions): VectorIndexComponent {
       ...(options.compatibleListener ? { compatible_listener: options.compatibleListener } : {}),
       ...(options.measure ? { measure: options.measure } : {}),
       ...(options.index ? { index: options.index } : {}),
+      ...(options.fullText ? { full_text: options.fullText } : {}),
     },
   };
 }

@@ -1,0 +1,40 @@
+-- The full-text half of superduper.hybrid() for one vector index declared with
+-- "full_text": the p_n rows of the index's source whose text (the listener's
+-- key column) best matches p_query, by PostgreSQL's own text search, through a
+-- GIN index on the same expression. A row matches if it has any word of the
+-- query (its lexemes, stop words left out, ORed: a question's words rarely
+-- all occur in the passage that answers it, and ANDed they matched none of the
+-- test set's questions); ts_rank_cd ranks rows with more of them, closer
+-- together, higher. Keys as superduper.like() gives them; ties broken by key,
+-- so ranks are stable. With a filter (JSON, see superduper._filter_sql), the
+-- filtered form.
+--
+-- Like the search functions, they run with the caller's rights (the caller
+-- needs SELECT on the source) and qualify every name.
+CREATE FUNCTION {{fn_text}}(p_query text, p_n integer)
+RETURNS TABLE (id text, key text[], score double precision)
+LANGUAGE plpgsql STABLE
+SET plan_cache_mode = force_generic_plan
+AS {{q}}
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
+  SELECT {{id_src}}, {{key_src}}, pg_catalog.ts_rank_cd({{tsvector_src}}, t.q)::double precision AS score
+  FROM {{source}} AS src, (SELECT {{tsquery}} AS q) AS t
+  WHERE {{tsvector_src}} OPERATOR(pg_catalog.@@) t.q
+  ORDER BY 3 DESC, {{pk_order_src}}
+  LIMIT p_n;
+END
+{{q}};
+
+CREATE FUNCTION {{fn_text_filtered}}(p_query text, p_n integer, p_filter jsonb)
+RETURNS TABLE (id text, key text[], score double precision)
+LANGUAGE plpgsql STABLE
+AS {{q}}
+#variable_conflict use_column
+DECLARE
+  v_filter text := superduper._filter_sql({{index_name}}, {{source_regclass}}, p_filter);
+BEGIN
+  RETURN QUERY EXECUTE pg_catalog.format({{text_filtered_sql}}, v_filter) USING p_query, p_n;
+END
+{{q}};

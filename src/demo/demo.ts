@@ -3,7 +3,9 @@ import type { Superduper } from '../client.js';
 import { listener } from '../components/listener.js';
 import { vectorIndex } from '../components/vector-index.js';
 import { showProgress } from '../cli/progress.js';
+import { excerpt, quoteLiteral } from './text.js';
 import { documentationPassages, type Passage } from './passages.js';
+import { runRagStep } from './rag-step.js';
 
 export const DEMO_TABLE = 'docs';
 export const DEMO_LISTENER = 'docs_embedding';
@@ -21,6 +23,7 @@ export interface DemoReport {
   /** Rows whose outputs were computed in this run (0 when a second run finds them done). */
   computed: number;
   searches: Array<{ query: string; hits: Array<{ id: string; score: number; heading: string }> }>;
+  rag: { chunks: number; answer: string; passages: string[][] };
 }
 
 type Write = (text: string) => void;
@@ -28,7 +31,8 @@ type Write = (text: string) => void;
 /**
  * The whole product on one database: a table of real documents, a listener
  * with the default embedder keeping their vectors current, a vector index,
- * semantic searches from SQL, and the outputs joined to their rows. Idempotent:
+ * semantic searches from SQL, the outputs joined to their rows, then chunks,
+ * hybrid search and an answer from superduper.rag() (rag-step.ts). Idempotent:
  * a second run finds the table and the outputs there and only searches.
  */
 export async function runDemo(db: Superduper, write: Write): Promise<DemoReport> {
@@ -63,7 +67,8 @@ export async function runDemo(db: Superduper, write: Write): Promise<DemoReport>
   const joined = await db.db.query<{ id: number; heading: string; dims: number; computed_at: string }>(joinSql);
   for (const row of joined.rows) write(`  ${row.id}  ${excerpt(row.heading, 50).padEnd(50)}  vector(${row.dims})  ${row.computed_at}\n`);
 
-  return { passages, computed: toCompute, searches };
+  const rag = await runRagStep(db, DEMO_TABLE, write);
+  return { passages, computed: toCompute, searches, rag };
 }
 
 /** Creates the documents table and fills it on the first run; returns its row count. */
@@ -73,13 +78,4 @@ function loadCorpus(db: Superduper, passages: Passage[]): Promise<number> {
     DEMO_TABLE,
     passages.map((p, i) => ({ id: i + 1, file: p.file, heading: p.heading, body: p.body })),
   );
-}
-
-function excerpt(text: string, length: number): string {
-  const flat = text.replace(/\s+/g, ' ');
-  return flat.length <= length ? flat : `${flat.slice(0, length - 1)}…`;
-}
-
-function quoteLiteral(text: string): string {
-  return `'${text.replace(/'/g, "''")}'`;
 }

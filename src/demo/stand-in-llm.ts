@@ -10,7 +10,8 @@ import { functionModel, type FunctionModel } from '../models/function-runtime.js
  */
 export function standInAnswer(prompt: string): string {
   const question = /Question:\s*([\s\S]*?)\s*(?:\nAnswer:|$)/.exec(prompt)?.[1] ?? '';
-  const passages = [...prompt.matchAll(/^\[(\d+)\] (.*)$/gm)].map((m) => ({ n: m[1]!, text: m[2]! }));
+  // A passage runs from its "[n] " to the next blank line (rag_context puts one between passages).
+  const passages = [...prompt.matchAll(/(?:^|\n)\[(\d+)\] ([\s\S]*?)(?=\n\n|$)/g)].map((m) => ({ n: m[1]!, text: m[2]! }));
   const words = (text: string) => new Set(text.toLowerCase().match(/[a-z0-9]{3,}/g) ?? []);
   const asked = words(question);
   let best: { n: string; text: string; score: number } | undefined;

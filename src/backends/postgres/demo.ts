@@ -36,3 +36,17 @@ export function loadDemoCorpus(db: SqlDriver, table: string, rows: ReadonlyArray
     return rows.length;
   });
 }
+
+/** The demo's chunk-level hybrid search: each hit's chunk, from the chunks table. */
+export function demoHybridSql(index: string, chunksListener: string): string {
+  return `SELECT h.key[1] AS id, h.key[2] AS chunk, round(h.score::numeric, 4) AS score, h.vector_rank, h.text_rank, c.output AS text
+FROM superduper.hybrid('${index}', $1, 3) AS h
+JOIN superduper.out_${chunksListener} c ON c.id = h.key[1]::int AND c._position = h.key[2]::int
+ORDER BY h.score DESC`;
+}
+
+/** The demo's question answered from SQL. */
+export function demoRagSql(index: string, llm: string): string {
+  return `SELECT answer, jsonb_path_query_array(sources, '$[*].key') AS passages
+FROM superduper.rag('${index}', $1, '${llm}', 3)`;
+}

@@ -228,12 +228,23 @@ describe('the demo', () => {
       const headings = await demo.db.query<{ heading: string }>(`SELECT heading FROM ${DEMO_TABLE} WHERE id = ANY($1::int[])`, [failing.map((h) => Number(h.id))]);
       expect(headings.rows.map((r) => r.heading)).toContain('Failures are data');
       expect(output.join('')).toMatch(/JOIN superduper\.out_docs_embedding o USING \(id\)/);
+      // The RAG step: the RAG guide's sections as chunks, and an answer quoting
+      // one of the passages it was given, cited by number.
+      const { rows: chunkFiles } = await demo.db.query<{ file: string; n: number }>(
+        `SELECT DISTINCT d.file FROM superduper.out_docs_chunks c JOIN ${DEMO_TABLE} d USING (id)`,
+      );
+      expect(chunkFiles.map((r) => r.file)).toEqual(['docs/rag.md']);
+      expect(first.rag.chunks).toBeGreaterThan(5);
+      expect(first.rag.passages).toHaveLength(3);
+      expect(first.rag.answer).toMatch(/ \[[1-3]\]$/);
+      expect(output.join('')).toMatch(/stand-in-llm is NOT a language model/);
       await demo.close();
 
       const again = await connect(`pglite:${dir}`, { logger: createLogger('silent') });
       const second = await runDemo(again, () => {});
       expect(second).toMatchObject({ passages: first.passages, computed: 0 });
       expect(second.searches).toEqual(first.searches);
+      expect(second.rag).toEqual(first.rag);
       await again.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });

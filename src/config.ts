@@ -20,6 +20,10 @@ export interface Configuration {
   imageDir: string | undefined;
   /** Image models fetch URLs a row names (SUPERDUPER_ALLOW_IMAGE_URLS=1). */
   allowImageUrls: boolean;
+  /** Chunkers with source "document" read file paths a row names only inside this folder: SUPERDUPER_DOCUMENT_DIR. */
+  documentDir: string | undefined;
+  /** Chunkers with source "document" fetch URLs a row names (SUPERDUPER_ALLOW_DOCUMENT_URLS=1). */
+  allowDocumentUrls: boolean;
 }
 
 const flag = (value: string | undefined) => ['1', 'true', 'yes', 'on'].includes((value ?? '').trim().toLowerCase());
@@ -34,6 +38,8 @@ export function configurationFrom(env: NodeJS.ProcessEnv): Configuration {
     allowRemoteModels: flag(env.SUPERDUPER_ALLOW_REMOTE_MODELS),
     imageDir: text(env.SUPERDUPER_IMAGE_DIR),
     allowImageUrls: flag(env.SUPERDUPER_ALLOW_IMAGE_URLS),
+    documentDir: text(env.SUPERDUPER_DOCUMENT_DIR),
+    allowDocumentUrls: flag(env.SUPERDUPER_ALLOW_DOCUMENT_URLS),
   };
 }
 

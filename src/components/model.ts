@@ -71,6 +71,14 @@ export interface ChunkerModelOptions {
   /** What each chunk's text becomes, e.g. "{title}\n{headings}\n{text}" (see ChunkerConfig). */
   format?: string;
   /**
+   * What the first key column holds: "text" (default), the text to split, or
+   * "document": a document's bytes (a bytea column), or text naming a file or
+   * URL where the sidecars' operator allows it (SUPERDUPER_DOCUMENT_DIR,
+   * SUPERDUPER_ALLOW_DOCUMENT_URLS), whose text (PDF, DOCX, HTML, Markdown,
+   * plain text) is extracted and split; spans then count in the extracted text.
+   */
+  source?: 'text' | 'document';
+  /**
    * true (default): one output row per chunk (text, with _position, _start, _end
    * and _headings); false: one jsonb list of chunks per row.
    */
@@ -87,6 +95,8 @@ export function chunkerModel(options: ChunkerModelOptions): StoredModel {
   if (options.overlap !== undefined) config.overlap = options.overlap;
   if (options.unit !== undefined) config.unit = options.unit;
   if (options.format !== undefined) config.format = options.format;
+  // Only when given: a spec without it keeps its hash, so existing chunkers are not recomputed.
+  if (options.source !== undefined) config.source = options.source;
   checkChunkerConfig(options.name, config);
   const output = options.flatten === false ? { type: 'jsonb' } : { type: 'text', flatten: true };
   return { kind: 'model', name: options.name, runtime: 'chunker', spec: { type: 'model', name: options.name, runtime: 'chunker', output, config } };

@@ -1,6 +1,8 @@
+import pLimit from 'p-limit';
 import { splitMarkdown } from '../chunking/markdown.js';
 import { splitRecursive } from '../chunking/recursive.js';
 import type { Chunk, LengthFunction } from '../chunking/types.js';
+import { extractText } from '../documents/extract-text.js';
 import type { LoadedModel, ModelRecord, ModelRuntime } from './types.js';
 
 export interface ChunkerConfig {
@@ -16,6 +18,13 @@ export interface ChunkerConfig {
    * path joined by " > ", and {column} another key column of the listener's row.
    */
   format?: string;
+  /**
+   * What the listener's first key column holds: "text" (default), the text to
+   * split; or "document", a document whose text is extracted first: bytes (a
+   * bytea column) or text naming a file or URL where the sidecar's operator
+   * allows it (PDF, DOCX, HTML, Markdown, plain text; see src/documents/).
+   */
+  source?: 'text' | 'document';
 }
 
 const METHODS = { recursive: splitRecursive, markdown: splitMarkdown } as const;
@@ -26,9 +35,9 @@ const UNITS: Record<string, LengthFunction> = {
 
 /** Checks a chunker's config, saying what is wrong and what is expected. */
 export function checkChunkerConfig(name: string, config: Record<string, unknown>): ChunkerConfig {
-  const known = new Set(['method', 'size', 'overlap', 'unit', 'format']);
-  for (const key of Object.keys(config)) if (!known.has(key)) throw new Error(`chunker "${name}": unknown config field "${key}" (expected method, size, overlap, unit, format)`);
-  const { method, size, overlap = 0, unit = 'characters', format } = config as Partial<ChunkerConfig>;
+  const known = new Set(['method', 'size', 'overlap', 'unit', 'format', 'source']);
+  for (const key of Object.keys(config)) if (!known.has(key)) throw new Error(`chunker "${name}": unknown config field "${key}" (expected method, size, overlap, unit, format, source)`);
+  const { method, size, overlap = 0, unit = 'characters', format, source = 'text' } = config as Partial<ChunkerConfig>;
   if (!method || !(method in METHODS)) throw new Error(`chunker "${name}": method must be "recursive" or "markdown" (got ${JSON.stringify(method)})`);
   if (typeof size !== 'number' || !Number.isInteger(size) || size < 1) throw new Error(`chunker "${name}": size must be a positive integer (got ${JSON.stringify(size)})`);
   if (typeof overlap !== 'number' || !Number.isInteger(overlap) || overlap < 0 || overlap >= size) {
@@ -38,7 +47,10 @@ export function checkChunkerConfig(name: string, config: Record<string, unknown>
   if (format !== undefined && (typeof format !== 'string' || !format.includes('{text}'))) {
     throw new Error(`chunker "${name}": format must be a string holding {text}, e.g. "{title}\\n{text}" (got ${JSON.stringify(format)})`);
   }
-  return format === undefined ? { method, size, overlap, unit } : { method, size, overlap, unit, format };
+  if (source !== 'text' && source !== 'document') {
+    throw new Error(`chunker "${name}": source must be "text" (the key column holds the text) or "document" (it holds a file's bytes, or names a file or URL) (got ${JSON.stringify(source)})`);
+  }
+  return format === undefined ? { method, size, overlap, unit, source } : { method, size, overlap, unit, format, source };
 }
 
 /** The placeholders of a format, replaced in one pass (a value holding "{x}" is not expanded again). */
@@ -52,11 +64,15 @@ function formatChunk(format: string, chunk: Chunk, row: Record<string, unknown>,
   });
 }
 
+/** How many documents of a batch are read and extracted at once (files and URLs wait on I/O; PDFs take CPU). */
+const DOCUMENTS_AT_ONCE = 4;
+
 /**
  * Text into chunks, each with its character span (and, for Markdown, its
  * heading path): one list per input. Pure computation in the sidecar's
  * process, nothing stored but its config. With several key columns the first
- * is the text to split and the others are there for `format`.
+ * is the text to split and the others are there for `format`. With source
+ * "document" the first is a document, and spans are offsets in its extracted text.
  */
 export class ChunkerRuntime implements ModelRuntime {
   readonly name = 'chunker';
@@ -65,16 +81,50 @@ export class ChunkerRuntime implements ModelRuntime {
     const config = checkChunkerConfig(model.name, model.config);
     const split = METHODS[config.method];
     const options = { size: config.size, overlap: config.overlap, length: UNITS[config.unit ?? 'characters'] };
+    const chunk = (text: string, row: Record<string, unknown> | undefined): Chunk[] => {
+      const chunks = split(text, options);
+      if (config.format === undefined) return chunks;
+      return chunks.map((chunk) => ({ ...chunk, text: formatChunk(config.format!, chunk, row ?? {}, model.name) }));
+    };
+    // A key column's value, or the first of a row's (a bytea value is a Uint8Array, which is an object too).
+    const keyValue = (input: unknown): { value: unknown; row: Record<string, unknown> | undefined } => {
+      const row = typeof input === 'object' && input !== null && !(input instanceof Uint8Array) ? (input as Record<string, unknown>) : undefined;
+      return { value: row ? Object.values(row)[0] : input, row };
+    };
+    if (config.source === 'document') {
+      const limit = pLimit(DOCUMENTS_AT_ONCE);
+      return {
+        async predict(inputs): Promise<Chunk[][]> {
+          // One bad document fails the batch (the sidecar then runs each row alone,
+          // so that it fails by itself): the documents still queued are not read.
+          let failed = false;
+          return Promise.all(
+            inputs.map((input) =>
+              limit(async () => {
+                const { value, row } = keyValue(input);
+                if (failed || value === null || value === undefined) return [];
+                try {
+                  return chunk(await extractText(model.name, value), row);
+                } catch (error) {
+                  failed = true;
+                  throw error;
+                }
+              }),
+            ),
+          );
+        },
+      };
+    }
     return {
       async predict(inputs): Promise<Chunk[][]> {
         return inputs.map((input) => {
-          const row = typeof input === 'object' && input !== null ? (input as Record<string, unknown>) : undefined;
-          const text = row ? Object.values(row)[0] : input;
+          const { value: text, row } = keyValue(input);
           if (text === null || text === undefined || text === '') return [];
-          if (typeof text !== 'string') throw new Error(`chunker "${model.name}" takes text; got a ${typeof text}`);
-          const chunks = split(text, options);
-          if (config.format === undefined) return chunks;
-          return chunks.map((chunk) => ({ ...chunk, text: formatChunk(config.format!, chunk, row ?? {}, model.name) }));
+          if (typeof text !== 'string') {
+            const what = text instanceof Uint8Array ? 'bytes (a bytea column): chunk documents with source "document"' : `a ${typeof text}`;
+            throw new Error(`chunker "${model.name}" takes text; got ${what}`);
+          }
+          return chunk(text, row);
         });
       },
     };

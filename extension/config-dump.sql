@@ -34,5 +34,5 @@ SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('su
 --   _workers                  the sidecars running now; a restored database has none
 --   _requests                 model calls from SQL in flight (milliseconds; the caller
 --                             waits on the database it asked)
---   _answers, _embed_cache    answers and query embeddings kept to spare a model call;
---                             a miss computes them again
+--   _answers, _embed_cache,   answers, query embeddings and rag() answers kept to spare
+--   _answer_cache             a model call; a miss computes them again

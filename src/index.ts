@@ -19,6 +19,7 @@ export { vectorIndex, type VectorIndexComponent, type VectorIndexOptions } from 
 export {
   anthropicMessages,
   cohereEmbed,
+  cohereRerank,
   openaiChat,
   openaiEmbeddings,
   type ApiModelOptions,

@@ -7,23 +7,11 @@
 -- themselves (the TypeScript client streams it). Answers are cached by (model
 -- version, prompt).
 
--- What rag() needs of an index: where its passages live (the source of the
--- indexed listener, its key column) and how its rows are keyed. Registry only,
--- so owner's rights.
-CREATE OR REPLACE FUNCTION superduper._rag_index(p_index text, p_k integer,
-                                                 OUT source text, OUT text_column text, OUT pk text[], OUT pk_types text[], OUT full_text boolean)
-LANGUAGE plpgsql STABLE
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  v superduper._vector_indexes := superduper._like_index(p_index, p_k);
-BEGIN
-  SELECT superduper._qualify(l.source_schema, l.source_table), l.keys[1], l.pk, l.pk_types, v.spec ->> 'full_text' IS NOT NULL
-  INTO source, text_column, pk, pk_types, full_text
-  FROM superduper._listeners l WHERE l.name = v.listener AND l.state = 'current';
-END
-$$;
+-- Earlier development builds had rag() and rag_context() without p_rerank:
+-- dropped, so that a call naming its arguments is not ambiguous between two.
+DROP FUNCTION IF EXISTS superduper.rag_context(text, text, integer, text, jsonb, integer);
+DROP FUNCTION IF EXISTS superduper.rag(text, text, text, integer, text, jsonb, integer);
+DROP FUNCTION IF EXISTS superduper._rag_index(text, integer);
 
 -- The prompt rag() uses when given none: {context} is the numbered passages,
 -- {question} the question.
@@ -44,7 +32,7 @@ $$;
 -- if it alone exceeds it. Runs with the caller's rights: the caller needs
 -- SELECT on the passages' table, as for like().
 CREATE OR REPLACE FUNCTION superduper.rag_context(p_index text, p_question text, p_k integer DEFAULT 5, p_prompt text DEFAULT NULL,
-                                                  p_filter jsonb DEFAULT NULL, p_context_tokens integer DEFAULT 2000)
+                                                  p_filter jsonb DEFAULT NULL, p_context_tokens integer DEFAULT 2000, p_rerank text DEFAULT NULL)
 RETURNS TABLE (prompt text, sources jsonb)
 LANGUAGE plpgsql STABLE
 AS $$
@@ -70,24 +58,21 @@ BEGIN
   IF p_context_tokens IS NULL OR p_context_tokens < 1 THEN
     RAISE EXCEPTION 'superduper.rag: index "%": the context budget must be a positive number of tokens, not %', p_index, coalesce(p_context_tokens::text, 'NULL');
   END IF;
-  SELECT * INTO i FROM superduper._rag_index(p_index, p_k);
+  SELECT * INTO i FROM superduper._passage_source(p_index, p_k);
 
-  IF i.full_text THEN
-    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('key', h.key, 'score', h.score) ORDER BY h.score DESC) INTO v_hits
+  IF p_rerank IS NOT NULL THEN
+    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('key', h.key, 'score', h.score) ORDER BY h.score DESC, h.key) INTO v_hits
+    FROM superduper.rerank(p_index, p_question, p_rerank, p_k, p_filter) AS h;
+  ELSIF i.full_text THEN
+    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('key', h.key, 'score', h.score) ORDER BY h.score DESC, h.key) INTO v_hits
     FROM superduper.hybrid(p_index, p_question, p_k, p_filter) AS h;
   ELSE
-    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('key', h.key, 'score', h.score) ORDER BY h.score DESC) INTO v_hits
+    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('key', h.key, 'score', h.score) ORDER BY h.score DESC, h.key) INTO v_hits
     FROM superduper.like(p_index, p_question, p_k, p_filter) AS h;
   END IF;
 
   -- The passages' text, in rank order, in one statement.
-  EXECUTE pg_catalog.format(
-    'SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(''key'', h.hit -> ''key'', ''score'', h.hit -> ''score'', ''text'', src.%I::text) ORDER BY h.ord) '
-    'FROM pg_catalog.jsonb_array_elements($1) WITH ORDINALITY AS h(hit, ord) JOIN %s AS src ON %s',
-    i.text_column, i.source,
-    (SELECT pg_catalog.string_agg(pg_catalog.format('src.%I = (h.hit -> ''key'' ->> %s)::%s', p, o - 1, t), ' AND ')
-     FROM unnest(i.pk, i.pk_types) WITH ORDINALITY AS x(p, t, o)))
-  INTO v_passages USING coalesce(v_hits, '[]');
+  v_passages := superduper._passages(p_index, v_hits);
 
   FOR v_passage, v_hits IN
     SELECT e ->> 'text', e FROM pg_catalog.jsonb_array_elements(coalesce(v_passages, '[]')) AS e
@@ -119,7 +104,7 @@ $$;
 -- it was given (each marked "cited" if the answer names it, as [n]).
 --   SELECT answer, sources FROM superduper.rag('chunk_index', 'How long are backups kept?', 'llm');
 CREATE OR REPLACE FUNCTION superduper.rag(p_index text, p_question text, p_llm text, p_k integer DEFAULT 5, p_prompt text DEFAULT NULL,
-                                          p_filter jsonb DEFAULT NULL, p_context_tokens integer DEFAULT 2000)
+                                          p_filter jsonb DEFAULT NULL, p_context_tokens integer DEFAULT 2000, p_rerank text DEFAULT NULL)
 RETURNS TABLE (answer text, sources jsonb, cached boolean)
 LANGUAGE plpgsql VOLATILE
 AS $$
@@ -128,7 +113,7 @@ DECLARE
   v_result jsonb;
 BEGIN
   PERFORM superduper._rag_llm(p_llm);
-  SELECT * INTO c FROM superduper.rag_context(p_index, p_question, p_k, p_prompt, p_filter, p_context_tokens);
+  SELECT * INTO c FROM superduper.rag_context(p_index, p_question, p_k, p_prompt, p_filter, p_context_tokens, p_rerank);
   answer := superduper._rag_cached(p_llm, c.prompt);
   cached := answer IS NOT NULL;
   IF NOT cached THEN

@@ -86,6 +86,18 @@ export function cohereEmbed(options: CohereEmbedOptions): Record<string, unknown
   return spec(options, 'cohere', { type: 'vector', dim: options.dim }, { batch_size: options.batchSize, input_type: options.inputType });
 }
 
+/**
+ * Cohere rerank (v2), or any API taking its body (Jina, Voyage, compatible
+ * servers): a reranker for superduper.rerank(), its output the documents' scores.
+ *
+ * @example
+ * await db.apply(cohereRerank({ name: 'reranker', model: 'rerank-v3.5' }));
+ * // SELECT * FROM superduper.rerank('chunk_index', 'reset my password', 'reranker', 5);
+ */
+export function cohereRerank(options: ApiModelOptions): Record<string, unknown> {
+  return spec(options, 'cohere', { type: 'jsonb' }, { kind: 'rerank' });
+}
+
 function promptOutput(options: PromptOptions): OutputSpec {
   return options.output ?? (options.postprocess ? { type: 'jsonb' } : { type: 'text' });
 }

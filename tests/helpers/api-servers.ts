@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
  * so that tests and benchmarks exercise the real HTTP path with no network:
  *   POST /v1/embeddings, /v1/chat/completions  OpenAI (base_url: `${url}/v1`)
  *   POST /v1/messages                          Anthropic (base_url: url)
- *   POST /v2/embed                             Cohere (base_url: url)
+ *   POST /v2/embed, /v2/rerank                 Cohere (base_url: url)
  * Answers are deterministic, every request is recorded, and faults (429 with
  * Retry-After, 500...) and latency can be injected.
  */
@@ -58,6 +58,16 @@ export function fakeEmbedding(text: string, dim: number): number[] {
   const vector = [text.length, (text.match(/[aeiou]/gi) ?? []).length];
   for (let i = 0; vector.length < dim; i++) vector.push(text.charCodeAt(i) || 0);
   return vector.slice(0, dim);
+}
+
+/** The rerank server's relevance: the share of the query's words (of 3+ letters) the document holds. */
+export function rerankScore(query: string, document: string): number {
+  const words = (text: string) => new Set(text.toLowerCase().match(/[a-z0-9]{3,}/g) ?? []);
+  const asked = words(query);
+  const held = words(document);
+  let shared = 0;
+  for (const word of asked) if (held.has(word)) shared++;
+  return asked.size === 0 ? 0 : shared / asked.size;
 }
 
 /** The default chat reply: an echo, or (when asked for JSON) a fenced JSON object as models write it. */
@@ -114,7 +124,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
       const extra: Record<string, string> = fault.retryAfter === undefined ? {} : { 'retry-after': fault.retryAfter };
       return send(response, fault.status, { error: { message: `injected HTTP ${fault.status}` } }, extra);
     }
-    const provider = path === '/v1/messages' ? 'anthropic' : path === '/v2/embed' ? 'cohere' : 'openai';
+    const provider = path === '/v1/messages' ? 'anthropic' : path.startsWith('/v2/') ? 'cohere' : 'openai';
     const key = provider === 'anthropic' ? headers['x-api-key'] : headers.authorization?.replace(/^Bearer /, '');
     if (!key || (options.key !== undefined && key !== options.key)) {
       // Each provider's own shape of error body.
@@ -148,6 +158,13 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
       case '/v2/embed': {
         const float = (body.texts as string[]).map((text) => fakeEmbedding(text, dim));
         return send(response, 200, { id: 'embed-test', embeddings: { float }, texts: body.texts, meta: {} });
+      }
+      case '/v2/rerank': {
+        // Relevance in order of relevance, as Cohere answers: clients must place scores by `index`.
+        const documents = body.documents as string[];
+        const results = documents.map((text, index) => ({ index, relevance_score: rerankScore(body.query as string, text) }));
+        results.sort((a, b) => b.relevance_score - a.relevance_score || a.index - b.index);
+        return send(response, 200, { id: 'rerank-test', results: results.slice(0, body.top_n ?? documents.length), meta: {} });
       }
       default:
         return send(response, 404, { error: { message: `no route ${path}` } });

@@ -29,7 +29,8 @@ export function parseModelCall(detail: string): ModelCall | undefined {
   }
 }
 
-const MODEL_FUNCTIONS: ReadonlySet<string> = new Set(['like', 'embed', 'predict']);
+// Every public function that may call a model: the search functions embed a text query.
+const MODEL_FUNCTIONS: ReadonlySet<string> = new Set(['like', 'embed', 'predict', 'hybrid', 'rerank', 'rerank_scores', 'rag', 'rag_context']);
 
 /** Whether some SQL may call a model (directly; a view or function hiding a call is not seen). */
 export function mayCallModel(sql: string): boolean {

@@ -19,6 +19,7 @@ import { demoCommand } from '../../../src/cli/commands/demo.js';
 import { DEMO_INDEX, DEMO_LISTENER, DEMO_QUERIES, DEMO_TABLE, runDemo } from '../../../src/demo/demo.js';
 import { createLogger } from '../../../src/logger.js';
 import { serveEmbedded } from '../../../src/backends/pglite/wire-server.js';
+import { functionModel } from '../../../src/models/function-runtime.js';
 import { conceptModel } from '../../helpers/concepts.js';
 import { connectTest, createTestDatabase, eventually, type TestDatabase } from '../../helpers/database.js';
 import { PGLITE_TEMPLATE_FILE } from '../../helpers/uris.js';
@@ -48,6 +49,12 @@ beforeAll(async () => {
     conceptModel(),
     listener({ name: 'notes_concepts', model: 'concepts', table: 'notes', keys: ['body'] }),
     vectorIndex({ name: 'notes_index', listener: 'notes_concepts' }),
+    vectorIndex({ name: 'notes_words', listener: 'notes_concepts', fullText: 'english' }),
+    functionModel({
+      name: 'longest_first',
+      output: { type: 'jsonb' },
+      predict: (inputs: Array<{ documents: string[] }>) => inputs.map(({ documents }) => documents.map((d) => d.length)),
+    }),
   );
   await db.start({ reconcileMs: 200 });
   await db.waitUntilIdle();
@@ -98,6 +105,24 @@ describe('model calls from SQL, answered by the hosting process', () => {
     expect(hits.rows.map((r) => r.id)).toEqual(['1']);
     await a.query('COMMIT');
     expect((await database.sql.query('SELECT body FROM notes WHERE id = 20')).rows).toEqual([{ body: 'written before the search' }]);
+  });
+
+  it('inside a block: hybrid(), rerank() and rag_context() calls are answered too', async () => {
+    const a = await client();
+    await a.query('BEGIN');
+    await a.query(`INSERT INTO notes VALUES (23, 'written before the searches')`);
+    const hybrid = await a.query<{ id: string }>(`SELECT id FROM superduper.hybrid('notes_words', 'a kitten that meows, asked in a block', 1)`);
+    expect(hybrid.rows.map((r) => r.id)).toEqual(['1']);
+    // The reranker puts the longest of the candidates first.
+    const candidates = await a.query<{ id: string; length: number }>(
+      `SELECT h.id, length(n.body) AS length FROM superduper.hybrid('notes_words', 'shares, asked in a block', 3) AS h JOIN notes n ON n.id = h.id::int`,
+    );
+    const reranked = await a.query<{ id: string }>(`SELECT id FROM superduper.rerank('notes_words', 'shares, asked in a block', 'longest_first', 1, p_candidates => 3)`);
+    expect(reranked.rows.map((r) => r.id)).toEqual([candidates.rows.reduce((a, b) => (b.length > a.length ? b : a)).id]);
+    const context = await a.query<{ sources: unknown[] }>(`SELECT sources FROM superduper.rag_context('notes_index', 'cats, asked for a prompt in a block', 1)`);
+    expect(context.rows[0]!.sources).toHaveLength(1);
+    await a.query('COMMIT');
+    expect((await database.sql.query('SELECT body FROM notes WHERE id = 23')).rows).toEqual([{ body: 'written before the searches' }]);
   });
 
   it('inside a block, a later error still aborts the whole block', async () => {

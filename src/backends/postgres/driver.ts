@@ -5,7 +5,7 @@ import type { Logger } from '../../logger.js';
 import { encodeVectorArray } from './vector-binary.js';
 import { ConnectionHealth } from '../connection-health.js';
 import type { Connection, SqlDriver, Queryable, QueryOptions, QueryResult } from './sql-driver.js';
-import { destroyClient, ListenConnection, withDeadline } from './listen.js';
+import { connectError, destroyClient, ListenConnection, withDeadline } from './listen.js';
 
 export interface PostgresOptions {
   /** Most connections the pool opens (default 10). */
@@ -28,6 +28,9 @@ export interface PostgresOptions {
   /** Connect on first use instead of now (a sidecar starting while the database is down). */
   lazy?: boolean;
 }
+
+/** How long a connection attempt may take: a stalled network or a failover in progress fails it instead of the OS's TCP timeout. */
+const CONNECT_TIMEOUT_MS = 5000;
 
 /**
  * Server settings for a sidecar's sessions, set once per connection:
@@ -85,7 +88,7 @@ export async function connectPostgres(uri: string, options: PostgresOptions = {}
     types: types as pg.CustomTypesConfig,
     // A connection attempt to a server that does not answer (a stalled network,
     // a failover in progress) fails instead of waiting for the OS's TCP timeout.
-    connectionTimeoutMillis: 5000,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     // Finds a peer that vanished without a word (its host gone) on idle connections.
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
@@ -159,7 +162,8 @@ export async function connectPostgres(uri: string, options: PostgresOptions = {}
         configured.add(client);
       }
       return client;
-    } catch (error) {
+    } catch (thrown) {
+      const error = connectError(thrown, CONNECT_TIMEOUT_MS);
       client?.release(true);
       health.lost(error, startedAt);
       throw error;

@@ -123,7 +123,8 @@ export class ListenConnection {
       await client.connect();
       const channels = [...new Set([...this.#subscriptions].map((s) => s.channel))];
       for (const channel of channels) await this.#query(client, `LISTEN ${pg.escapeIdentifier(channel)}`);
-    } catch (error) {
+    } catch (thrown) {
+      const error = connectError(thrown, this.config.connectionTimeoutMillis ?? 0);
       this.health.lost(error, startedAt);
       destroyClient(client);
       throw error;
@@ -200,6 +201,20 @@ export function stalledError(timeoutMs: number): SuperduperError {
   return new SuperduperError(`the database did not answer within ${Math.round(timeoutMs / 100) / 10} s (a stalled network or server); the connection was closed`, {
     code: STALLED,
   });
+}
+
+/**
+ * node-postgres says only "timeout expired" (or, from its pool, "Connection
+ * terminated due to connection timeout") when a connection attempt runs out
+ * of time: said here in words an operator can act on. Other errors are as they were.
+ */
+export function connectError(error: unknown, timeoutMs: number): unknown {
+  const message = (error as { message?: unknown })?.message;
+  if (message !== 'timeout expired' && message !== 'Connection terminated due to connection timeout') return error;
+  return new SuperduperError(
+    `the database did not accept a connection within ${Math.round(timeoutMs / 100) / 10} s (a stalled network, or a server too busy or not listening)`,
+    { code: STALLED, cause: error },
+  );
 }
 
 /** Closes a connection's socket at once: no goodbye to a server that may not be listening. */

@@ -20,7 +20,9 @@ AS {{q}}
 #variable_conflict use_column
 DECLARE
   q record;
-  v_n integer := coalesce(p_candidates, greatest(p_k * 4, 40));
+  -- The default is capped at the most a half may return, so that any k
+  -- like() takes (up to 1000) works without naming candidates.
+  v_n integer := coalesce(p_candidates, least(greatest(p_k * 4, 40), 1000));
 BEGIN
   SELECT * INTO q FROM superduper._hybrid_query(p_index, p_k, p_query, v_n, p_vector_weight, p_text_weight, p_rrf_k);
   RETURN QUERY

@@ -68,14 +68,29 @@ export class ModelCache {
         remember(this.loads, { model: model.name, runtime: model.runtime, ms });
         this.logger?.info({ model: model.name, runtime: model.runtime, ms }, 'model loaded');
         this.#retireOthers(model.name, key);
+        const done = () => {
+          created.inFlight--;
+          if (created.retired && created.inFlight === 0) void this.#close(key, created);
+        };
+        const stream = result.stream?.bind(result);
         return {
           predict: (inputs) => {
             created.inFlight++;
-            return result.predict(inputs).finally(() => {
-              created.inFlight--;
-              if (created.retired && created.inFlight === 0) void this.#close(key, created);
-            });
+            return result.predict(inputs).finally(done);
           },
+          // A stream counts as a prediction from its first piece asked to its end.
+          ...(stream
+            ? {
+                stream: async function* (input: unknown, signal?: AbortSignal) {
+                  created.inFlight++;
+                  try {
+                    yield* stream(input, signal);
+                  } finally {
+                    done();
+                  }
+                },
+              }
+            : {}),
           close: result.close?.bind(result),
         };
       });

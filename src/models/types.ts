@@ -29,6 +29,13 @@ export interface ModelRecord {
  */
 export interface LoadedModel {
   predict(inputs: readonly unknown[]): Promise<unknown[]>;
+  /**
+   * The output for one input as it is produced: text pieces that join to what
+   * predict() gives for it (LLMs that stream: openai chat, anthropic, when no
+   * postprocess changes the completion). Rejects once `signal` aborts. Models
+   * without it are asked through predict().
+   */
+  stream?(input: unknown, signal?: AbortSignal): AsyncIterable<string>;
   close?(): Promise<void>;
 }
 

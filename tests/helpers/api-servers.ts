@@ -1,5 +1,6 @@
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { streamAnthropic, streamOpenAi, streamSettings, type StreamSettings } from './sse-answers.js';
 
 /**
  * A local server speaking the wire formats of the model APIs the runtimes call,
@@ -8,7 +9,8 @@ import type { AddressInfo } from 'node:net';
  *   POST /v1/messages                          Anthropic (base_url: url)
  *   POST /v2/embed, /v2/rerank                 Cohere (base_url: url)
  * Answers are deterministic, every request is recorded, and faults (429 with
- * Retry-After, 500...) and latency can be injected.
+ * Retry-After, 500...) and latency can be injected. Chat and messages requests
+ * with "stream": true are answered as server-sent events (sse-answers.ts).
  */
 export interface RecordedRequest {
   path: string;
@@ -42,6 +44,8 @@ export interface ApiServer {
   /** A message here answers the request with HTTP 400, as an API rejects an input (too long, say). */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the request's JSON body
   rejectIf: (body: any) => string | undefined;
+  /** How streamed answers are sent (pauses, cuts, errors) and how many ended early. */
+  stream: StreamSettings;
   close(): Promise<void>;
 }
 
@@ -90,6 +94,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     inject: (...added) => faults.push(...added.map((fault) => ({ times: 1, ...fault }))),
     reply: defaultReply,
     rejectIf: () => undefined,
+    stream: streamSettings(),
     close: () =>
       new Promise((resolve) => {
         http.close(() => resolve());
@@ -108,7 +113,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
         const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
         server.requests.push({ path: request.url ?? '', headers: request.headers, body, at });
         if (server.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, server.latencyMs));
-        answer(request.url ?? '', request.headers, body, response);
+        await answer(request.url ?? '', request.headers, body, response);
       } catch (error) {
         send(response, 500, { error: { message: `test server: ${(error as Error).message}` } });
       } finally {
@@ -117,7 +122,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     });
   });
 
-  function answer(path: string, headers: IncomingHttpHeaders, body: any, response: ServerResponse): void {
+  function answer(path: string, headers: IncomingHttpHeaders, body: any, response: ServerResponse): void | Promise<void> {
     const fault = faults[0];
     if (fault) {
       if (--fault.times! <= 0) faults.shift();
@@ -144,12 +149,14 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
         const user = body.messages.findLast((m: { role: string }) => m.role === 'user').content as string;
         const system = body.messages.find((m: { role: string }) => m.role === 'system')?.content as string | undefined;
         const content = server.reply(user, system);
+        if (body.stream === true) return streamOpenAi(response, server.stream, body.model, content);
         return send(response, 200, { id: 'chatcmpl-test', object: 'chat.completion', model: body.model, choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }] });
       }
       case '/v1/messages': {
         if (headers['anthropic-version'] !== '2023-06-01') return send(response, 400, { type: 'error', error: { type: 'invalid_request_error', message: 'anthropic-version header is required' } });
         if (typeof body.max_tokens !== 'number') return send(response, 400, { type: 'error', error: { type: 'invalid_request_error', message: 'max_tokens: Field required' } });
         const text = server.reply(body.messages.at(-1).content as string, body.system);
+        if (body.stream === true) return streamAnthropic(response, server.stream, body.model, text);
         // Two text blocks (and a non-text one): clients must join the text blocks.
         const half = Math.floor(text.length / 2);
         const content = [{ type: 'text', text: text.slice(0, half) }, { type: 'thinking', thinking: '...' }, { type: 'text', text: text.slice(half) }];

@@ -60,6 +60,16 @@ export class ApiCalls {
     throw coerceError(failed.reason);
   }
 
+  /**
+   * Waits for a place among this model's calls in flight and returns the
+   * function that gives it back: a streamed answer holds one while it lasts.
+   */
+  slot(): Promise<() => void> {
+    return new Promise((granted) => {
+      void this.#limit(() => new Promise<void>((release) => granted(release)));
+    });
+  }
+
   #hold(chunks: unknown[][], settled: PromiseSettledResult<unknown[]>[]): void {
     const until = Date.now() + HELD_MS;
     for (const [key, held] of this.#held) if (held.until < Date.now()) this.#held.delete(key);

@@ -40,48 +40,85 @@ const MAX_RETRY_AFTER_MS = 60_000;
 
 /** POSTs a JSON body and returns the parsed JSON answer, retrying what a retry can fix. */
 export async function postJson(endpoint: ApiEndpoint, path: string, body: unknown): Promise<unknown> {
+  const text = await post(endpoint, path, body, {
+    accept: 'application/json',
+    // The timeout covers reading the body too: a stalled stream is a timeout.
+    signal: () => AbortSignal.timeout(endpoint.timeoutMs),
+    read: (response) => response.text(),
+  });
+  try {
+    return JSON.parse(text);
+  } catch {
+    const url = `${endpoint.baseUrl.replace(/\/+$/, '')}${path}`;
+    const where = `${endpoint.provider} at ${endpoint.baseUrl}`;
+    throw new SuperduperError(`${endpoint.label}: ${where} answered ${url} with something that is not JSON: ${quote(text)}`, {
+      code: 'api_response',
+    });
+  }
+}
+
+/** How one request is sent and its successful answer read (postJson's, or a stream's: sse.ts). */
+export interface PostOptions<T> {
+  accept: string;
+  /** The signal of one attempt (its timeout): a new one per attempt, so a timed-out attempt does not doom the retry. */
+  signal: () => AbortSignal;
+  /**
+   * Reads a 2xx answer. It runs within the attempt: a network error or timeout
+   * while reading is retried like one before the answer.
+   */
+  read: (response: Response) => Promise<T>;
+  /** The caller's abort: never retried, and it cuts the waits between retries short. */
+  abort?: AbortSignal;
+}
+
+/**
+ * POSTs a JSON body, retrying what a retry can fix (network errors, timeouts,
+ * 429 and 5xx with backoff) and turning every other failure into an error with
+ * its code (see above); returns what `read` makes of the 2xx answer.
+ */
+export async function post<T>(endpoint: ApiEndpoint, path: string, body: unknown, options: PostOptions<T>): Promise<T> {
   const url = `${endpoint.baseUrl.replace(/\/+$/, '')}${path}`;
   const where = `${endpoint.provider} at ${endpoint.baseUrl}`;
+  const wait = async (ms: number) => {
+    try {
+      await sleep(ms, undefined, { signal: options.abort });
+    } catch {
+      throw abortedRequest(endpoint, options.abort!);
+    }
+  };
   for (let attempt = 0; ; attempt++) {
     const retriesLeft = attempt < endpoint.maxRetries;
     let status: number;
     let text: string;
     let retryAfter: string | null = null;
     try {
-      // The timeout covers reading the body too: a stalled stream is a timeout.
+      if (options.abort?.aborted) throw options.abort.reason;
       const response = await fetch(url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json', ...endpoint.headers },
+        headers: { 'content-type': 'application/json', accept: options.accept, ...endpoint.headers },
         body: JSON.stringify(body),
-        signal: AbortSignal.timeout(endpoint.timeoutMs),
+        signal: options.signal(),
       });
       status = response.status;
+      if (status >= 200 && status < 300) return await options.read(response);
       retryAfter = response.headers.get('retry-after');
       text = await response.text();
     } catch (error) {
+      if (options.abort?.aborted) throw abortedRequest(endpoint, options.abort);
       const reason = isTimeout(error) ? `no answer within ${endpoint.timeoutMs} ms (timeout_ms)` : networkMessage(error);
       if (!retriesLeft) throw unavailable(endpoint, `${where} could not be reached: ${reason}`, attempt, error);
-      await sleep(backoffMs(attempt));
+      await wait(backoffMs(attempt));
       continue;
     }
 
-    if (status >= 200 && status < 300) {
-      try {
-        return JSON.parse(text);
-      } catch {
-        throw new SuperduperError(`${endpoint.label}: ${where} answered ${url} with something that is not JSON: ${quote(text)}`, {
-          code: 'api_response',
-        });
-      }
-    }
     const message = apiMessage(text);
     if (status === 429 || status >= 500) {
-      const wait = retryAfterMs(retryAfter) ?? backoffMs(attempt);
-      if (wait > MAX_RETRY_AFTER_MS) {
-        throw unavailable(endpoint, `${where} answered HTTP ${status} and asks to wait ${Math.ceil(wait / 1000)} s: ${message}`, attempt);
+      const ms = retryAfterMs(retryAfter) ?? backoffMs(attempt);
+      if (ms > MAX_RETRY_AFTER_MS) {
+        throw unavailable(endpoint, `${where} answered HTTP ${status} and asks to wait ${Math.ceil(ms / 1000)} s: ${message}`, attempt);
       }
       if (!retriesLeft) throw unavailable(endpoint, `${where} answered HTTP ${status}: ${message}`, attempt);
-      await sleep(wait);
+      await wait(ms);
       continue;
     }
     if (status === 401 || status === 403) {
@@ -101,6 +138,11 @@ export async function postJson(endpoint: ApiEndpoint, path: string, body: unknow
       hint: aboutInput ? undefined : 'Check config.model and config.base_url.',
     });
   }
+}
+
+/** The caller aborted (code "aborted"): said once, whatever the request was doing. */
+export function abortedRequest(endpoint: ApiEndpoint, signal: AbortSignal): SuperduperError {
+  return new SuperduperError(`${endpoint.label}: the request to ${endpoint.provider} was aborted`, { code: 'aborted', cause: signal.reason });
 }
 
 function unavailable(endpoint: ApiEndpoint, what: string, retries: number, cause?: unknown): SuperduperError {
@@ -138,17 +180,17 @@ function apiMessage(text: string): string {
   return text.trim() === '' ? '(empty body)' : quote(text);
 }
 
-function quote(text: string): string {
+export function quote(text: string): string {
   return JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}…` : text);
 }
 
-function isTimeout(error: unknown): boolean {
+export function isTimeout(error: unknown): boolean {
   const name = (error as { name?: string })?.name;
   return name === 'TimeoutError' || name === 'AbortError';
 }
 
 /** fetch says "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND...) is in its cause. */
-function networkMessage(error: unknown): string {
+export function networkMessage(error: unknown): string {
   const cause = (error as { cause?: { code?: string; message?: string } })?.cause;
   return [(error as Error)?.message, cause?.code ?? cause?.message].filter(Boolean).join(': ');
 }

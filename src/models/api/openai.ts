@@ -4,6 +4,7 @@ import { ApiCalls } from './calls.js';
 import { postJson, unexpectedAnswer } from './http.js';
 import { texts } from './inputs.js';
 import { prompting } from './prompt.js';
+import { cutStream, eventJson, postEvents, streamError } from './sse.js';
 import { apiSettings, optionalNumber, samplingOptions, type ApiSettings } from './settings.js';
 
 /**
@@ -13,7 +14,8 @@ import { apiSettings, optionalNumber, samplingOptions, type ApiSettings } from '
  * config.kind "embeddings": POST {base_url}/embeddings; optional `dimensions`
  *   (text-embedding-3 models shorten their vectors; it must equal the output's dim).
  * config.kind "chat": POST {base_url}/chat/completions, one call per row; `prompt`,
- *   `system`, `postprocess` (see prompt.ts), `temperature`, `max_tokens`.
+ *   `system`, `postprocess` (see prompt.ts), `temperature`, `max_tokens`. Streams
+ *   ("stream": true, server-sent events) when asked to and no postprocess is set.
  * Common fields: see settings.ts.
  */
 export class OpenAiRuntime implements ModelRuntime {
@@ -64,19 +66,39 @@ function chat(model: ModelRecord): LoadedModel {
   const prompt = prompting(endpoint.label, model.config);
   const { temperature, maxTokens } = samplingOptions(endpoint.label, model.config);
   const calls = new ApiCalls(1, settings.concurrency);
+  const request = (input: unknown) => ({
+    model: settings.model,
+    messages: [...(prompt.system === undefined ? [] : [{ role: 'system', content: prompt.system }]), { role: 'user', content: prompt.render(input) }],
+    ...(temperature === undefined ? {} : { temperature }),
+    ...(maxTokens === undefined ? {} : { max_tokens: maxTokens }),
+  });
+  // Each event holds a piece of the answer in choices[0].delta.content;
+  // "data: [DONE]" ends it.
+  async function* stream(input: unknown, signal?: AbortSignal): AsyncGenerator<string> {
+    const release = await calls.slot();
+    try {
+      for await (const event of postEvents(endpoint, '/chat/completions', { ...request(input), stream: true }, signal)) {
+        if (event.data === '[DONE]') return;
+        const chunk = eventJson(endpoint, event) as { choices?: Array<{ delta?: { content?: unknown } }>; error?: unknown };
+        // Compatible servers (vLLM, LiteLLM) report a failure mid-answer as an event with "error".
+        if (chunk?.error) throw streamError(endpoint, chunk.error);
+        const content = chunk?.choices?.[0]?.delta?.content;
+        if (typeof content === 'string' && content !== '') yield content;
+      }
+      throw cutStream(endpoint, 'the stream ended without "data: [DONE]"');
+    } finally {
+      release();
+    }
+  }
   return {
     predict: (inputs) =>
       calls.run(inputs, async ([input]) => {
-        const body = {
-          model: settings.model,
-          messages: [...(prompt.system === undefined ? [] : [{ role: 'system', content: prompt.system }]), { role: 'user', content: prompt.render(input) }],
-          ...(temperature === undefined ? {} : { temperature }),
-          ...(maxTokens === undefined ? {} : { max_tokens: maxTokens }),
-        };
-        const answer = (await postJson(endpoint, '/chat/completions', body)) as { choices?: Array<{ message?: { content?: unknown } }> };
+        const answer = (await postJson(endpoint, '/chat/completions', request(input))) as { choices?: Array<{ message?: { content?: unknown } }> };
         const content = answer?.choices?.[0]?.message?.content;
         if (typeof content !== 'string') throw unexpectedAnswer(endpoint, 'choices[0].message.content', answer);
         return [prompt.finish(content)];
       }),
+    // A postprocessed completion (JSON, a field of it) is only known whole.
+    ...(prompt.raw ? { stream } : {}),
   };
 }

@@ -15,6 +15,8 @@ import { SuperduperError } from '../../errors.js';
  */
 export interface Prompting {
   system: string | undefined;
+  /** The completion is the output as it is (no postprocess), so it can be streamed in pieces. */
+  raw: boolean;
   render(input: unknown): string;
   finish(completion: string): unknown;
 }
@@ -72,7 +74,7 @@ export function prompting(label: string, config: Record<string, unknown>): Promp
     return value;
   };
 
-  return { system: system as string | undefined, render, finish };
+  return { system: system as string | undefined, raw: !json && field === undefined, render, finish };
 }
 
 /** The content of the first ``` fenced block, if any: models wrap JSON in one when asked not to. */

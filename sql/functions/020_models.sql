@@ -112,6 +112,9 @@ BEGIN
     RAISE EXCEPTION 'superduper: model "%": config.api_key_env must name an environment variable (letters, digits and _), not hold the key itself', v_name
       USING HINT = 'If you pasted a key there, rotate it.';
   END IF;
+  IF v_runtime = 'chunker' THEN
+    v_config := superduper._chunker_tokenizer(v_name, v_config);
+  END IF;
   IF v_artifact IS NOT NULL AND NOT EXISTS (SELECT 1 FROM superduper._artifacts WHERE sha256 = v_artifact) THEN
     RAISE EXCEPTION 'superduper: model "%": artifact % is not stored', v_name, v_artifact
       USING HINT = 'Store the file first: SELECT superduper.put_artifact(<bytes>).';
@@ -145,6 +148,11 @@ BEGIN
   PERFORM superduper._listener_freeze(l.id, 'model "' || v_name || '" changed; version being rebuilt')
   FROM superduper._listeners l WHERE l.model = v_name AND l.state = 'current';
   PERFORM superduper._rebuild_listener(n, 'model "' || v_name || '" changed') FROM unnest(v_rebuilt) AS n;
+  -- Chunkers counting with this model's tokenizer take its files as they are
+  -- now (superduper._chunker_tokenizer): each whose files changed becomes a new
+  -- version and its listeners are rebuilt; one whose files did not is unchanged.
+  PERFORM superduper._apply_model(m.spec, p_search_path)
+  FROM superduper._models m WHERE m.runtime = 'chunker' AND m.config ->> 'tokenizer' = v_name;
 
   RETURN jsonb_build_object('type', 'model', 'name', v_name, 'action', 'updated',
                             'version', v_old.version + 1, 'rebuilding', to_jsonb(v_rebuilt));

@@ -189,10 +189,12 @@ DECLARE
 BEGIN
   SELECT array_agg(DISTINCT name ORDER BY name) INTO v_users
   FROM (SELECT name FROM superduper._listeners WHERE model = p_name
-        UNION SELECT name FROM superduper._vector_indexes WHERE query_model = p_name) AS u;
+        UNION SELECT name FROM superduper._vector_indexes WHERE query_model = p_name
+        -- A chunker counting with this model's tokenizer (021_chunker_tokenizer.sql).
+        UNION SELECT name FROM superduper._models WHERE runtime = 'chunker' AND config ->> 'tokenizer' = p_name) AS u;
   IF v_users IS NOT NULL THEN
     RAISE EXCEPTION 'superduper.remove: model "%" is used by %', p_name, array_to_string(v_users, ', ')
-      USING HINT = 'Remove those listeners and vector indexes first.';
+      USING HINT = 'Remove those listeners, vector indexes and chunkers first.';
   END IF;
   DELETE FROM superduper._models WHERE name = p_name;
   -- Model files no model refers to any more.

@@ -18,9 +18,9 @@ interface Piece {
  * before them, so pieces cover the text and a chunk is a slice of it; a
  * chunk's leading and trailing whitespace is left out of its span.
  *
- * A chunk's length is the sum of its pieces' (exact for characters; for
- * tokens, pieces end at whitespace, where tokenizers split too, so the sum
- * is at least the chunk's count: a chunk never holds more than `size`).
+ * Pieces are merged by the sum of their lengths, and each chunk is then
+ * measured whole (see merge): a chunk never holds more than `size` as
+ * `length` counts its text, whether or not that length adds up over pieces.
  */
 export function splitRecursive(source: string, options: SplitOptions): Chunk[] {
   const size = options.size;
@@ -75,32 +75,40 @@ function cut(source: string, start: number, end: number, separator: string): Arr
   return spans;
 }
 
+/**
+ * Pieces into chunks. Summing piece lengths is the fast guess, and exact for
+ * characters; a tokenizer may count a chunk's text differently from the sum
+ * of its pieces (a BPE merge across a piece boundary can break two tokens
+ * into three), so each chunk is measured whole before it is emitted, and one
+ * that is over `size` gives up its last pieces to the next chunk. A single
+ * piece over `size` (one code point) is emitted as it is: it cannot be cut.
+ */
 function merge(source: string, pieces: Piece[], options: Required<SplitOptions>): Chunk[] {
   const chunks: Chunk[] = [];
   let first = 0; // the current chunk's first piece
-  let total = 0;
-  const emit = (last: number) => {
-    const chunk = trimmed(source, pieces[first]!.start, pieces[last]!.end);
-    if (chunk && chunks.at(-1)?.end !== chunk.end) chunks.push(chunk);
-  };
-  for (let i = 0; i < pieces.length; i++) {
-    const piece = pieces[i]!;
-    if (total + piece.length > options.size && i > first) {
-      emit(i - 1);
-      // The next chunk begins with the last pieces of this one, up to `overlap`,
-      // and never so many that the new piece would not fit beside them.
-      let kept = 0;
-      let next = i;
-      while (next > first && kept + pieces[next - 1]!.length <= options.overlap && kept + pieces[next - 1]!.length + piece.length <= options.size) {
-        next--;
-        kept += pieces[next]!.length;
-      }
-      first = next;
-      total = kept;
+  while (first < pieces.length) {
+    let last = first;
+    let total = pieces[first]!.length;
+    while (last + 1 < pieces.length && total + pieces[last + 1]!.length <= options.size) total += pieces[++last]!.length;
+    let chunk = trimmed(source, pieces[first]!.start, pieces[last]!.end);
+    while (chunk && last > first && options.length(chunk.text) > options.size) {
+      last--;
+      chunk = trimmed(source, pieces[first]!.start, pieces[last]!.end);
     }
-    total += piece.length;
+    if (chunk && chunks.at(-1)?.end !== chunk.end) chunks.push(chunk);
+    if (last + 1 >= pieces.length) break;
+    // The next chunk begins with the last pieces of this one, up to `overlap`,
+    // and never so many that the piece after this chunk would not fit beside
+    // them, nor all of them (it would not move on).
+    const after = pieces[last + 1]!.length;
+    let kept = 0;
+    let next = last + 1;
+    while (next - 1 > first && kept + pieces[next - 1]!.length <= options.overlap && kept + pieces[next - 1]!.length + after <= options.size) {
+      next--;
+      kept += pieces[next]!.length;
+    }
+    first = next;
   }
-  if (pieces.length > 0) emit(pieces.length - 1);
   return chunks;
 }
 

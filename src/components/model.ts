@@ -66,8 +66,15 @@ export interface ChunkerModelOptions {
   size: number;
   /** How much of a chunk's end the next one repeats (default 0). */
   overlap?: number;
-  /** "characters" (default) or "words". */
-  unit?: 'characters' | 'words';
+  /** "characters" (default), "words", or "tokens" of the tokenizer of the model named by `tokenizer`. */
+  unit?: 'characters' | 'words' | 'tokens';
+  /**
+   * unit "tokens": the name of a model whose stored folder has a tokenizer
+   * (a transformersModel applied with `path`), usually the one that embeds the
+   * chunks, so that size is what that model counts. Apply that model first, or
+   * earlier in the same apply.
+   */
+  tokenizer?: string;
   /** What each chunk's text becomes, e.g. "{title}\n{headings}\n{text}" (see ChunkerConfig). */
   format?: string;
   /**
@@ -94,6 +101,7 @@ export function chunkerModel(options: ChunkerModelOptions): StoredModel {
   const config: Record<string, unknown> = { method: options.method, size: options.size };
   if (options.overlap !== undefined) config.overlap = options.overlap;
   if (options.unit !== undefined) config.unit = options.unit;
+  if (options.tokenizer !== undefined) config.tokenizer = options.tokenizer;
   if (options.format !== undefined) config.format = options.format;
   // Only when given: a spec without it keeps its hash, so existing chunkers are not recomputed.
   if (options.source !== undefined) config.source = options.source;

@@ -99,7 +99,7 @@ END
 $$;
 
 -- The k passages of an index that a reranker finds best for a query, among
--- the top p_candidates (default 4 × k, at least 20) of its search: hybrid()
+-- the top p_candidates (default 4 × k, at least 20, at most 1000) of its search: hybrid()
 -- when the index has full-text search, like() otherwise, or as p_search says.
 -- score is the reranker's; search_rank the hit's rank in the search (1 = best).
 --   SELECT r.key, r.score, r.search_rank
@@ -112,7 +112,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
   s record := superduper._passage_source(p_index, p_k);
-  v_n integer := coalesce(p_candidates, greatest(p_k * 4, 20));
+  v_n integer := coalesce(p_candidates, least(greatest(p_k * 4, 20), 1000));
   v_search text := coalesce(p_search, CASE WHEN s.full_text THEN 'hybrid' ELSE 'like' END);
   v_hits jsonb;
   v_passages jsonb;

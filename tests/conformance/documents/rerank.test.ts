@@ -111,6 +111,8 @@ describe('reranking', () => {
     const candidates = await q(`SELECT key FROM superduper.like('vector_only', 'badge replacement fee', 8)`);
     const longest = candidates.map((c) => c.key).sort((a, b) => textOf(b).length - textOf(a).length || 0).slice(0, 3);
     expect(vector.map((r) => textOf(r.key).length)).toEqual(longest.map((k) => textOf(k).length));
+    // A k above 250 with no candidates given: the default is capped at 1000, not refused.
+    expect(await q(`SELECT count(*)::int AS n FROM superduper.rerank('vector_only', 'badge', 'longest_first', 300)`)).toEqual([{ n: chunkText.size }]);
     const told = await q(`SELECT search_rank FROM superduper.rerank('chunk_index', 'badge', 'longest_first', 3, p_candidates => 8, p_search => 'like')`);
     expect(told).toHaveLength(3);
     const filtered = await q(`SELECT key FROM superduper.rerank('chunk_index', 'backups and restores', 'reranker', 4, '{"id": 2}')`);

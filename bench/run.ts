@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { apiModelsBenchmark, type ApiModelsResult } from './api-models.js';
+import { documentsBenchmark, type DocumentsResult } from './documents.js';
 import { embeddedBenchmark, type EmbeddedResult } from './embedded.js';
 import { endpointBenchmark, type EndpointResult } from './endpoint.js';
 import { backfillBenchmark, BACKFILL, type BackfillResult } from './backfill.js';
@@ -40,6 +41,7 @@ interface Results {
   reconnect?: ReconnectResult;
   waitFor?: WaitForResult;
   mongodb?: MongoBenchResult;
+  documents?: DocumentsResult;
 }
 
 const results: Results = {
@@ -69,6 +71,7 @@ results.endpoint = await step('endpoint', () => endpointBenchmark());
 results.reconnect = await step('reconnect', () => reconnectBenchmark());
 results.waitFor = await step('wait-for', () => waitForBenchmark());
 results.mongodb = await step('mongodb', () => mongoBenchmark());
+results.documents = await step('documents', () => documentsBenchmark());
 
 // A partial run (ONLY=...) keeps the other benchmarks' last results.
 mkdirSync(join(root, 'bench', 'results'), { recursive: true });

@@ -18,6 +18,8 @@ import { componentSpecs, type Component } from './components/component.js';
 import { classifyDatabaseError, describeError, SuperduperError } from './errors.js';
 import { defaultLogger, type Logger } from './logger.js';
 import { ModelCache } from './models/registry.js';
+import { askRag } from './rag/answer.js';
+import type { RagAnswer, RagOptions } from './rag/types.js';
 import { answerModelCalls } from './sidecar/model-calls.js';
 import { Sidecar, type SidecarOptions } from './sidecar/sidecar.js';
 import { SQLSTATES } from './generated/constants.js';
@@ -87,6 +89,21 @@ export class Superduper {
    */
   search(index: string, query: string | ArrayLike<number>, options: SearchOptions = {}): Promise<SearchHit[]> {
     return this.backend.search.like(index, query, options);
+  }
+
+  /**
+   * Retrieval-augmented generation with the answer streamed: superduper.rag()
+   * (the same prompt, sources and answer cache), with the LLM run in this
+   * process from its stored spec. Resolves once the sources are found; the
+   * answer's text then arrives in pieces. Not on MongoDB.
+   *
+   * @example
+   * const reply = await db.rag('chunk_index', 'How long are backups kept?', { llm: 'llm', k: 5 });
+   * for await (const piece of reply) process.stdout.write(piece);
+   * const { answer, sources } = await reply.result; // sources[i].cited: the answer names [n]
+   */
+  rag(index: string, question: string, options: RagOptions): Promise<RagAnswer> {
+    return askRag(this.backend, this.models, this.logger, index, question, options);
   }
 
   /** A table, for searches composed with Kysely: db.table('docs').like({ body: 'text' }, { index }). */

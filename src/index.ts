@@ -14,6 +14,7 @@ export { SuperduperError } from './errors.js';
 export { createLogger, type Logger } from './logger.js';
 export { TableQuery } from './backends/postgres/search.js';
 export type { SearchHit, SearchOptions } from './backends/types.js';
+export type { RagAnswer, RagContextOptions, RagOptions, RagResult, RagSource } from './rag/types.js';
 export { createKysely, superduperDialect } from './backends/postgres/kysely.js';
 export { vectorIndex, type VectorIndexComponent, type VectorIndexOptions } from './components/vector-index.js';
 export {

@@ -5,7 +5,18 @@ import type { ClaimedRow, InFlight, ListenerInfo } from '../sidecar/listener-inf
 import type { ConnectionHealth } from './connection-health.js';
 import type { TableQuery } from './postgres/search.js';
 import type { SqlDriver } from './postgres/sql-driver.js';
-import type { ApplyResult, FailureRow, InstallResult, ListenerStatus, SearchHit, SearchOptions, SidecarRow, WaitResult } from './types.js';
+import type {
+  ApplyResult,
+  FailureRow,
+  InstallResult,
+  ListenerStatus,
+  RagContextOptions,
+  RagSource,
+  SearchHit,
+  SearchOptions,
+  SidecarRow,
+  WaitResult,
+} from './types.js';
 
 /**
  * What a database can and cannot do, asked by the core instead of "which
@@ -68,6 +79,8 @@ export interface Backend {
   readonly wakeUp: WakeUp;
   readonly modelCalls: ModelCalls;
   readonly search: Search;
+  /** Retrieval-augmented generation's database half; absent where the backend has none (MongoDB). */
+  readonly rag?: RagStore;
 
   /**
    * The backend a sidecar in this process works through: connections of its
@@ -272,4 +285,17 @@ export interface ModelCalls {
 export interface Search {
   /** The k rows nearest to a text query (embedded by a sidecar, or from the cache) or to a vector. */
   like(index: string, query: string | ArrayLike<number>, options: SearchOptions): Promise<SearchHit[]>;
+}
+
+/**
+ * What a client needs of the database to answer a question itself (db.rag(),
+ * which streams): the same prompt, sources and answer cache as superduper.rag().
+ */
+export interface RagStore {
+  /** The model, checked to be one that answers a prompt with text (as superduper.rag() checks it). */
+  llm(model: string): Promise<ModelRecord>;
+  /** The prompt and its passages for a question, and the answer the cache holds for this model version and prompt (or null). */
+  context(index: string, question: string, llm: string, options: RagContextOptions): Promise<{ prompt: string; sources: RagSource[]; cached: string | null }>;
+  /** Keeps an answer for this model version and prompt, where superduper.rag() finds it. */
+  store(llm: string, prompt: string, answer: string): Promise<void>;
 }

@@ -92,3 +92,27 @@ export interface SearchOptions {
    */
   filter?: Record<string, unknown>;
 }
+
+/** A passage given to the LLM by rag: its number in the prompt ([n]), its key in the index's source, its search score, its estimated tokens. */
+export interface RagSource {
+  n: number;
+  key: string[];
+  score: number;
+  tokens: number;
+  /** Whether the answer cites it as [n] (known once the answer is). */
+  cited?: boolean;
+}
+
+/** What superduper.rag_context() takes besides the index and the question; absent ones take the SQL defaults. */
+export interface RagContextOptions {
+  /** Passages searched for (default 5). */
+  k?: number;
+  /** A template holding {context} and {question} (default superduper.rag_default_prompt()). */
+  prompt?: string;
+  /** like()'s pre-filter, on the index's source. */
+  filter?: Record<string, unknown>;
+  /** The passages' budget, in tokens estimated as characters / 4 (default 2000). */
+  contextTokens?: number;
+  /** A reranker model: the top candidates reranked before the k best are kept. */
+  rerank?: string;
+}

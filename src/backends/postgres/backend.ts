@@ -6,6 +6,7 @@ import { connectPostgres } from './driver.js';
 import { installLayer } from './install.js';
 import { postgresModelCalls, type HostModelCalls } from './model-calls.js';
 import { postgresQueue } from './queue.js';
+import { postgresRag } from './rag.js';
 import { postgresRegistry } from './registry.js';
 import { createKysely } from './kysely.js';
 import { postgresSearch, TableQuery } from './search.js';
@@ -47,6 +48,7 @@ export class PostgresBackend implements Backend {
   readonly wakeUp;
   readonly modelCalls;
   readonly search;
+  readonly rag;
   readonly #options: PostgresBackendOptions;
   #kysely: Kysely<any> | undefined;
 
@@ -61,6 +63,7 @@ export class PostgresBackend implements Backend {
     this.wakeUp = postgresWakeUp(driver);
     this.modelCalls = postgresModelCalls(driver, options.hostModelCalls);
     this.search = postgresSearch(driver);
+    this.rag = postgresRag(driver);
   }
 
   get uri(): string | undefined {

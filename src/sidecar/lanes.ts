@@ -22,6 +22,12 @@ export interface LanesContext {
   promote(): Promise<void>;
   /** The listeners must be read again (one was removed or replaced). */
   refreshNeeded(): void;
+  /**
+   * Reads again which listeners have work, if the reconciliation interval has
+   * passed (or a refresh was asked for), so that listeners whose work appeared
+   * meanwhile join the hot ones (see workHotListeners).
+   */
+  reconcile(): Promise<void>;
 }
 
 /**
@@ -30,6 +36,12 @@ export interface LanesContext {
  * write is in the database, so neither waits for the other. When one lane
  * fails the others finish their batch and stop, so that nothing of this
  * sidecar is in flight when the error is handled.
+ *
+ * Between batches it reconciles (context.reconcile): while this sidecar works,
+ * nothing else tells it of new work (writers notify only a sidecar marked
+ * asleep), so without it a listener with a long backlog (a chunk backfill, a
+ * steady stream of edits) kept every other listener waiting until that
+ * backlog was gone, the embeddings of the chunks it wrote included.
  */
 export async function workHotListeners(context: LanesContext): Promise<void> {
   const { hot } = context;
@@ -43,6 +55,12 @@ export async function workHotListeners(context: LanesContext): Promise<void> {
   };
   const lane = async () => {
     while (!context.stopping() && !failed && hot.size > 0) {
+      try {
+        await context.reconcile();
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
       const listener = next();
       if (!listener) return;
       const batchStarted = Date.now();

@@ -100,6 +100,9 @@ export class Sidecar {
   /** Answers model calls from queries, when sidecars do (not where the database's host process does). */
   readonly #requests: RequestServer | undefined;
   #lastPromoteCheck = 0;
+  #lastRefresh = 0;
+  /** A refresh under way while lanes work: the other lanes wait for it rather than start their own. */
+  #refreshing: Promise<void> | undefined;
   #markStopped: () => void = () => {};
   readonly #stopped = new Promise<void>((resolve) => {
     this.#markStopped = resolve;
@@ -356,6 +359,7 @@ export class Sidecar {
 
   async #refresh(): Promise<void> {
     this.#refreshes++;
+    this.#lastRefresh = Date.now();
     this.#requests?.wake();
     // Cleared before the read, not after: a refresh asked for while the read is
     // under way (an apply that committed after it began) must not be lost.
@@ -374,6 +378,16 @@ export class Sidecar {
       this.#lastPromoteCheck = Date.now();
       await this.#promote();
     }
+  }
+
+  /** A refresh between batches, once per reconcileMs (or when one was asked for). */
+  #reconcileWhileWorking(): Promise<void> {
+    if (this.#refreshing) return this.#refreshing;
+    if (!this.#refreshNeeded && Date.now() - this.#lastRefresh < this.#options.reconcileMs) return Promise.resolve();
+    this.#refreshing = this.#refresh().finally(() => {
+      this.#refreshing = undefined;
+    });
+    return this.#refreshing;
   }
 
   /** Building versions whose backfill is complete replace their current version. */
@@ -425,6 +439,7 @@ export class Sidecar {
             refreshNeeded: () => {
               this.#refreshNeeded = true;
             },
+            reconcile: () => this.#reconcileWhileWorking(),
           });
           idleWait = 10;
           continue;

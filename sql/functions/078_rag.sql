@@ -111,15 +111,16 @@ AS $$
 DECLARE
   c record;
   v_result jsonb;
+  v_version text;
 BEGIN
-  PERFORM superduper._rag_llm(p_llm);
+  v_version := superduper._rag_llm_version(p_llm);
   SELECT * INTO c FROM superduper.rag_context(p_index, p_question, p_k, p_prompt, p_filter, p_context_tokens, p_rerank);
   answer := superduper._rag_cached(p_llm, c.prompt);
   cached := answer IS NOT NULL;
   IF NOT cached THEN
     v_result := superduper._request(p_llm, 'predict', pg_catalog.to_jsonb(c.prompt));
     answer := CASE WHEN pg_catalog.jsonb_typeof(v_result) = 'string' THEN v_result #>> '{}' ELSE v_result::text END;
-    PERFORM superduper._rag_store(p_llm, c.prompt, answer);
+    PERFORM superduper._rag_store(p_llm, c.prompt, answer, v_version);
   END IF;
   SELECT coalesce(pg_catalog.jsonb_agg(s || pg_catalog.jsonb_build_object('cited', pg_catalog.strpos(answer, '[' || (s ->> 'n') || ']') > 0)
                                        ORDER BY (s ->> 'n')::integer), '[]')
@@ -128,9 +129,11 @@ BEGIN
 END
 $$;
 
--- Checks that a model can answer a prompt (registry only, owner's rights).
-CREATE OR REPLACE FUNCTION superduper._rag_llm(p_llm text)
-RETURNS void
+-- Checks that a model can answer a prompt, and returns its version (spec
+-- hash): an answer is cached under the version that gave it (registry only,
+-- owner's rights).
+CREATE OR REPLACE FUNCTION superduper._rag_llm_version(p_llm text)
+RETURNS text
 LANGUAGE plpgsql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -142,8 +145,15 @@ BEGIN
     RAISE EXCEPTION 'superduper.rag: model "%" outputs %, not text', p_llm, superduper._output_sql_type(m.name, m.output)
       USING HINT = 'Name an LLM model: one that takes a prompt and returns text (openai, anthropic, or a function model).';
   END IF;
+  RETURN m.spec_hash;
 END
 $$;
+
+CREATE OR REPLACE FUNCTION superduper._rag_llm(p_llm text)
+RETURNS void
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT superduper._rag_llm_version(p_llm) $$;
 
 CREATE OR REPLACE FUNCTION superduper._rag_cached(p_llm text, p_prompt text)
 RETURNS text
@@ -157,7 +167,11 @@ $$;
 
 -- Keeps an answer; the cache stays near its bound, the setting
 -- superduper.answer_cache_size (default 10000; checked on about one store in 20).
-CREATE OR REPLACE FUNCTION superduper._rag_store(p_llm text, p_prompt text, p_answer text)
+DROP FUNCTION IF EXISTS superduper._rag_store(text, text, text);
+-- p_version is the model version that answered: when the model was applied
+-- again while it answered, the answer is not kept (it would be filed under
+-- the new version, and served as its answer).
+CREATE OR REPLACE FUNCTION superduper._rag_store(p_llm text, p_prompt text, p_answer text, p_version text)
 RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -167,7 +181,7 @@ DECLARE
   v_excess bigint;
 BEGIN
   INSERT INTO superduper._answer_cache (model, model_hash, prompt_md5, answer)
-  SELECT m.name, m.spec_hash, md5(p_prompt), p_answer FROM superduper._models m WHERE m.name = p_llm
+  SELECT m.name, m.spec_hash, md5(p_prompt), p_answer FROM superduper._models m WHERE m.name = p_llm AND m.spec_hash = p_version
   ON CONFLICT DO NOTHING;
   IF random() < 0.05 THEN
     SELECT count(*) - coalesce(nullif(current_setting('superduper.answer_cache_size', true), '')::bigint, 10000)

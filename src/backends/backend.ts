@@ -296,6 +296,9 @@ export interface RagStore {
   llm(model: string): Promise<ModelRecord>;
   /** The prompt and its passages for a question, and the answer the cache holds for this model version and prompt (or null). */
   context(index: string, question: string, llm: string, options: RagContextOptions): Promise<{ prompt: string; sources: RagSource[]; cached: string | null }>;
-  /** Keeps an answer for this model version and prompt, where superduper.rag() finds it. */
-  store(llm: string, prompt: string, answer: string): Promise<void>;
+  /**
+   * Keeps an answer for this model version and prompt, where superduper.rag()
+   * finds it; not kept if the model is no longer at `version` (applied again meanwhile).
+   */
+  store(llm: string, prompt: string, answer: string, version: string): Promise<void>;
 }

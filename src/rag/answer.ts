@@ -102,7 +102,7 @@ async function answer(a: Answering): Promise<void> {
   // Stored before the reader sees the end, so that superduper.rag() asked
   // right after finds it. A failed store costs a cache entry, not the answer.
   try {
-    await a.rag.store(record.name, a.prompt, tokens.sofar);
+    await a.rag.store(record.name, a.prompt, tokens.sofar, record.spec_hash);
   } catch (error) {
     a.logger.warn({ model: record.name, index: a.index, ...errorFields(error) }, 'db.rag(): could not cache the answer');
   }

@@ -42,8 +42,8 @@ export function postgresRag(db: Queryable): RagStore {
       return result.rows[0]!;
     },
 
-    async store(llm, prompt, answer) {
-      await db.query('SELECT superduper._rag_store($1, $2, $3)', [llm, prompt, answer]);
+    async store(llm, prompt, answer, version) {
+      await db.query('SELECT superduper._rag_store($1, $2, $3, $4)', [llm, prompt, answer, version]);
     },
   };
 }

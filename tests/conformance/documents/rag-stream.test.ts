@@ -264,6 +264,23 @@ describe('db.rag() failures cache nothing', () => {
     expect(server.requests).toHaveLength(1);
   });
 
+  it('does not cache an answer under a model version applied while it was written', async () => {
+    const api = { name: 'llm_changing', model: 'stand-in', baseUrl: `${server.url}/v1`, apiKeyEnv: 'RAG_STREAM_KEY' };
+    await db.apply(openaiChat(api));
+    server.stream.delayMs = 30;
+    const reply = await db.rag('chunk_index', QUESTION, { llm: 'llm_changing' });
+    let pieces = 0;
+    for await (const _ of reply) {
+      // A new version (another temperature) while the old one is answering.
+      if (++pieces === 1) await db.apply(openaiChat({ ...api, temperature: 0.5 }));
+    }
+    expect(await reply.answer).toMatch(/\[\d\]/);
+    expect(await cachedAnswers()).toBe(0);
+    // The new version's own answer is kept.
+    await (await db.rag('chunk_index', QUESTION, { llm: 'llm_changing' })).answer;
+    expect(await cachedAnswers()).toBe(1);
+  });
+
   it('refuses what superduper.rag() refuses, before calling any LLM', async () => {
     await expect(db.rag('chunk_index', QUESTION, { llm: 'nope' })).rejects.toThrow(/unknown model 'nope'/);
     await expect(db.rag('chunk_index', QUESTION, { llm: 'paragraphs' })).rejects.toThrow(/model "paragraphs" outputs/);

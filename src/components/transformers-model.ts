@@ -4,21 +4,32 @@ import { join, sep } from 'node:path';
 import type { OutputSpec } from '../models/types.js';
 import type { StoredModel } from './model.js';
 
-export interface TransformersModelOptions {
+interface CommonOptions {
   name: string;
   /** A Hugging Face-layout folder (config.json, tokenizer.json, onnx/model.onnx, ...), stored in the database. */
   path?: string;
   /** Or a hub id, downloaded by each sidecar; only where SUPERDUPER_ALLOW_REMOTE_MODELS=1. */
   modelId?: string;
-  task: 'feature-extraction' | 'text-classification' | 'image-feature-extraction';
   /** Vectors: 'mean' (default; over the attention mask) or 'cls' (the first token). */
   pooling?: 'mean' | 'cls';
   /** Vectors: scale to unit length (default true). */
   normalize?: boolean;
   /** Classification: 1 (default) gives {label, score}; 'all' adds {scores: {label: score}}. */
   topK?: 1 | 'all';
-  output: OutputSpec;
 }
+
+/**
+ * task 'rerank': a cross-encoder's text-classification folder (such as
+ * cross-encoder/ms-marco-MiniLM-L-6-v2 or BAAI/bge-reranker-base exported with
+ * optimum), a reranker as every reranker here: each input
+ * {"query": text, "documents": [text, ...]} gives an array of scores, one per
+ * document in order, higher meaning more relevant; its output is jsonb.
+ */
+export type TransformersModelOptions = CommonOptions &
+  (
+    | { task: 'feature-extraction' | 'text-classification' | 'image-feature-extraction'; output: OutputSpec }
+    | { task: 'rerank'; output?: { type: 'jsonb' } }
+  );
 
 /**
  * Weights of other frameworks, which transformers.js never reads: a folder
@@ -37,6 +48,7 @@ const UNUSED_WEIGHTS = /\.(safetensors|bin|h5|msgpack|ckpt|pt|pth|ot)$/;
  *   name: 'minilm', path: './models/all-MiniLM-L6-v2', task: 'feature-extraction',
  *   output: { type: 'vector', dim: 384 },
  * }));
+ * await db.apply(transformersModel({ name: 'reranker', path: './models/ms-marco-MiniLM-L-6-v2', task: 'rerank' }));
  */
 export function transformersModel(options: TransformersModelOptions): StoredModel {
   const { name, path, modelId } = options;
@@ -52,7 +64,7 @@ export function transformersModel(options: TransformersModelOptions): StoredMode
     kind: 'model',
     name,
     runtime: 'transformers',
-    spec: { type: 'model', name, runtime: 'transformers', output: options.output, config },
+    spec: { type: 'model', name, runtime: 'transformers', output: options.output ?? { type: 'jsonb' }, config },
     // Stored under config.files, keyed by path inside the folder.
     ...(path === undefined ? {} : { files: folderFiles(name, path) }),
   };

@@ -1,6 +1,7 @@
 import { configuration } from '../config.js';
 import { join } from 'node:path';
 import { clipTextEmbedder } from './clip-text.js';
+import { crossEncoder } from './cross-encoder.js';
 import { imageBytesFor } from './image-source.js';
 import { materializeFolder, modelCacheRoot } from './model-folder.js';
 import type { LoadedModel, ModelRecord, ModelRuntime, RuntimeContext } from './types.js';
@@ -8,7 +9,7 @@ import type { LoadedModel, ModelRecord, ModelRuntime, RuntimeContext } from './t
 type Transformers = typeof import('@huggingface/transformers');
 type Tensor = import('@huggingface/transformers').Tensor;
 
-const TASKS = ['feature-extraction', 'text-classification', 'image-feature-extraction'] as const;
+const TASKS = ['feature-extraction', 'text-classification', 'image-feature-extraction', 'rerank'] as const;
 type Task = (typeof TASKS)[number];
 
 /** Files a folder must have for each task, besides its ONNX graph(s) under onnx/. */
@@ -16,11 +17,13 @@ const REQUIRED_FILES: Record<Task, string[]> = {
   'feature-extraction': ['config.json', 'tokenizer.json', 'tokenizer_config.json'],
   'text-classification': ['config.json', 'tokenizer.json', 'tokenizer_config.json'],
   'image-feature-extraction': ['config.json', 'preprocessor_config.json'],
+  rerank: ['config.json', 'tokenizer.json', 'tokenizer_config.json'],
 };
 
 /**
  * config of a transformers model:
  *   task       'feature-extraction' | 'text-classification' | 'image-feature-extraction'
+ *              | 'rerank' (a cross-encoder's text-classification folder; cross-encoder.ts)
  *   pooling    'mean' (default; masked mean, as sentence-transformers) | 'cls'
  *              (a CLIP folder's text tower gives text_embeds, pooled already)
  *   normalize  scale vectors to unit length (default true)
@@ -84,6 +87,10 @@ export class TransformersRuntime implements ModelRuntime {
     };
     let pipe: Pipeline;
     try {
+      if (settings.task === 'rerank') {
+        const score = await crossEncoder(transformers, model.name, source, options);
+        return { predict: score, close: () => score.dispose() };
+      }
       const clipText = settings.task === 'feature-extraction' && (await transformers.AutoConfig.from_pretrained(source, options)).model_type === 'clip';
       pipe = (clipText ? await clipTextEmbedder(transformers, source, options) : await transformers.pipeline(settings.task, source, options)) as unknown as Pipeline;
     } catch (error) {
@@ -117,6 +124,10 @@ function parseSettings(model: ModelRecord): Settings {
   const topK = config.top_k ?? 1;
   if (topK !== 1 && topK !== 'all') fail(`top_k must be 1 or "all"; got ${JSON.stringify(topK)}`);
 
+  // The contract of every reranker (rerank-input.ts): one jsonb array of scores per input.
+  if (task === 'rerank' && model.output.type !== 'jsonb') {
+    fail(`a reranker's output is {"type": "jsonb"} (an array of scores, one per document); got ${JSON.stringify(model.output)}`);
+  }
   const base = { task, pooling: pooling as Settings['pooling'], normalize: normalize as boolean, allLabels: topK === 'all' };
 
   const { files, model_id: modelId } = config;
@@ -142,6 +153,9 @@ function parseSettings(model: ModelRecord): Settings {
 
 function predictor(model: string, settings: Settings, pipe: Pipeline, transformers: Transformers): LoadedModel['predict'] {
   switch (settings.task) {
+    case 'rerank':
+      // Loaded without a pipeline (see load): the text-classification pipeline takes no pairs.
+      throw new Error(`transformers model "${model}": a reranker has no pipeline`);
     case 'feature-extraction':
       // Pooled (mean over the attention mask, or the first token), then L2: what sentence-transformers does.
       return async (inputs) => rows(model, (await pipe(texts(model, inputs), { pooling: settings.pooling, normalize: settings.normalize })) as Tensor);

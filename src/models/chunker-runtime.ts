@@ -96,8 +96,8 @@ async function lengthFunction(model: ModelRecord, config: ChunkerConfig, context
   if (!context) throw new Error(`chunker "${model.name}": counting tokens needs a runtime context to fetch the tokenizer's files`);
   if (config.tokenizer_files === undefined) {
     throw new Error(
-      `chunker "${model.name}": unit "tokens" needs the tokenizer files of model "${config.tokenizer}", which apply copies into config.tokenizer_files, and this chunker has none; ` +
-        `apply it again (superduper.apply) after model "${config.tokenizer}"`,
+      `chunker "${model.name}": unit "tokens" needs the tokenizer files of model "${config.tokenizer}", which apply copies into config.tokenizer_files, and this chunker has none. ` +
+        `On PostgreSQL (and PGlite) apply it again after model "${config.tokenizer}"; MongoDB's apply does not copy them yet, so count characters or words there`,
     );
   }
   return tokenizerLength(model.name, config.tokenizer!, config.tokenizer_files, context);

@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Superduper } from '../../src/client.js';
+import { listener } from '../../src/components/listener.js';
 import { transformersModel } from '../../src/components/transformers-model.js';
+import { vectorIndex } from '../../src/components/vector-index.js';
 import type { ModelRecord } from '../../src/models/types.js';
 import { TINY_VOCABULARY, writeTinyCrossEncoder } from '../fixtures/tiny-hf-model.js';
 import { connectTest, createTestDatabase, type TestDatabase } from '../helpers/database.js';
@@ -106,5 +108,23 @@ describe('a reranker given what it does not take', () => {
     ]);
     const [record] = (await q(`SELECT name, runtime, output, config, artifact, spec_hash FROM superduper._models WHERE name = 'vector_reranker'`)) as ModelRecord[];
     await expect(db.models.get(record!)).rejects.toThrow(/transformers model "vector_reranker": a reranker's output is \{"type": "jsonb"\}/);
+  });
+});
+
+describe('a cross-encoder as the final stage of a search', () => {
+  it('superduper.rerank() orders the search candidates by its scores', async () => {
+    const notes = ['the blue house', 'a red car and a red house', 'the red dog', 'a good day', 'the sad boring car'];
+    await q('CREATE TABLE notes (id int PRIMARY KEY, body text)');
+    for (const [i, body] of notes.entries()) await q('INSERT INTO notes VALUES ($1, $2)', [i + 1, body]);
+    await db.apply(listener({ name: 'notes_vectors', table: 'notes', keys: ['body'] }), vectorIndex({ name: 'notes_index', listener: 'notes_vectors' }));
+    await db.waitFor('notes_vectors', { timeoutMs: 60_000 });
+    const rows = await q(`SELECT id, score, search_rank FROM superduper.rerank('notes_index', $1, 'tiny_reranker', 3, p_candidates => 5)`, [query]);
+    const expected = notes
+      .map((body, i) => ({ id: String(i + 1), score: sharedWords(query, body) }))
+      .sort((a, b) => b.score - a.score)
+      .slice(0, 3);
+    expect(rows.map((r) => r.score)).toEqual(expected.map((e) => expect.closeTo(e.score, 4)));
+    expect(rows[0].id).toBe('2');
+    expect(rows.every((r) => r.search_rank >= 1 && r.search_rank <= 5)).toBe(true);
   });
 });

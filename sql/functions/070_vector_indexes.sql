@@ -40,6 +40,9 @@ BEGIN
     EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON superduper.%I USING hnsw (output %s) WITH (m = %s, ef_construction = %s)',
                    superduper._vector_index_name(v.id, l.id), l.output_table, m.opclass,
                    (v.options ->> 'm')::integer, (v.options ->> 'ef_construction')::integer);
+    IF v.spec ->> 'full_text' IS NOT NULL THEN
+      PERFORM superduper._text_words_attach(v, l);
+    END IF;
   END LOOP;
 END
 $$;
@@ -101,8 +104,8 @@ BEGIN
   v_vars := v_vars || jsonb_build_object('q', superduper._dollar_tag(ARRAY(SELECT value FROM jsonb_each_text(v_vars))));
   EXECUTE superduper._render('search', v_vars);
 
-  -- The full-text half of hybrid(), over the listener's (first) key column in
-  -- its source, through a GIN index on the very expression the search uses.
+  -- The full-text half of hybrid(), over the words stored beside the vectors
+  -- (superduper._text_words_attach): the text each vector was computed from.
   EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || v.id || '_text');
   EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || v.id || '_text_filtered');
   IF v.spec ->> 'full_text' IS NOT NULL THEN
@@ -111,19 +114,17 @@ BEGIN
       'fn_text_filtered', format('superduper.%I', '_vi' || v.id || '_text_filtered'),
       'tsquery', format('pg_catalog.replace(pg_catalog.plainto_tsquery(%L::regconfig, p_query)::text, '' & '', '' | '')::pg_catalog.tsquery',
                         v.spec ->> 'full_text'),
-      'tsvector_src', format('pg_catalog.to_tsvector(%L::regconfig, src.%I)', v.spec ->> 'full_text', l.keys[1]),
-      'id_src', CASE WHEN cardinality(l.pk) = 1 THEN format('src.%I::text', l.pk[1]) ELSE 'NULL::text' END,
-      'key_src', 'ARRAY[' || (SELECT string_agg(format('src.%I::text', p), ', ' ORDER BY o) FROM unnest(l.pk) WITH ORDINALITY AS x(p, o)) || ']');
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((pg_catalog.to_tsvector(%L::regconfig, %I)))',
-                   superduper._text_index_name(v.id), v_vars ->> 'source', v.spec ->> 'full_text', l.keys[1]);
+      'words_o', format('o.%I', superduper._text_words_column(v.id)),
+      'pk_order_o', (SELECT string_agg(format('o.%I', p), ', ' ORDER BY o) FROM unnest(l.pk) WITH ORDINALITY AS x(p, o)));
     -- As for the filtered vector search: %1$s is the filter, $1 the query, $2 n.
     v_vars := v_vars || jsonb_build_object('text_filtered_sql', quote_literal(format(
       'SELECT %s AS id, %s AS key, pg_catalog.ts_rank_cd(%s, t.q)::double precision AS score '
-      'FROM %s AS src, (SELECT %s AS q) AS t '
+      'FROM %s AS o JOIN %s AS src ON %s, (SELECT %s AS q) AS t '
       'WHERE %%1$s AND %s OPERATOR(pg_catalog.@@) t.q ORDER BY 3 DESC, %s LIMIT $2',
-      replace(v_vars ->> 'id_src', '%', '%%'), replace(v_vars ->> 'key_src', '%', '%%'), replace(v_vars ->> 'tsvector_src', '%', '%%'),
-      replace(v_vars ->> 'source', '%', '%%'), replace(replace(v_vars ->> 'tsquery', 'p_query', '$1'), '%', '%%'), replace(v_vars ->> 'tsvector_src', '%', '%%'),
-      replace(v_vars ->> 'pk_order_src', '%', '%%'))));
+      replace(v_vars ->> 'id_o', '%', '%%'), replace(v_vars ->> 'key_o', '%', '%%'), replace(v_vars ->> 'words_o', '%', '%%'),
+      replace(v_vars ->> 'outputs', '%', '%%'), replace(v_vars ->> 'source', '%', '%%'), replace(v_vars ->> 'pk_eq_src_o', '%', '%%'),
+      replace(replace(v_vars ->> 'tsquery', 'p_query', '$1'), '%', '%%'), replace(v_vars ->> 'words_o', '%', '%%'),
+      replace(v_vars ->> 'pk_order_o', '%', '%%'))));
     EXECUTE superduper._render('text_search', v_vars);
   END IF;
 END
@@ -151,6 +152,79 @@ BEGIN
     SELECT c.oid::regclass FROM pg_class c WHERE c.relkind = 'i' AND c.relname = superduper._text_index_name(p_index)
   LOOP
     EXECUTE format('DROP INDEX %s', v_index);
+  END LOOP;
+END
+$$;
+
+-- The column of an outputs table holding a vector index's words.
+CREATE OR REPLACE FUNCTION superduper._text_words_column(p_index integer)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT format('_words_vi%s', p_index)
+$$;
+
+-- Gives a listener version's outputs table the words of a vector index's
+-- full-text search: the column, the trigger that sets it as vectors are
+-- written (../templates/text_words.sql), its value for the rows already there,
+-- and its GIN index. Idempotent.
+CREATE OR REPLACE FUNCTION superduper._text_words_attach(v superduper._vector_indexes, l superduper._listeners)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_column text := superduper._text_words_column(v.id);
+  v_outputs text := superduper._qualify('superduper', l.output_table);
+  v_source text := superduper._qualify(l.source_schema, l.source_table);
+  v_function text := format('superduper.%I', format('_vi%s_words_l%s', v.id, l.id));
+  v_vars jsonb;
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = v_outputs::regclass AND attname = v_column AND NOT attisdropped) THEN
+    RETURN;
+  END IF;
+  EXECUTE format('ALTER TABLE %s ADD COLUMN %I pg_catalog.tsvector', v_outputs, v_column);
+  v_vars := jsonb_build_object(
+    'fn_words', v_function,
+    'words_column', quote_ident(v_column),
+    'config', quote_literal(v.spec ->> 'full_text'),
+    'text_column', quote_ident(l.keys[1]),
+    'source', v_source,
+    'pk_eq_src_new', (SELECT string_agg(format('src.%1$I = NEW.%1$I', p), ' AND ') FROM unnest(l.pk) AS p));
+  v_vars := v_vars || jsonb_build_object('q', superduper._dollar_tag(ARRAY(SELECT value FROM jsonb_each_text(v_vars))));
+  EXECUTE superduper._render('text_words', v_vars);
+  EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OF output ON %s FOR EACH ROW EXECUTE FUNCTION %s()',
+                 format('_vi%s_words', v.id), v_outputs, v_function);
+  EXECUTE format('UPDATE %s AS o SET %I = pg_catalog.to_tsvector(%L::regconfig, src.%I) FROM %s AS src WHERE %s',
+                 v_outputs, v_column, v.spec ->> 'full_text', l.keys[1], v_source,
+                 (SELECT string_agg(format('src.%1$I = o.%1$I', p), ' AND ') FROM unnest(l.pk) AS p));
+  EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin (%I)', format('_vi%s_fts_l%s', v.id, l.id), v_outputs, v_column);
+END
+$$;
+
+-- Takes a vector index's words away from every outputs table that has them
+-- (the column goes with its GIN index; the trigger goes with its function).
+CREATE OR REPLACE FUNCTION superduper._text_words_drop(p_index integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_function regprocedure;
+  v_table regclass;
+BEGIN
+  FOR v_function IN
+    SELECT p.oid::regprocedure FROM pg_proc p
+    WHERE p.pronamespace = 'superduper'::regnamespace AND p.proname LIKE '\_vi' || p_index || '\_words\_l%'
+  LOOP
+    EXECUTE format('DROP FUNCTION %s CASCADE', v_function);
+  END LOOP;
+  FOR v_table IN
+    SELECT a.attrelid::regclass FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+    WHERE c.relnamespace = 'superduper'::regnamespace AND c.relkind IN ('r', 'p') AND a.attname = superduper._text_words_column(p_index) AND NOT a.attisdropped
+  LOOP
+    EXECUTE format('ALTER TABLE %s DROP COLUMN %I', v_table, superduper._text_words_column(p_index));
   END LOOP;
 END
 $$;
@@ -277,10 +351,12 @@ BEGIN
     -- the graph stays, the search functions are rendered again.
     IF v_old.spec ->> 'full_text' IS DISTINCT FROM v_spec ->> 'full_text' THEN
       PERFORM superduper._text_index_drop(v_old.id);
+      PERFORM superduper._text_words_drop(v_old.id);
     END IF;
     UPDATE superduper._vector_indexes
     SET options = v_options, spec = v_spec, query_model = v_query_model.name, updated_at = now()
     WHERE id = v_old.id;
+    PERFORM superduper._vector_indexes_attach(l.id) FROM superduper._listeners l WHERE l.name = v_listener.name;
     PERFORM superduper._vector_index_code_create(v_old.id);
     RETURN jsonb_build_object('type', 'vector_index', 'name', v_name, 'action', 'updated');
   END IF;
@@ -329,6 +405,7 @@ BEGIN
   EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_text');
   EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_text_filtered');
   PERFORM superduper._text_index_drop(p_index);
+  PERFORM superduper._text_words_drop(p_index);
   DELETE FROM superduper._vector_indexes WHERE id = p_index;
 END
 $$;

@@ -1,7 +1,9 @@
 -- The full-text half of superduper.hybrid() for one vector index declared with
 -- "full_text": the p_n rows of the index's source whose text (the listener's
--- key column) best matches p_query, by PostgreSQL's own text search, through a
--- GIN index on the same expression. A row matches if it has any word of the
+-- key column, as its vector was computed from: the words stored beside the
+-- vector, see text_words.sql) best matches p_query, by PostgreSQL's own text
+-- search, through a GIN index on those words; rows whose source row is gone
+-- are left out, as in like(). A row matches if it has any word of the
 -- query (its lexemes, stop words left out, ORed: a question's words rarely
 -- all occur in the passage that answers it, and ANDed they matched none of the
 -- test set's questions); ts_rank_cd ranks rows with more of them, closer
@@ -19,10 +21,11 @@ AS {{q}}
 #variable_conflict use_column
 BEGIN
   RETURN QUERY
-  SELECT {{id_src}}, {{key_src}}, pg_catalog.ts_rank_cd({{tsvector_src}}, t.q)::double precision AS score
-  FROM {{source}} AS src, (SELECT {{tsquery}} AS q) AS t
-  WHERE {{tsvector_src}} OPERATOR(pg_catalog.@@) t.q
-  ORDER BY 3 DESC, {{pk_order_src}}
+  SELECT {{id_o}}, {{key_o}}, pg_catalog.ts_rank_cd({{words_o}}, t.q)::double precision AS score
+  FROM {{outputs}} AS o, (SELECT {{tsquery}} AS q) AS t
+  WHERE {{words_o}} OPERATOR(pg_catalog.@@) t.q
+    AND (SELECT true FROM {{source}} AS src WHERE {{pk_eq_src_o}})
+  ORDER BY 3 DESC, {{pk_order_o}}
   LIMIT p_n;
 END
 {{q}};

@@ -9,7 +9,8 @@ import type { Superduper } from '../../../src/client.js';
 import { chunkerModel } from '../../../src/components/model.js';
 import { listener } from '../../../src/components/listener.js';
 import { vectorIndex } from '../../../src/components/vector-index.js';
-import { connectTest, createTestDatabase, type TestDatabase } from '../../helpers/database.js';
+import { functionModel } from '../../../src/models/function-runtime.js';
+import { connectTest, createTestDatabase, eventually, type TestDatabase } from '../../helpers/database.js';
 import { DOCUMENTS, QUESTIONS, documentText } from '../../fixtures/retrieval-set.js';
 
 let database: TestDatabase;
@@ -111,8 +112,29 @@ describe('hybrid search', () => {
     // Declared later, in place: the graph stays, hybrid works.
     await db.apply(vectorIndex({ name: 'plain_index', listener: 'chunk_vectors', fullText: 'simple' }));
     expect(await q(`SELECT count(*)::int AS n FROM superduper.hybrid('plain_index', 'PgBouncer', 5)`)).toEqual([{ n: 5 }]);
-    // Removed: its GIN index goes too.
+    // Its words sit beside the vectors, in a column of their own with a GIN index.
+    const words = `SELECT a.attname FROM pg_attribute a WHERE a.attrelid = 'superduper.out_chunk_vectors'::regclass AND a.attname LIKE '\\_words\\_vi%' AND NOT a.attisdropped ORDER BY 1`;
+    expect(await q(words)).toHaveLength(2);
+    expect(await q(`SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE '\\_vi%\\_fts\\_l%'`)).toEqual([{ n: 2 }]);
+    // Removed: its words and their GIN index go too; the other index's stay.
     await db.remove('plain_index');
-    expect(await q(`SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE 'superduper_vi%_fts'`)).toEqual([{ n: 1 }]);
+    expect(await q(words)).toHaveLength(1);
+    expect(await q(`SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE '\\_vi%\\_fts\\_l%'`)).toEqual([{ n: 1 }]);
+    expect(await q(`SELECT count(*)::int AS n FROM superduper.hybrid('chunk_index', 'PgBouncer', 5)`)).toEqual([{ n: 5 }]);
+  });
+
+  it('keeps its words across a new version of the indexed listener', async () => {
+    // Another embedding model: a breaking change, so a new outputs table is filled beside the current one.
+    const [{ dim }] = await q(`SELECT (m.output ->> 'dim')::int AS dim FROM superduper.listeners l JOIN superduper.models m ON m.name = l.model WHERE l.name = 'chunk_vectors'`);
+    const letters = (text: string) => Array.from({ length: dim }, (_, i) => (text.charCodeAt(i % text.length) % 7) + 1);
+    const applied = await db.apply(
+      functionModel({ name: 'letters', output: { type: 'vector', dim }, predict: (inputs: string[]) => inputs.map(letters) }),
+      listener({ name: 'chunk_vectors', model: 'letters', schema: 'superduper', table: 'out_doc_chunks', keys: ['output'] }),
+    );
+    expect(applied.map((a) => a.action)).toContain('rebuilding');
+    await db.waitFor('chunk_vectors', { timeoutMs: 60_000 });
+    await eventually(async () => (await q(`SELECT count(*)::int AS n FROM superduper.listeners WHERE name = 'chunk_vectors'`))[0].n === 1, 30_000, 'the old version to go');
+    const rows = await q(`SELECT key, text_rank FROM superduper.hybrid('chunk_index', 'PgBouncer client connections', 5)`);
+    expect(rows[0]).toMatchObject({ key: ['2', '4'], text_rank: 1 });
   });
 });

@@ -20,13 +20,21 @@ SET plan_cache_mode = force_generic_plan
 AS {{q}}
 #variable_conflict use_column
 BEGIN
+  -- The source row is looked up for the p_n best only, not for every match (a
+  -- common word matches thousands of chunks): an output whose row is gone, for
+  -- the moment until the sidecar removes it, is left out, so the half can
+  -- return fewer than p_n then, never a row that is gone.
   RETURN QUERY
-  SELECT {{id_o}}, {{key_o}}, pg_catalog.ts_rank_cd({{words_o}}, t.q)::double precision AS score
-  FROM {{outputs}} AS o, (SELECT {{tsquery}} AS q) AS t
-  WHERE {{words_o}} OPERATOR(pg_catalog.@@) t.q
-    AND (SELECT true FROM {{source}} AS src WHERE {{pk_eq_src_o}})
-  ORDER BY 3 DESC, {{pk_order_o}}
-  LIMIT p_n;
+  SELECT {{id_o}}, {{key_o}}, o._superduper_text_score
+  FROM (
+    SELECT {{pk_order_o}}, pg_catalog.ts_rank_cd({{words_o}}, t.q)::double precision AS _superduper_text_score
+    FROM {{outputs}} AS o, (SELECT {{tsquery}} AS q) AS t
+    WHERE {{words_o}} OPERATOR(pg_catalog.@@) t.q
+    ORDER BY _superduper_text_score DESC, {{pk_order_o}}
+    LIMIT p_n
+  ) AS o
+  WHERE (SELECT true FROM {{source}} AS src WHERE {{pk_eq_src_o}})
+  ORDER BY o._superduper_text_score DESC, {{pk_order_o}};
 END
 {{q}};
 

@@ -51,6 +51,26 @@ BEGIN
 END
 $$;
 
+-- The hits of an index's search as JSON ([{"id", "key", "score"}, ...], best
+-- first): hybrid() or like(), for rerank() and rag(). Caller's rights.
+CREATE OR REPLACE FUNCTION superduper._search_hits(p_index text, p_query text, p_n integer, p_filter jsonb, p_hybrid boolean)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+  v_hits jsonb;
+BEGIN
+  IF p_hybrid THEN
+    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', h.id, 'key', h.key, 'score', h.score) ORDER BY h.score DESC, h.key) INTO v_hits
+    FROM superduper.hybrid(p_index, p_query, p_n, p_filter) AS h;
+  ELSE
+    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', h.id, 'key', h.key, 'score', h.score) ORDER BY h.score DESC, h.key) INTO v_hits
+    FROM superduper.like(p_index, p_query, p_n, p_filter) AS h;
+  END IF;
+  RETURN coalesce(v_hits, '[]');
+END
+$$;
+
 -- Checks that a model can rerank: it exists and outputs JSON (its scores).
 CREATE OR REPLACE FUNCTION superduper._reranker(p_function text, p_model text)
 RETURNS void
@@ -125,13 +145,7 @@ BEGIN
     RAISE EXCEPTION 'superduper.rerank: index "%": search must be ''like'' or ''hybrid'', not %', p_index, quote_literal(v_search);
   END IF;
   PERFORM superduper._reranker('rerank', p_reranker);
-  IF v_search = 'hybrid' THEN
-    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', h.id, 'key', h.key) ORDER BY h.score DESC, h.key) INTO v_hits
-    FROM superduper.hybrid(p_index, p_query, v_n, p_filter) AS h;
-  ELSE
-    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', h.id, 'key', h.key) ORDER BY h.score DESC, h.key) INTO v_hits
-    FROM superduper.like(p_index, p_query, v_n, p_filter) AS h;
-  END IF;
+  v_hits := superduper._search_hits(p_index, p_query, v_n, p_filter, v_search = 'hybrid');
   v_passages := superduper._passages(p_index, v_hits);
   v_scores := superduper.rerank_scores(p_reranker, p_query,
                                        ARRAY(SELECT e ->> 'text' FROM pg_catalog.jsonb_array_elements(v_passages) WITH ORDINALITY AS x(e, o) ORDER BY o));

@@ -63,12 +63,8 @@ BEGIN
   IF p_rerank IS NOT NULL THEN
     SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('key', h.key, 'score', h.score) ORDER BY h.score DESC, h.key) INTO v_hits
     FROM superduper.rerank(p_index, p_question, p_rerank, p_k, p_filter) AS h;
-  ELSIF i.full_text THEN
-    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('key', h.key, 'score', h.score) ORDER BY h.score DESC, h.key) INTO v_hits
-    FROM superduper.hybrid(p_index, p_question, p_k, p_filter) AS h;
   ELSE
-    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('key', h.key, 'score', h.score) ORDER BY h.score DESC, h.key) INTO v_hits
-    FROM superduper.like(p_index, p_question, p_k, p_filter) AS h;
+    v_hits := superduper._search_hits(p_index, p_question, p_k, p_filter, i.full_text);
   END IF;
 
   -- The passages' text, in rank order, in one statement.

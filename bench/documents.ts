@@ -101,10 +101,16 @@ export interface DocumentsResult {
   search: {
     chunks: number;
     queries: number;
-    /** Chunks holding any word of a question (what the full-text half ranks), mean over the questions. */
+    /** Chunks holding any word of a question, mean over the questions. */
     meanTextMatches: number;
+    /** Of those, the chunks holding a word of the question that is not common (what the full-text half ranks), mean. */
+    meanTextCandidates: number;
     like: Latency;
     hybrid: Latency;
+    /** like() of 40: hybrid()'s vector half for k = 10 */
+    like40: Latency;
+    /** hybrid()'s word half alone for k = 10 (40 candidates) */
+    text: Latency;
     likeRounds: number[];
     hybridRounds: number[];
     /** median p50(hybrid) ÷ median p50(like) */
@@ -347,14 +353,30 @@ export async function documentsBenchmark(documents = Number(process.env.DOCUMENT
       // 3. hybrid() against like(), on the last round's chunks.
       await db.apply(vectorIndex({ name: 'chunk_index', listener: kept.vectors, fullText: 'english' }));
       await db.db.query(`VACUUM ANALYZE superduper."out_${kept.chunks}", superduper."out_${kept.vectors}"`);
+      // What the sidecar does as it next reconciles: read the words' counts from the new statistics.
+      await db.db.query('SELECT superduper._text_stats_refresh()');
       const asked = questions(20);
       for (const question of asked) {
         await db.db.query(`SELECT * FROM superduper.like('chunk_index', $1, 10)`, [question]); // into the embedding cache
         await db.db.query(`SELECT * FROM superduper.hybrid('chunk_index', $1, 10)`, [question]);
       }
-      // What the full-text half has to rank: every chunk holding any word of the question.
+      // Chunks holding any word of the question, and those the full-text half
+      // ranks: holding a word of it that is not common (40 candidates for k = 10).
       let textMatches = 0;
+      let textCandidates = 0;
+      const words = await db.db.query<{ id: number; words: string }>(
+        `SELECT id, '_words_vi' || id AS words FROM superduper._vector_indexes WHERE name = 'chunk_index'`,
+      );
+      const { id: indexId, words: wordsColumn } = words.rows[0]!;
       for (const question of asked) {
+        textCandidates += (
+          await db.db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM superduper."out_${kept.vectors}" AS o,
+               superduper._text_query($2, 'superduper."out_${kept.vectors}"'::regclass, 'english', $1, 40) AS t
+             WHERE o."${wordsColumn}" @@ t.match_query`,
+            [question, indexId],
+          )
+        ).rows[0]!.n;
         textMatches += (
           await db.db.query<{ n: number }>(
             `SELECT count(*)::int AS n FROM superduper."out_${kept.chunks}"
@@ -367,18 +389,27 @@ export async function documentsBenchmark(documents = Number(process.env.DOCUMENT
       const list = `(ARRAY[${asked.map(literal).join(', ')}])[:i]`;
       const likeScript = `${pick}SELECT * FROM superduper.like('chunk_index', ${list}, 10);\n`;
       const hybridScript = `${pick}SELECT * FROM superduper.hybrid('chunk_index', ${list}, 10);\n`;
+      // Where hybrid()'s time goes: its vector half is like() of 40 candidates, its word half this.
+      const like40Script = `${pick}SELECT * FROM superduper.like('chunk_index', ${list}, 40);\n`;
+      const textScript = `${pick}SELECT * FROM superduper._text_search(${indexId}, ${list}, 40, NULL);\n`;
       await pgbench(uri, likeScript, 2);
       await pgbench(uri, hybridScript, 2);
       // Short alternating rounds: a slow spell of the shared machine hits both sides.
       const likes: Latency[] = [];
       const hybrids: Latency[] = [];
+      const like40s: Latency[] = [];
+      const textHalves: Latency[] = [];
       for (let i = 0; i < 7; i++) {
         likes.push(await pgbench(uri, likeScript, 2));
         hybrids.push(await pgbench(uri, hybridScript, 2));
+        like40s.push(await pgbench(uri, like40Script, 1));
+        textHalves.push(await pgbench(uri, textScript, 1));
       }
       const byP50 = (runs: Latency[]) => [...runs].sort((a, b) => a.p50Ms - b.p50Ms)[Math.floor(runs.length / 2)]!;
       const like = byP50(likes);
       const hybrid = byP50(hybrids);
+      const like40 = byP50(like40s);
+      const text = byP50(textHalves);
 
       // 4. rag() against the LLM call alone, alternating, the answer cache emptied before each rag().
       await client.connect();
@@ -487,8 +518,11 @@ export async function documentsBenchmark(documents = Number(process.env.DOCUMENT
           chunks: expected,
           queries: asked.length,
           meanTextMatches: Math.round(textMatches / asked.length),
+          meanTextCandidates: Math.round(textCandidates / asked.length),
           like,
           hybrid,
+          like40,
+          text,
           likeRounds: likes.map((l) => l.p50Ms),
           hybridRounds: hybrids.map((h) => h.p50Ms),
           ratio: round(hybrid.p50Ms / like.p50Ms, 3),

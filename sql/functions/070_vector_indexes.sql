@@ -112,18 +112,20 @@ BEGIN
     v_vars := v_vars || jsonb_build_object(
       'fn_text', format('superduper.%I', '_vi' || v.id || '_text'),
       'fn_text_filtered', format('superduper.%I', '_vi' || v.id || '_text_filtered'),
-      'tsquery', format('pg_catalog.replace(pg_catalog.plainto_tsquery(%L::regconfig, p_query)::text, '' & '', '' | '')::pg_catalog.tsquery',
-                        v.spec ->> 'full_text'),
+      'index_id', v.id::text,
+      'outputs_regclass', quote_literal(v_vars ->> 'outputs') || '::regclass',
+      'config', quote_literal(v.spec ->> 'full_text') || '::regconfig',
       'words_o', format('o.%I', superduper._text_words_column(v.id)),
       'pk_order_o', (SELECT string_agg(format('o.%I', p), ', ' ORDER BY o) FROM unnest(l.pk) WITH ORDINALITY AS x(p, o)));
-    -- As for the filtered vector search: %1$s is the filter, $1 the query, $2 n.
+    -- As for the filtered vector search: %1$s is the filter; $1 the query that
+    -- picks the candidates, $2 n, $3 the query that ranks them.
     v_vars := v_vars || jsonb_build_object('text_filtered_sql', quote_literal(format(
-      'SELECT %s AS id, %s AS key, pg_catalog.ts_rank_cd(%s, t.q)::double precision AS score '
-      'FROM %s AS o JOIN %s AS src ON %s, (SELECT %s AS q) AS t '
-      'WHERE %%1$s AND %s OPERATOR(pg_catalog.@@) t.q ORDER BY 3 DESC, %s LIMIT $2',
+      'SELECT %s AS id, %s AS key, pg_catalog.ts_rank(%s, $3)::double precision AS score '
+      'FROM %s AS o JOIN %s AS src ON %s '
+      'WHERE %%1$s AND %s OPERATOR(pg_catalog.@@) $1 ORDER BY 3 DESC, %s LIMIT $2',
       replace(v_vars ->> 'id_o', '%', '%%'), replace(v_vars ->> 'key_o', '%', '%%'), replace(v_vars ->> 'words_o', '%', '%%'),
       replace(v_vars ->> 'outputs', '%', '%%'), replace(v_vars ->> 'source', '%', '%%'), replace(v_vars ->> 'pk_eq_src_o', '%', '%%'),
-      replace(replace(v_vars ->> 'tsquery', 'p_query', '$1'), '%', '%%'), replace(v_vars ->> 'words_o', '%', '%%'),
+      replace(v_vars ->> 'words_o', '%', '%%'),
       replace(v_vars ->> 'pk_order_o', '%', '%%'))));
     EXECUTE superduper._render('text_search', v_vars);
   END IF;
@@ -204,7 +206,8 @@ END
 $$;
 
 -- Takes a vector index's words away from every outputs table that has them
--- (the column goes with its GIN index; the trigger goes with its function).
+-- (the column goes with its GIN index; the trigger goes with its function),
+-- and their counts (072_text_common_words.sql).
 CREATE OR REPLACE FUNCTION superduper._text_words_drop(p_index integer)
 RETURNS void
 LANGUAGE plpgsql
@@ -226,6 +229,8 @@ BEGIN
   LOOP
     EXECUTE format('ALTER TABLE %s DROP COLUMN %I', v_table, superduper._text_words_column(p_index));
   END LOOP;
+  -- Counted in the words just dropped (a new text search configuration has other lexemes).
+  DELETE FROM superduper._text_word_stats WHERE index_id = p_index;
 END
 $$;
 

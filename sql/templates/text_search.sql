@@ -4,10 +4,13 @@
 -- vector, see text_words.sql) best matches p_query, by PostgreSQL's own text
 -- search, through a GIN index on those words; rows whose source row is gone
 -- are left out, as in like(). A row matches if it has any word of the
--- query (its lexemes, stop words left out, ORed: a question's words rarely
--- all occur in the passage that answers it, and ANDed they matched none of the
--- test set's questions); ts_rank_cd ranks rows with more of them, closer
--- together, higher. Keys as superduper.like() gives them; ties broken by key,
+-- query that is not common (its lexemes, stop words left out, ORed: a
+-- question's words rarely all occur in the passage that answers it, and ANDed
+-- they matched none of the test set's questions; common words: see
+-- superduper._text_query); ts_rank ranks rows holding more of every word of
+-- the query, more often, higher (ts_rank_cd, which also weighs how close
+-- together they are, cost three times as much and found the same chunks on
+-- the test set). Keys as superduper.like() gives them; ties broken by key,
 -- so ranks are stable. With a filter (JSON, see superduper._filter_sql), the
 -- filtered form.
 --
@@ -19,6 +22,10 @@ LANGUAGE plpgsql STABLE
 SET plan_cache_mode = force_generic_plan
 AS {{q}}
 #variable_conflict use_column
+DECLARE
+  -- Parsed once here, not in the query: a tsquery computed in the query was
+  -- parsed again for every row ranked, which cost more than the ranking.
+  t record := superduper._text_query({{index_id}}, {{outputs_regclass}}, {{config}}, p_query, p_n);
 BEGIN
   -- The source row is looked up for the p_n best only, not for every match (a
   -- common word matches thousands of chunks): an output whose row is gone, for
@@ -27,9 +34,9 @@ BEGIN
   RETURN QUERY
   SELECT {{id_o}}, {{key_o}}, o._superduper_text_score
   FROM (
-    SELECT {{pk_order_o}}, pg_catalog.ts_rank_cd({{words_o}}, t.q)::double precision AS _superduper_text_score
-    FROM {{outputs}} AS o, (SELECT {{tsquery}} AS q) AS t
-    WHERE {{words_o}} OPERATOR(pg_catalog.@@) t.q
+    SELECT {{pk_order_o}}, pg_catalog.ts_rank({{words_o}}, t.rank_query)::double precision AS _superduper_text_score
+    FROM {{outputs}} AS o
+    WHERE {{words_o}} OPERATOR(pg_catalog.@@) t.match_query
     ORDER BY _superduper_text_score DESC, {{pk_order_o}}
     LIMIT p_n
   ) AS o
@@ -45,7 +52,8 @@ AS {{q}}
 #variable_conflict use_column
 DECLARE
   v_filter text := superduper._filter_sql({{index_name}}, {{source_regclass}}, p_filter);
+  t record := superduper._text_query({{index_id}}, {{outputs_regclass}}, {{config}}, p_query, p_n);
 BEGIN
-  RETURN QUERY EXECUTE pg_catalog.format({{text_filtered_sql}}, v_filter) USING p_query, p_n;
+  RETURN QUERY EXECUTE pg_catalog.format({{text_filtered_sql}}, v_filter) USING t.match_query, p_n, t.rank_query;
 END
 {{q}};

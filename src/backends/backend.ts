@@ -216,6 +216,13 @@ export interface SidecarLiveness {
   listeners(functions: readonly string[]): Promise<ListenerInfo[]>;
   /** Swaps in rebuilt listener versions whose backfill is complete; returns how many. */
   promoteReady(): Promise<number>;
+  /**
+   * Reads again what searches take from the database's own statistics once
+   * they have changed (PostgreSQL: how many rows hold each common word of a
+   * full-text index, after an ANALYZE). Cheap when nothing changed; called as
+   * the sidecar reconciles.
+   */
+  refreshSearchStatistics(): Promise<void>;
   /** Housekeeping a working sidecar does once a second (the change log's vacuum on PostgreSQL). */
   maintain(): Promise<void>;
   /** The sidecars the database knows of, for status. */

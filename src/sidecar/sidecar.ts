@@ -377,6 +377,9 @@ export class Sidecar {
     if (Date.now() - this.#lastPromoteCheck > this.#options.reconcileMs) {
       this.#lastPromoteCheck = Date.now();
       await this.#promote();
+      await this.#backend.sidecars.refreshSearchStatistics().catch((error: unknown) => {
+        this.#log.debug(errorFields(error), 'reading search statistics failed');
+      });
     }
   }
 

@@ -127,6 +127,10 @@ export function mongoSidecars(context: MongoContext): SidecarLiveness {
       return infos;
     },
 
+    async refreshSearchStatistics() {
+      // Nothing to read: hybrid() and its full-text half are PostgreSQL's.
+    },
+
     async promoteReady() {
       let promoted = 0;
       for (const building of await listeners.find({ state: 'building', 'backfill.done': true }).toArray()) {

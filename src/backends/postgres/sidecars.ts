@@ -49,6 +49,10 @@ export function postgresSidecars(db: SqlDriver): SidecarLiveness {
       return result.rows[0]?.promoted ?? 0;
     },
 
+    async refreshSearchStatistics() {
+      await db.query('SELECT superduper._text_stats_refresh()');
+    },
+
     async maintain() {
       // A warning, not an error, if this role does not own the table: skipped then.
       await db.query(VACUUM_LOG);

@@ -166,8 +166,9 @@ BEGIN
 END
 $$;
 
--- Drops a listener version: its code, queue, backfill, failures, its outputs
--- table unless kept, and its registry row.
+-- Drops a listener version: its code, queue, backfill, failures, the triggers
+-- keeping vector indexes' words on its outputs (070_vector_indexes.sql), its
+-- outputs table unless kept, and its registry row.
 CREATE OR REPLACE FUNCTION superduper._listener_version_drop(p_id integer, p_keep_outputs boolean)
 RETURNS void
 LANGUAGE plpgsql
@@ -175,10 +176,17 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   l superduper._listeners;
+  v_function regprocedure;
 BEGIN
   SELECT * INTO l FROM superduper._listeners WHERE id = p_id;
   PERFORM superduper._listener_stop(p_id);
   DELETE FROM superduper._failures WHERE listener_id = p_id;
+  FOR v_function IN
+    SELECT p.oid::regprocedure FROM pg_proc p
+    WHERE p.pronamespace = 'superduper'::regnamespace AND p.proname ~ ('^_vi[0-9]+_words_l' || p_id || '$')
+  LOOP
+    EXECUTE format('DROP FUNCTION %s CASCADE', v_function);
+  END LOOP;
   IF NOT p_keep_outputs THEN
     EXECUTE format('DROP TABLE IF EXISTS %s', superduper._qualify('superduper', l.output_table));
   END IF;

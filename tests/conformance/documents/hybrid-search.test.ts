@@ -136,5 +136,9 @@ describe('hybrid search', () => {
     await eventually(async () => (await q(`SELECT count(*)::int AS n FROM superduper.listeners WHERE name = 'chunk_vectors'`))[0].n === 1, 30_000, 'the old version to go');
     const rows = await q(`SELECT key, text_rank FROM superduper.hybrid('chunk_index', 'PgBouncer client connections', 5)`);
     expect(rows[0]).toMatchObject({ key: ['2', '4'], text_rank: 1 });
+    // The old version's trigger function went with it: one left, the new version's.
+    const [{ id }] = await q(`SELECT id FROM superduper._listeners WHERE name = 'chunk_vectors'`);
+    const functions = await q(`SELECT proname FROM pg_proc WHERE pronamespace = 'superduper'::regnamespace AND proname LIKE '\\_vi%\\_words\\_l%'`);
+    expect(functions.map((f) => f.proname)).toEqual([expect.stringMatching(new RegExp(`^_vi\\d+_words_l${id}$`))]);
   });
 });

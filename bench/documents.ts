@@ -109,7 +109,7 @@ export interface DocumentsResult {
     hybrid: Latency;
     /** like() of 40: hybrid()'s vector half for k = 10 */
     like40: Latency;
-    /** hybrid()'s word half alone for k = 10 (40 candidates) */
+    /** hybrid()'s word half alone for k = 10 (40 candidates: the index's _vi<id>_text) */
     text: Latency;
     likeRounds: number[];
     hybridRounds: number[];
@@ -391,7 +391,7 @@ export async function documentsBenchmark(documents = Number(process.env.DOCUMENT
       const hybridScript = `${pick}SELECT * FROM superduper.hybrid('chunk_index', ${list}, 10);\n`;
       // Where hybrid()'s time goes: its vector half is like() of 40 candidates, its word half this.
       const like40Script = `${pick}SELECT * FROM superduper.like('chunk_index', ${list}, 40);\n`;
-      const textScript = `${pick}SELECT * FROM superduper._text_search(${indexId}, ${list}, 40, NULL);\n`;
+      const textScript = `${pick}SELECT * FROM superduper._vi${indexId}_text(${list}, 40);\n`;
       await pgbench(uri, likeScript, 2);
       await pgbench(uri, hybridScript, 2);
       // Short alternating rounds: a slow spell of the shared machine hits both sides.

@@ -108,8 +108,10 @@ BEGIN
   -- (superduper._text_words_attach): the text each vector was computed from.
   EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || v.id || '_text');
   EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || v.id || '_text_filtered');
+  EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || v.id || '_hybrid');
   IF v.spec ->> 'full_text' IS NOT NULL THEN
     v_vars := v_vars || jsonb_build_object(
+      'fn_hybrid', format('superduper.%I', '_vi' || v.id || '_hybrid'),
       'fn_text', format('superduper.%I', '_vi' || v.id || '_text'),
       'fn_text_filtered', format('superduper.%I', '_vi' || v.id || '_text_filtered'),
       'index_id', v.id::text,
@@ -128,6 +130,7 @@ BEGIN
       replace(v_vars ->> 'words_o', '%', '%%'),
       replace(v_vars ->> 'pk_order_o', '%', '%%'))));
     EXECUTE superduper._render('text_search', v_vars);
+    EXECUTE superduper._render('hybrid_search', v_vars);
   END IF;
 END
 $$;

@@ -1,8 +1,8 @@
 -- superduper.hybrid(): vector and full-text search fused by reciprocal rank
--- fusion (../templates/hybrid.sql). The full-text half is rendered per vector
--- index declared with "full_text" (../templates/text_search.sql, from
--- 070_vector_indexes.sql); here: hybrid() itself, the checks of its arguments,
--- and the dispatch to an index's text search.
+-- fusion (../templates/hybrid.sql). The full-text half and the fusion are
+-- rendered per vector index declared with "full_text" (../templates/text_search.sql
+-- and hybrid_search.sql, from 070_vector_indexes.sql); here: hybrid() itself and
+-- the checks of its arguments.
 
 SELECT superduper._template_run('hybrid', jsonb_build_object('vector_type', superduper._vector_type()));
 
@@ -37,18 +37,6 @@ BEGIN
 END
 $$;
 
--- Calls the index's full-text search function (filtered or not).
-CREATE OR REPLACE FUNCTION superduper._text_search(p_index integer, p_query text, p_n integer, p_filter jsonb)
-RETURNS TABLE (id text, key text[], score double precision)
-LANGUAGE plpgsql STABLE
-AS $$
-BEGIN
-  IF p_filter IS NULL THEN
-    RETURN QUERY EXECUTE pg_catalog.format('SELECT * FROM superduper.%I($1, $2)', '_vi' || p_index || '_text')
-      USING p_query, p_n;
-  ELSE
-    RETURN QUERY EXECUTE pg_catalog.format('SELECT * FROM superduper.%I($1, $2, $3)', '_vi' || p_index || '_text_filtered')
-      USING p_query, p_n, p_filter;
-  END IF;
-END
-$$;
+-- Earlier development builds dispatched each half of hybrid() on its own; the
+-- index's hybrid function (../templates/hybrid_search.sql) calls both now.
+DROP FUNCTION IF EXISTS superduper._text_search(integer, text, integer, jsonb);

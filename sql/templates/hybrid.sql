@@ -3,7 +3,8 @@
 --
 -- The k rows that best match a text query by meaning and by words: the index's
 -- vector search and its full-text search (declared with "full_text") each give
--- their top p_candidates, and reciprocal rank fusion orders the union:
+-- their top p_candidates, and reciprocal rank fusion orders the union (the
+-- index's own function, hybrid_search.sql):
 --   score = vector_weight / (rrf_k + vector_rank) + text_weight / (rrf_k + text_rank)
 -- (a rank missing from one list adds nothing). The filter applies to both
 -- halves, as in like(). vector_rank and text_rank (1 = best, NULL = not in that
@@ -25,19 +26,7 @@ DECLARE
   v_n integer := coalesce(p_candidates, least(greatest(p_k * 4, 40), 1000));
 BEGIN
   SELECT * INTO q FROM superduper._hybrid_query(p_index, p_k, p_query, v_n, p_vector_weight, p_text_weight, p_rrf_k);
-  RETURN QUERY
-  WITH v AS (
-    SELECT h.id, h.key, pg_catalog.row_number() OVER (ORDER BY h.score DESC, h.key)::integer AS r
-    FROM superduper._like_search(q.index_id, q.embedding::{{vector_type}}, v_n, p_filter) AS h
-  ), t AS (
-    SELECT h.id, h.key, pg_catalog.row_number() OVER (ORDER BY h.score DESC, h.key)::integer AS r
-    FROM superduper._text_search(q.index_id, p_query, v_n, p_filter) AS h
-  )
-  SELECT coalesce(v.id, t.id), coalesce(v.key, t.key),
-         coalesce(p_vector_weight / (p_rrf_k + v.r), 0) + coalesce(p_text_weight / (p_rrf_k + t.r), 0) AS score,
-         v.r, t.r
-  FROM v FULL JOIN t ON t.key OPERATOR(pg_catalog.=) v.key
-  ORDER BY 3 DESC, 2
-  LIMIT p_k;
+  RETURN QUERY EXECUTE pg_catalog.format('SELECT * FROM superduper.%I($1, $2, $3, $4, $5, $6, $7, $8)', '_vi' || q.index_id || '_hybrid')
+    USING q.embedding::{{vector_type}}, p_query, v_n, p_k, p_filter, p_vector_weight, p_text_weight, p_rrf_k;
 END
 {{q}};

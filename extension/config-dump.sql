@@ -36,3 +36,6 @@ SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('su
 --                             waits on the database it asked)
 --   _answers, _embed_cache,   answers, query embeddings and rag() answers kept to spare
 --   _answer_cache             a model call; a miss computes them again
+--   _text_word_stats,         hybrid()'s common words, read from the last ANALYZE of
+--   _text_common_words        an outputs table (by its oid, which a restore changes):
+--                             read again once the restored table is analyzed

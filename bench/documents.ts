@@ -546,6 +546,7 @@ export async function documentsBenchmark(documents = Number(process.env.DOCUMENT
     await session.release();
     await db.close();
     await server.close();
-    await dropDatabase(DATABASE);
+    // DOCUMENTS_BENCH_KEEP=1 leaves the database behind, to look into a number with EXPLAIN.
+    if (!process.env.DOCUMENTS_BENCH_KEEP) await dropDatabase(DATABASE);
   }
 }

@@ -16,7 +16,9 @@ BEGIN
     DELETE FROM {{outputs}} AS t WHERE {{pk_eq_t_old}};
     INSERT INTO superduper._changes (listener_id, pk) VALUES ({{listener_id}}, {{pk_json_old}});
   END IF;
-  IF v_is AND (NOT v_was OR {{pk_changed}} OR {{keys_changed}}) THEN
+  -- Not when the backfill of the listener this one reads wrote it: this one's
+  -- own backfill reads it (see sql/functions/035_backfill_follow.sql).
+  IF v_is AND (NOT v_was OR {{pk_changed}} OR {{keys_changed}}) AND NOT {{followed}} THEN
     INSERT INTO superduper._changes (listener_id, pk) VALUES ({{listener_id}}, {{pk_json_new}});
   END IF;
   PERFORM superduper._wake({{listener_id}});

@@ -15,6 +15,8 @@ DECLARE
   v_filter text;
   v_vars jsonb;
   v_eq_ops boolean[];
+  v_follows boolean;
+  v_followed text;
 BEGIN
   SELECT * INTO l FROM superduper._listeners WHERE id = p_id;
 
@@ -126,6 +128,32 @@ BEGIN
   FROM pg_attribute a
   WHERE a.attrelid = l.source
     AND a.attname = ANY (l.pk || l.keys || superduper._filter_columns(l.source, l.filter));
+
+  -- A listener whose source is another listener's outputs follows that
+  -- listener's backfill (see 035_backfill_follow.sql): its triggers let what
+  -- that backfill writes pass (its own backfill reads it), and its claim_chunk
+  -- caps its ranges at the upstream's low water (v_cap, the key padded for a
+  -- flattened upstream's _position). Other listeners render none of it.
+  v_follows := l.source_schema = 'superduper'
+               AND EXISTS (SELECT 1 FROM superduper._listeners AS u WHERE u.output_table = l.source_table);
+  v_followed := CASE WHEN v_follows
+                     THEN format('coalesce(pg_catalog.strpos(pg_catalog.current_setting(%L, true), %L) > 0, false)',
+                                 'superduper.backfill_followers', ',' || l.id || ',')
+                     ELSE 'false' END;
+  SELECT v_vars || jsonb_build_object(
+    'follows', v_follows::text,
+    'followed', v_followed,
+    'follow_skip', CASE WHEN v_follows
+                        THEN E'IF ' || v_followed || E' THEN\n    -- Written by the backfill of the listener this one reads: its own backfill reads it.\n    RETURN NEW;\n  END IF;'
+                        ELSE '' END,
+    'pk_count', cardinality(l.pk)::text,
+    'pk_row_cap', 'ROW(' || string_agg(format('(v_cap ->> %s)::%s', p.ord - 1, p.type), ', ' ORDER BY p.ord) || ')',
+    'pk_row_next', 'ROW(' || string_agg(format('(v_next ->> %s)::%s', p.ord - 1, p.type), ', ' ORDER BY p.ord) || ')',
+    -- Two keys as parameters $1 and $2, for a statement that compares them.
+    'pk_row_arg1', 'ROW(' || string_agg(format('($1 ->> %s)::%s', p.ord - 1, p.type), ', ' ORDER BY p.ord) || ')',
+    'pk_row_arg2', 'ROW(' || string_agg(format('($2 ->> %s)::%s', p.ord - 1, p.type), ', ' ORDER BY p.ord) || ')')
+  INTO v_vars
+  FROM unnest(l.pk, l.pk_types) WITH ORDINALITY AS p(name, type, ord);
 
   RETURN v_vars || jsonb_build_object(
     'fn_insert', format('superduper.%I', '_l' || l.id || '_on_insert'),

@@ -17,6 +17,9 @@ DECLARE
   v_vars jsonb := superduper._listener_vars(p_id);
   v_first jsonb;
   v_total bigint;
+  v_low_water jsonb;
+  v_cap jsonb;
+  v_after boolean;
 BEGIN
   SELECT * INTO l FROM superduper._listeners WHERE id = p_id;
   DELETE FROM superduper._backfill WHERE listener_id = p_id;
@@ -26,10 +29,33 @@ BEGIN
   INTO v_first;
   EXECUTE format('SELECT count(*) FROM %s AS src WHERE %s', v_vars ->> 'source', v_vars ->> 'filter')
   INTO v_total;
+  -- Chained on a listener whose backfill runs (035_backfill_follow.sql): what
+  -- that backfill writes from its low water on passes this listener's
+  -- triggers, so the cursor starts at the low water at the latest, even with
+  -- no row yet.
+  IF (v_vars ->> 'follows')::boolean THEN
+    v_low_water := superduper._backfill_low_water(superduper._listener_upstream(p_id));
+    IF v_low_water IS NOT NULL THEN
+      v_cap := v_low_water || coalesce((SELECT jsonb_agg('-1'::text)
+                                        FROM generate_series(jsonb_array_length(v_low_water) + 1, cardinality(l.pk))), '[]');
+      IF v_first IS NOT NULL THEN
+        EXECUTE format('SELECT %s > %s', v_vars ->> 'pk_row_arg1', v_vars ->> 'pk_row_arg2')
+        INTO v_after USING v_first, v_cap;
+      END IF;
+      IF v_first IS NULL OR v_after THEN
+        v_first := v_cap;
+      END IF;
+    END IF;
+  END IF;
   IF v_first IS NOT NULL THEN
     INSERT INTO superduper._backfill_cursor (listener_id, next, total) VALUES (p_id, v_first, v_total);
   END IF;
   UPDATE superduper._listeners SET backfill_total = v_total, backfill_at = now() WHERE id = p_id;
+  -- Listeners following this backfill may have read past where it now starts
+  -- again (a changed filter): they start again too.
+  PERFORM superduper._listener_backfill_plan(d.id)
+  FROM superduper._listener_dependents(p_id) AS d
+  WHERE NOT d.frozen AND superduper._backfilling(d.id);
   IF v_total > 0 THEN
     -- Sidecars start on it as soon as the apply commits.
     PERFORM pg_notify('@{notify.work.channel}', p_id::text);

@@ -54,7 +54,8 @@ BEGIN
                  WHERE q.listener_id = l.id
                    AND (q.leased_until IS NULL OR q.leased_until < now())
                    AND (q.run_after IS NULL OR q.run_after <= now()))
-         OR EXISTS (SELECT 1 FROM superduper._backfill_cursor c WHERE c.listener_id = l.id)
+         -- A cursor waiting for its upstream's backfill has none (035_backfill_follow.sql).
+         OR EXISTS (SELECT 1 FROM superduper._backfill_cursor c WHERE c.listener_id = l.id AND NOT superduper._backfill_waits(l.id))
          OR EXISTS (SELECT 1 FROM superduper._backfill b
                     WHERE b.listener_id = l.id AND (b.leased_until IS NULL OR b.leased_until < now()))
   FROM superduper._listeners l

@@ -19,6 +19,9 @@ DECLARE
   v_hi jsonb;
   v_next jsonb;
   v_rows bigint;
+  v_upstream integer;
+  v_low_water jsonb;
+  v_cap jsonb;
 BEGIN
   -- Before touching any table (see superduper._enter_listener).
   PERFORM superduper._enter_listener({{listener_id}}, {{code_version}});
@@ -45,15 +48,30 @@ BEGIN
       RETURN;
     END IF;
 
+    -- Reading another listener's outputs while that listener's backfill runs:
+    -- only the keys below its low water (read after the cursor's lock, so
+    -- after any range written meanwhile; see 035_backfill_follow.sql).
+    IF {{follows}} THEN
+      v_upstream := superduper._listener_upstream({{listener_id}});
+      v_low_water := superduper._backfill_low_water(v_upstream);
+      v_cap := v_low_water || coalesce((SELECT pg_catalog.jsonb_agg('-1'::text)
+                                        FROM pg_catalog.generate_series(pg_catalog.jsonb_array_length(v_low_water) + 1, {{pk_count}})), '[]');
+    END IF;
+
     SELECT {{pk_json_src}}, src.sd_rows INTO v_hi, v_rows
     FROM (SELECT first.*, count(*) OVER () AS sd_rows
           FROM (SELECT {{pk_order_src}} FROM {{source}} AS src
-                WHERE {{pk_row_src}} >= {{pk_row_lo}} AND {{filter}}
+                WHERE {{pk_row_src}} >= {{pk_row_lo}} AND (v_cap IS NULL OR {{pk_row_src}} < {{pk_row_cap}}) AND {{filter}}
                 ORDER BY {{pk_order_src}}
                 LIMIT p_chunk_size) AS first) AS src
     ORDER BY {{pk_order_src_desc}}
     LIMIT 1;
-    IF v_hi IS NULL THEN
+    IF v_hi IS NULL AND v_cap IS NOT NULL THEN
+      -- Everything below the low water is handed out: wait until it moves.
+      UPDATE superduper._backfill_cursor SET waits_for = v_upstream, waits_below = v_low_water
+      WHERE listener_id = {{listener_id}};
+      RETURN;
+    ELSIF v_hi IS NULL THEN
       -- Nothing left from the cursor on (rows deleted since the apply).
       DELETE FROM superduper._backfill_cursor WHERE listener_id = {{listener_id}};
       RETURN;
@@ -64,13 +82,20 @@ BEGIN
     WHERE {{pk_row_src}} > {{pk_row_hi}}
     ORDER BY {{pk_order_src}}
     LIMIT 1;
+    IF v_cap IS NOT NULL AND (v_next IS NULL OR {{pk_row_next}} > {{pk_row_cap}}) THEN
+      -- Rows the upstream's backfill writes from its low water on are this
+      -- backfill's to read: the cursor goes no further.
+      v_next := v_cap;
+    END IF;
     IF v_next IS NULL THEN
       -- Rows inserted after the apply reach the queue through the triggers.
       DELETE FROM superduper._backfill_cursor WHERE listener_id = {{listener_id}};
     ELSE
-      UPDATE superduper._backfill_cursor
-      SET next = v_next, chunks = v_chunk, handed_out = handed_out + v_rows
-      WHERE listener_id = {{listener_id}};
+      -- A follower's total grows with its upstream's outputs (see status).
+      UPDATE superduper._backfill_cursor AS c
+      SET next = v_next, chunks = v_chunk, handed_out = c.handed_out + v_rows,
+          total = greatest(c.total, c.handed_out + v_rows), waits_for = NULL, waits_below = NULL
+      WHERE c.listener_id = {{listener_id}};
     END IF;
     INSERT INTO superduper._backfill (listener_id, chunk, lo, hi, rows, attempts, leased_until, leased_by)
     VALUES ({{listener_id}}, v_chunk, v_lo, v_hi, v_rows, 1, now() + p_lease, p_worker);

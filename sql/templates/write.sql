@@ -27,6 +27,7 @@ AS {{q}}
 #variable_conflict use_column
 DECLARE
   v_written integer := 0;
+  v_outputs_written bigint;  -- for write_finish: outputs rows this write made
   v_inserted boolean := false;
   v_failures boolean;
 BEGIN
@@ -34,6 +35,11 @@ BEGIN
   PERFORM superduper._enter_listener({{listener_id}}, {{code_version}});
   -- Before the statements that check the rows are live take their snapshots.
   PERFORM pg_advisory_xact_lock_shared(@{locks.writes_namespace}, {{listener_id}});
+  -- A backfill range: listeners chained on these outputs whose own backfill
+  -- will read them let its rows pass their triggers (035_backfill_follow.sql).
+  IF p_chunk IS NOT NULL THEN
+    PERFORM pg_catalog.set_config('superduper.backfill_followers', superduper._backfill_followers({{listener_id}}), true);
+  END IF;
 
   -- Usually none: then no write looks a row's failure up.
   v_failures := EXISTS (SELECT 1 FROM superduper._failures WHERE listener_id = {{listener_id}});
@@ -84,6 +90,7 @@ BEGIN
       AND NOT EXISTS (SELECT 1 FROM {{source}} AS src WHERE {{pk_eq_src_u}} AND {{filter}});
   END IF;
 
+  v_outputs_written := v_written;
 {{write_finish}}
   RETURN v_written;
 END

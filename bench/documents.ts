@@ -105,6 +105,8 @@ export interface DocumentsResult {
     meanTextMatches: number;
     /** Of those, the chunks holding a word of the question that is not common (what the full-text half ranks), mean. */
     meanTextCandidates: number;
+    /** The chunks the half reads and ranks: those sharing two uncommon words with the question, and the rest of the candidates only when those are fewer than 40; mean. */
+    meanTextRead: number;
     like: Latency;
     hybrid: Latency;
     /** like() of 40: hybrid()'s vector half for k = 10 */
@@ -364,19 +366,23 @@ export async function documentsBenchmark(documents = Number(process.env.DOCUMENT
       // ranks: holding a word of it that is not common (40 candidates for k = 10).
       let textMatches = 0;
       let textCandidates = 0;
+      let textRead = 0;
       const words = await db.db.query<{ id: number; words: string }>(
         `SELECT id, '_words_vi' || id AS words FROM superduper._vector_indexes WHERE name = 'chunk_index'`,
       );
       const { id: indexId, words: wordsColumn } = words.rows[0]!;
       for (const question of asked) {
-        textCandidates += (
-          await db.db.query<{ n: number }>(
-            `SELECT count(*)::int AS n FROM superduper."out_${kept.vectors}" AS o,
-               superduper._text_query($2, 'superduper."out_${kept.vectors}"'::regclass, 'english', $1, 40) AS t
-             WHERE o."${wordsColumn}" @@ t.match_query`,
+        const counted = (
+          await db.db.query<{ candidates: number; pairs: number; paired: boolean }>(
+            `SELECT (SELECT count(*)::int FROM superduper."out_${kept.vectors}" AS o WHERE o."${wordsColumn}" @@ t.match_query) AS candidates,
+                    (SELECT count(*)::int FROM superduper."out_${kept.vectors}" AS o WHERE o."${wordsColumn}" @@ t.pair_query) AS pairs,
+                    t.pair_query IS NOT NULL AS paired
+             FROM superduper._text_queries($2, 'superduper."out_${kept.vectors}"'::regclass, 'english', $1, 40) AS t`,
             [question, indexId],
           )
-        ).rows[0]!.n;
+        ).rows[0]!;
+        textCandidates += counted.candidates;
+        textRead += counted.paired && counted.pairs >= 40 ? counted.pairs : counted.candidates;
         textMatches += (
           await db.db.query<{ n: number }>(
             `SELECT count(*)::int AS n FROM superduper."out_${kept.chunks}"
@@ -519,6 +525,7 @@ export async function documentsBenchmark(documents = Number(process.env.DOCUMENT
           queries: asked.length,
           meanTextMatches: Math.round(textMatches / asked.length),
           meanTextCandidates: Math.round(textCandidates / asked.length),
+          meanTextRead: Math.round(textRead / asked.length),
           like,
           hybrid,
           like40,

@@ -15,11 +15,20 @@
 
 -- The queries of the full-text half for p_query: rank_query, every lexeme of
 -- it ORed, ranks; match_query, the lexemes that are not common in p_relation
--- ORed, or every lexeme ANDed when all are common, picks the candidates. NULL
--- for both when the query has no lexemes (stop words only): nothing matches.
--- It reads superduper._text_common_words, so it runs with its owner's rights.
-CREATE OR REPLACE FUNCTION superduper._text_query(p_index integer, p_relation regclass, p_config regconfig, p_query text, p_n integer,
-                                                  OUT rank_query tsquery, OUT match_query tsquery)
+-- ORed, or every lexeme ANDed when all are common, picks the candidates;
+-- pair_query picks the candidates that hold two lexemes of the query or more
+-- (every pair ANDed but those of two common lexemes, the pairs ORed), which
+-- ts_rank ranks above all others (see ../templates/text_search.sql): NULL
+-- when no pair has an uncommon lexeme, or when the query has more than 16
+-- lexemes (120 pairs: past that, matching the pairs would cost about what
+-- ranking fewer rows saves). NULL for all when the query has no lexemes (stop
+-- words only): nothing matches. It reads superduper._text_common_words, so it
+-- runs with its owner's rights.
+-- (It was _text_query, with two OUT parameters, before pair_query; never
+-- released, dropped from databases installed meanwhile.)
+DROP FUNCTION IF EXISTS superduper._text_query(integer, regclass, regconfig, text, integer);
+CREATE OR REPLACE FUNCTION superduper._text_queries(p_index integer, p_relation regclass, p_config regconfig, p_query text, p_n integer,
+                                                    OUT rank_query tsquery, OUT match_query tsquery, OUT pair_query tsquery)
 LANGUAGE plpgsql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -27,6 +36,9 @@ SET search_path = pg_catalog, pg_temp
 -- of a 0.35 ms call, measured).
 SET plan_cache_mode = force_generic_plan
 AS $$
+DECLARE
+  v_lexemes text[];
+  v_common boolean[];
 BEGIN
   -- One statement (each costs): every lexeme quoted as tsquery's input wants
   -- it (quote and backslash doubled), so that it is taken as it is, not parsed
@@ -34,8 +46,9 @@ BEGIN
   -- rows, so it is common if by more than ten times the candidates too.
   SELECT string_agg(x.quoted, ' | ')::tsquery,
          CASE WHEN bool_and(x.common) THEN string_agg(x.quoted, ' & ')
-              ELSE string_agg(x.quoted, ' | ') FILTER (WHERE NOT x.common) END::tsquery
-  INTO rank_query, match_query
+              ELSE string_agg(x.quoted, ' | ') FILTER (WHERE NOT x.common) END::tsquery,
+         array_agg(x.quoted), array_agg(x.common)
+  INTO rank_query, match_query, v_lexemes, v_common
   FROM (
     SELECT '''' || replace(replace(l, '\', '\\'), '''', '''''') || '''' AS quoted,
            EXISTS (SELECT 1 FROM superduper._text_word_stats AS s
@@ -43,6 +56,12 @@ BEGIN
                    WHERE s.index_id = p_index AND s.relation = p_relation AND w.lexeme = l AND w.rows > 10 * p_n) AS common
     FROM unnest(tsvector_to_array(to_tsvector(p_config, p_query))) AS l
   ) AS x;
+  IF cardinality(v_lexemes) BETWEEN 2 AND 16 THEN
+    SELECT string_agg('(' || a.quoted || ' & ' || b.quoted || ')', ' | ')::tsquery INTO pair_query
+    FROM unnest(v_lexemes, v_common) WITH ORDINALITY AS a(quoted, common, i)
+    JOIN unnest(v_lexemes, v_common) WITH ORDINALITY AS b(quoted, common, j) ON a.i < b.j
+    WHERE NOT (a.common AND b.common);
+  END IF;
 END
 $$;
 

@@ -104,6 +104,16 @@ BEGIN
   v_vars := v_vars || jsonb_build_object('q', superduper._dollar_tag(ARRAY(SELECT value FROM jsonb_each_text(v_vars))));
   EXECUTE superduper._render('search', v_vars);
 
+  -- The passages of its hits (rerank() and rag()): the listener's key column
+  -- in its source, the row found by the hit's key.
+  EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || v.id || '_passages');
+  v_vars := v_vars || jsonb_build_object(
+    'fn_passages', format('superduper.%I', '_vi' || v.id || '_passages'),
+    'text_src', format('src.%I', l.keys[1]),
+    'pk_eq_src_hit', (SELECT string_agg(format('src.%I = (h.hit -> ''key'' ->> %s)::%s', p, o - 1, t), ' AND ')
+                      FROM unnest(l.pk, l.pk_types) WITH ORDINALITY AS x(p, t, o)));
+  EXECUTE superduper._render('passages', v_vars);
+
   -- The full-text half of hybrid(), over the words stored beside the vectors
   -- (superduper._text_words_attach): the text each vector was computed from.
   EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || v.id || '_text');
@@ -412,6 +422,7 @@ BEGIN
   EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_search_filtered');
   EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_text');
   EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_text_filtered');
+  EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_passages');
   PERFORM superduper._text_index_drop(p_index);
   PERFORM superduper._text_words_drop(p_index);
   DELETE FROM superduper._vector_indexes WHERE id = p_index;

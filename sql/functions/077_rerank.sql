@@ -29,25 +29,27 @@ END
 $$;
 
 -- The hits of a search ([{"key": [...], ...}, ...]) with the text of each
--- one's passage added ("text"), in the hits' order, read in one statement. A
--- hit whose row is gone since the search is left out. Caller's rights: the
--- caller needs SELECT on the passages' table, as for like().
+-- one's passage added ("text"), in the hits' order: the index's own passages
+-- function (../templates/passages.sql), named by the registry (owner's
+-- rights), called with the caller's.
+CREATE OR REPLACE FUNCTION superduper._passages_function(p_index text)
+RETURNS text
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT format('superduper.%I', '_vi' || (superduper._like_index(p_index, 1)).id || '_passages')
+$$;
+
 CREATE OR REPLACE FUNCTION superduper._passages(p_index text, p_hits jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
 AS $$
 DECLARE
-  s record := superduper._passage_source(p_index, 1);
   v_passages jsonb;
 BEGIN
-  EXECUTE pg_catalog.format(
-    'SELECT pg_catalog.jsonb_agg(h.hit || pg_catalog.jsonb_build_object(''text'', src.%I::text) ORDER BY h.ord) '
-    'FROM pg_catalog.jsonb_array_elements($1) WITH ORDINALITY AS h(hit, ord) JOIN %s AS src ON %s',
-    s.text_column, s.source,
-    (SELECT pg_catalog.string_agg(pg_catalog.format('src.%I = (h.hit -> ''key'' ->> %s)::%s', p, o - 1, t), ' AND ')
-     FROM unnest(s.pk, s.pk_types) WITH ORDINALITY AS x(p, t, o)))
-  INTO v_passages USING coalesce(p_hits, '[]');
-  RETURN coalesce(v_passages, '[]');
+  EXECUTE pg_catalog.format('SELECT %s($1)', superduper._passages_function(p_index)) INTO v_passages USING coalesce(p_hits, '[]');
+  RETURN v_passages;
 END
 $$;
 

@@ -6,12 +6,15 @@
 -- with the extension and compares its rows. A row the extension script writes
 -- itself must be excluded by the condition, or the restore would insert it twice.
 
--- The registry: model files, models, listeners, vector indexes.
+-- The registry: model files, models, listeners, vector indexes, applications.
 SELECT pg_catalog.pg_extension_config_dump('superduper._artifacts', '');
 -- The default embedder is created by the extension script itself.
 SELECT pg_catalog.pg_extension_config_dump('superduper._models', 'WHERE name <> ''default-embedder''');
 SELECT pg_catalog.pg_extension_config_dump('superduper._listeners', '');
 SELECT pg_catalog.pg_extension_config_dump('superduper._vector_indexes', '');
+-- Applications and the components each holds.
+SELECT pg_catalog.pg_extension_config_dump('superduper._applications', '');
+SELECT pg_catalog.pg_extension_config_dump('superduper._application_components', '');
 -- Work: the change log not yet drained, the queue, the backfill cursors and the
 -- ranges in flight, the failures.
 SELECT pg_catalog.pg_extension_config_dump('superduper._changes', '');

@@ -110,6 +110,26 @@ export interface ModelUpload {
   files?: Record<string, Uint8Array>;
 }
 
+/**
+ * The specs to send, each uploaded spec replaced by its stored form (its
+ * files' SHA-256 filled in), at the top level or among an application's
+ * components, where an application() puts its children's specs.
+ */
+export function withStoredSpecs(
+  specs: ReadonlyArray<Record<string, unknown>>,
+  stored: ReadonlyMap<Record<string, unknown>, Record<string, unknown>>,
+): Array<Record<string, unknown>> {
+  const swap = (spec: Record<string, unknown>): Record<string, unknown> => {
+    const replaced = stored.get(spec);
+    if (replaced) return replaced;
+    if (spec.type === 'application' && Array.isArray(spec.components)) {
+      return { ...spec, components: (spec.components as Array<Record<string, unknown>>).map(swap) };
+    }
+    return spec;
+  };
+  return specs.map(swap);
+}
+
 /** The component registry: what users declare, applied and removed as one transaction each. */
 export interface Registry {
   /**

@@ -8,9 +8,13 @@
 export interface ApplyResult {
   type: string;
   name: string;
-  action: 'created' | 'unchanged' | 'updated' | 'rebuilding' | 'removed';
+  /** 'kept': a component an application no longer holds that another application still does (used_by names them). */
+  action: 'created' | 'unchanged' | 'updated' | 'rebuilding' | 'removed' | 'kept';
   version?: number;
   backfill?: number;
+  /** An application's: what happened to the components it no longer lists (removed first), then to each of its components, in order. */
+  components?: ApplyResult[];
+  used_by?: string;
   [key: string]: unknown;
 }
 

@@ -20,12 +20,17 @@ export interface Component {
   readonly files?: Record<string, () => Promise<Uint8Array>>;
   /** What this process must hold for its sidecars (a function model's code). */
   attach?(functions: FunctionRuntime): void;
+  /**
+   * Components this one holds (an application's): their specs are inside its
+   * own, their files are stored and their code attached with it.
+   */
+  readonly children?: readonly Applicable[];
 }
 
 /** A component object, or a spec written by hand (JSON, as superduper.apply takes it). */
 export type Applicable = Component | Record<string, unknown>;
 
-function isComponent(value: Applicable): value is Component {
+export function isComponent(value: Applicable): value is Component {
   return typeof (value as Component).kind === 'string' && typeof (value as Component).spec === 'object' && (value as Component).spec !== null;
 }
 
@@ -41,16 +46,17 @@ export async function componentSpecs(
   const specs: Array<Record<string, unknown>> = [];
   const uploads: ModelUpload[] = [];
   const seen = new Set<Applicable>();
-  const add = async (component: Applicable): Promise<void> => {
+  const add = async (component: Applicable, held = false): Promise<void> => {
     if (seen.has(component)) return;
     seen.add(component);
     if (!isComponent(component)) {
-      specs.push(component);
+      if (!held) specs.push(component);
       return;
     }
-    for (const used of component.uses ?? []) await add(used);
+    for (const used of component.uses ?? []) await add(used, held);
+    for (const child of component.children ?? []) await add(child, true);
     component.attach?.(functions);
-    specs.push(component.spec);
+    if (!held) specs.push(component.spec);
     if (component.artifact || component.files) {
       const files: Record<string, Uint8Array> = {};
       for (const [path, load] of Object.entries(component.files ?? {})) files[path] = await load();

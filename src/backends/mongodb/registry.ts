@@ -1,6 +1,6 @@
 import { SuperduperError } from '../../errors.js';
 import type { ModelRecord } from '../../models/types.js';
-import type { ModelUpload, Registry } from '../backend.js';
+import { withStoredSpecs, type ModelUpload, type Registry } from '../backend.js';
 import type { ApplyResult, FailureRow, ListenerStatus } from '../types.js';
 import { clusterTime, collection, seqOf, type MongoContext } from './context.js';
 import type { BackfillRangeDoc, FailureDoc, ListenerDoc, ModelDoc, QueueDoc, VectorIndexDoc } from './documents.js';
@@ -220,7 +220,7 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
 
   return {
     async apply(specs, uploads: ReadonlyArray<ModelUpload>) {
-      const sent = [...specs];
+      const storedSpecs = new Map<Record<string, unknown>, Record<string, unknown>>();
       for (const upload of uploads) {
         const spec = { ...upload.spec };
         if (upload.artifact) spec.artifact = await files.put(upload.artifact);
@@ -229,9 +229,9 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
           for (const [path, bytes] of Object.entries(upload.files)) stored[path] = await files.put(bytes);
           spec.config = { ...(spec.config as Record<string, unknown>), files: stored };
         }
-        sent[sent.indexOf(upload.spec)] = spec;
+        storedSpecs.set(upload.spec, spec);
       }
-      return applySpecs(sent);
+      return applySpecs(withStoredSpecs(specs, storedSpecs));
     },
 
     applyOne: (raw) => applySpecs([raw]),

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { SuperduperError } from '../../errors.js';
 import type { ModelRecord } from '../../models/types.js';
-import type { ModelUpload, Registry } from '../backend.js';
+import { withStoredSpecs, type ModelUpload, type Registry } from '../backend.js';
 import type { ApplyResult, FailureRow, ListenerStatus } from '../types.js';
 import type { Queryable, SqlDriver } from './sql-driver.js';
 
@@ -9,9 +9,10 @@ import type { Queryable, SqlDriver } from './sql-driver.js';
 export function postgresRegistry(db: SqlDriver): Registry {
   return {
     async apply(specs, uploads) {
-      const sent = [...specs];
       return db.transaction(async (tx) => {
-        for (const upload of uploads) sent[sent.indexOf(upload.spec)] = await storeModelFiles(tx, upload);
+        const stored = new Map<Record<string, unknown>, Record<string, unknown>>();
+        for (const upload of uploads) stored.set(upload.spec, await storeModelFiles(tx, upload));
+        const sent = withStoredSpecs(specs, stored);
         const result = await tx.query<{ result: ApplyResult[] }>('SELECT superduper.apply($1::jsonb) AS result', [JSON.stringify(sent)]);
         return result.rows[0]?.result ?? [];
       });

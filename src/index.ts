@@ -1,7 +1,7 @@
 export { connect, Superduper, type ApplyResult, type Component, type ConnectOptions, type FailureRow, type ListenerStatus, type SidecarRow, type WaitResult } from './client.js';
 export type { Backend, Capabilities } from './backends/backend.js';
 export { install, type InstallResult } from './install.js';
-export { application, type ApplicationComponent, type ApplicationOptions } from './components/application.js';
+export { application, type ApplicationComponent, type ApplicationOptions, type TemplateVariable } from './components/application.js';
 export { listener, type ListenerComponent, type ListenerOptions, type ListenerSettings } from './components/listener.js';
 export { chunkerModel, onnxModel, type ChunkerModelOptions, type ModelComponent, type OnnxModelOptions, type StoredModel } from './components/model.js';
 export { functionModel, type FunctionModel, type PredictFunction } from './models/function-runtime.js';

@@ -23,7 +23,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_name text := p_spec ->> 'name';
+  v_name text;
+  v_template jsonb;
+  v_values jsonb;
   v_old superduper._applications;
   v_child jsonb;
   v_result jsonb;
@@ -34,6 +36,17 @@ DECLARE
   v_gone record;
   v_unknown text;
 BEGIN
+  -- A template (041_application_templates.sql): rendered with its values
+  -- first; the rest reads what it rendered.
+  IF p_spec ? 'variables' THEN
+    v_template := p_spec - 'values';
+    v_values := superduper._template_values(coalesce(p_spec ->> 'name', '(no name)'), p_spec -> 'variables', p_spec -> 'values');
+    p_spec := superduper._template_render(coalesce(p_spec ->> 'name', '(no name)'), v_template - 'variables', v_values);
+  ELSIF p_spec ? 'values' THEN
+    RAISE EXCEPTION 'superduper.apply: application "%": "values" given, but no "variables" declared', coalesce(p_spec ->> 'name', '(no name)')
+      USING HINT = 'Declare each variable in "variables": {"table": {"type": "table", "default": "docs"}}, and use it as {{table}}.';
+  END IF;
+  v_name := p_spec ->> 'name';
   IF jsonb_typeof(p_spec -> 'name') IS DISTINCT FROM 'string' OR btrim(v_name) = '' THEN
     RAISE EXCEPTION 'superduper.apply: an application needs a "name" (a non-empty string)';
   END IF;
@@ -41,7 +54,7 @@ BEGIN
   FROM jsonb_object_keys(p_spec) AS k WHERE k NOT IN ('type', 'name', 'components', 'description');
   IF v_unknown IS NOT NULL THEN
     RAISE EXCEPTION 'superduper.apply: application "%": unknown field(s) %', v_name, v_unknown
-      USING HINT = 'An application has "name", "components" (an array of component specs) and optionally "description".';
+      USING HINT = 'An application has "name", "components" (an array of component specs), and optionally "description", and "variables" and "values" for a template.';
   END IF;
   IF jsonb_typeof(p_spec -> 'components') IS DISTINCT FROM 'array' OR jsonb_array_length(p_spec -> 'components') = 0 THEN
     RAISE EXCEPTION 'superduper.apply: application "%": "components" must be a non-empty array of component specs', v_name;
@@ -98,11 +111,13 @@ BEGIN
                OR EXISTS (SELECT 1 FROM jsonb_array_elements(v_results) AS r WHERE r ->> 'action' IS DISTINCT FROM 'unchanged');
 
   IF v_old.name IS NULL THEN
-    INSERT INTO superduper._applications (name, spec) VALUES (v_name, p_spec);
-  ELSIF v_changed OR v_old.spec IS DISTINCT FROM p_spec THEN
+    INSERT INTO superduper._applications (name, spec, template, variables) VALUES (v_name, p_spec, v_template, v_values);
+  ELSIF v_changed OR v_old.spec IS DISTINCT FROM p_spec OR v_old.template IS DISTINCT FROM v_template
+        OR v_old.variables IS DISTINCT FROM v_values THEN
     v_changed := true;
     UPDATE superduper._applications
-    SET spec = p_spec, version = version + CASE WHEN v_old.spec IS DISTINCT FROM p_spec THEN 1 ELSE 0 END, updated_at = now()
+    SET spec = p_spec, template = v_template, variables = v_values,
+        version = version + CASE WHEN v_old.spec IS DISTINCT FROM p_spec THEN 1 ELSE 0 END, updated_at = now()
     WHERE name = v_name;
   END IF;
   DELETE FROM superduper._application_components WHERE application = v_name;
@@ -192,11 +207,12 @@ BEGIN
 END
 $$;
 
--- For people: each application, its version and its components in order,
+-- For people: each application, its version, the values of its variables
+-- (applied from a template), and its components in order,
 -- each with whether it is there (a component removed on its own is missing
 -- until the application is applied again).
 CREATE OR REPLACE VIEW superduper.applications AS
-SELECT a.name, a.version, a.spec ->> 'description' AS description,
+SELECT a.name, a.version, a.spec ->> 'description' AS description, a.variables,
        coalesce((SELECT jsonb_agg(jsonb_build_object('type', ac.type, 'name', ac.name,
                                                      'present', superduper._component_exists(ac.type, ac.name))
                                   ORDER BY ac.position)

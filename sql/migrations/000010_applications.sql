@@ -7,6 +7,10 @@ CREATE TABLE superduper._applications (
   spec         jsonb NOT NULL,
   -- Counts the applies that changed the spec.
   version      integer NOT NULL DEFAULT 1,
+  -- Applied from a template: the template ("variables" declared, placeholders
+  -- in place) and the value each variable took; the spec is what it rendered.
+  template     jsonb,
+  variables    jsonb,
   spec_version integer NOT NULL DEFAULT 1,
   created_at   timestamptz NOT NULL DEFAULT now(),
   updated_at   timestamptz NOT NULL DEFAULT now()

@@ -9,6 +9,20 @@ export interface ApplicationOptions {
    * model given to a listener as an object is taken in too, before it.
    */
   components: readonly Applicable[];
+  /**
+   * Makes it a template: each variable, used as {{name}} in any string of its
+   * name, description and components, with its type (text, table, column,
+   * model, integer, number, boolean), default and description.
+   */
+  variables?: Record<string, TemplateVariable>;
+  /** The variables' values (the defaults otherwise). */
+  values?: Record<string, unknown>;
+}
+
+export interface TemplateVariable {
+  type?: 'text' | 'table' | 'column' | 'model' | 'integer' | 'number' | 'boolean';
+  default?: unknown;
+  description?: string;
 }
 
 export interface ApplicationComponent {
@@ -42,6 +56,8 @@ export function application(options: ApplicationOptions): ApplicationComponent {
       type: 'application',
       name: options.name,
       ...(options.description !== undefined ? { description: options.description } : {}),
+      ...(options.variables !== undefined ? { variables: options.variables } : {}),
+      ...(options.values !== undefined ? { values: options.values } : {}),
       components: children.map((child) => (isComponent(child) ? child.spec : child)),
     },
     children,

@@ -9,6 +9,7 @@ import type {
   FailureRow,
   InstallResult,
   ListenerStatus,
+  PlanResult,
   SearchHit,
   SearchOptions,
   SidecarRow,
@@ -24,7 +25,7 @@ import { answerModelCalls } from './sidecar/model-calls.js';
 import { Sidecar, type SidecarOptions } from './sidecar/sidecar.js';
 import { SQLSTATES } from './generated/constants.js';
 
-export type { ApplyResult, Component, FailureRow, ListenerStatus, SidecarRow, WaitResult };
+export type { ApplyResult, Component, FailureRow, ListenerStatus, PlanResult, SidecarRow, WaitResult };
 
 export interface ConnectOptions {
   logger?: Logger;
@@ -137,6 +138,17 @@ export class Superduper {
     const results = await this.backend.registry.apply(specs, uploads);
     for (const sidecar of this.#sidecars) sidecar.refresh();
     return results;
+  }
+
+  /**
+   * What apply would do with these components, without doing it: each result
+   * marked destructive (it removes or replaces outputs) or not, with a
+   * listener's rows to compute and, for a model billed per token, an estimate
+   * of the tokens its backfill sends.
+   */
+  async plan(...components: Array<Component | Record<string, unknown>>): Promise<PlanResult[]> {
+    const { specs, uploads } = await componentSpecs(components, this.models.functions);
+    return this.backend.registry.plan(specs, uploads);
   }
 
   /** Removes a listener (or a model no listener uses). */

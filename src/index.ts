@@ -1,4 +1,4 @@
-export { connect, Superduper, type ApplyResult, type Component, type ConnectOptions, type FailureRow, type ListenerStatus, type SidecarRow, type WaitResult } from './client.js';
+export { connect, Superduper, type ApplyResult, type Component, type ConnectOptions, type FailureRow, type ListenerStatus, type PlanResult, type SidecarRow, type WaitResult } from './client.js';
 export type { Backend, Capabilities } from './backends/backend.js';
 export { install, type InstallResult } from './install.js';
 export { application, type ApplicationComponent, type ApplicationOptions, type TemplateVariable } from './components/application.js';

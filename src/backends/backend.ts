@@ -10,6 +10,7 @@ import type {
   FailureRow,
   InstallResult,
   ListenerStatus,
+  PlanResult,
   RagContextOptions,
   RagSource,
   SearchHit,
@@ -138,6 +139,13 @@ export interface Registry {
    * not sent again). Re-applying an unchanged spec is a no-op.
    */
   apply(specs: ReadonlyArray<Record<string, unknown>>, uploads: ReadonlyArray<ModelUpload>): Promise<ApplyResult[]>;
+  /**
+   * What apply would do with the same specs, without doing it (superduper.plan:
+   * the apply run and rolled back): each result marked destructive or not, a
+   * listener's rows to compute and, for a model billed per token, an estimate of
+   * the tokens. Refused where the backend has no plan.
+   */
+  plan(specs: ReadonlyArray<Record<string, unknown>>, uploads: ReadonlyArray<ModelUpload>): Promise<PlanResult[]>;
   remove(name: string, options: { keepOutputs: boolean; cascade: boolean }): Promise<ApplyResult[]>;
   /** Every listener version's status. With countDone false, `done` is null and the call is cheap to poll. */
   status(options: { countDone: boolean }): Promise<ListenerStatus[]>;

@@ -18,6 +18,17 @@ export interface ApplyResult {
   [key: string]: unknown;
 }
 
+/** What an apply would do to one component (superduper.plan). */
+export interface PlanResult extends ApplyResult {
+  /** It removes or replaces outputs (removed, rebuilding), or, for an application, one of its components does. */
+  destructive: boolean;
+  /** A listener's rows to compute. */
+  rows?: number;
+  /** A listener whose model is billed per token: about how many tokens its backfill sends (four characters a token). */
+  tokens_estimate?: number;
+  components?: PlanResult[];
+}
+
 /** A listener version's status. */
 export interface ListenerStatus {
   listener: string;

@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { codeVersion } from '../generated/sql.js';
 import { describeError } from '../errors.js';
-import { applyCommand } from './commands/apply.js';
+import { applyCommand, planCommand, type ApplyOptions } from './commands/apply.js';
 import { demoCommand, type DemoOptions } from './commands/demo.js';
 import { failuresCommand } from './commands/failures.js';
 import { installCommand } from './commands/install.js';
@@ -12,6 +12,9 @@ import { statusCommand } from './commands/status.js';
 import { waitCommand } from './commands/wait.js';
 
 const uriHelp = 'PostgreSQL connection URI (default: $SUPERDUPER_URI, then $DATABASE_URL)';
+
+/** A repeatable option's values, in order (commander's documented idiom). */
+const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** A duration option in seconds: a number, zero or more (fractions allowed). */
 function seconds(value: string): number {
@@ -79,7 +82,23 @@ export function buildProgram(): Command {
     .argument('<file>', 'JSON file: a component spec, an array of them, or {"components": [...]}')
     .argument('[uri]', uriHelp)
     .option('--no-wait', 'return at once instead of showing the backfill progress')
-    .action((file: string, uri: string | undefined, options: { wait: boolean }) => applyCommand(file, uri, options));
+    .option('--dry-run', 'show the plan (what would be created, updated, rebuilt or removed) and apply nothing')
+    .option('--yes', 'apply a plan that removes or rebuilds outputs without asking')
+    .option('--var <name=value>', 'a template variable (repeatable)', collect, [])
+    .action((file: string, uri: string | undefined, options: ApplyOptions & { var: string[] }) =>
+      applyCommand(file, uri, { ...options, vars: options.var }),
+    );
+
+  program
+    .command('plan')
+    .description('show what applying a JSON file would create, update, rebuild or remove, with the rows to compute; applies nothing')
+    .argument('<file>', 'JSON file, as for apply')
+    .argument('[uri]', uriHelp)
+    .option('--json', 'print JSON')
+    .option('--var <name=value>', 'a template variable (repeatable)', collect, [])
+    .action((file: string, uri: string | undefined, options: { json?: boolean; var: string[] }) =>
+      planCommand(file, uri, { json: options.json ?? false, vars: options.var }),
+    );
 
   program
     .command('start')

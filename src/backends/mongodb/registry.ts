@@ -1,4 +1,4 @@
-import { SuperduperError } from '../../errors.js';
+import { PLAN_UNSUPPORTED, SuperduperError } from '../../errors.js';
 import type { ModelRecord } from '../../models/types.js';
 import { withStoredSpecs, type ModelUpload, type Registry } from '../backend.js';
 import type { ApplyResult, FailureRow, ListenerStatus } from '../types.js';
@@ -232,6 +232,13 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
         storedSpecs.set(upload.spec, spec);
       }
       return applySpecs(withStoredSpecs(specs, storedSpecs));
+    },
+
+    async plan() {
+      throw new SuperduperError('superduper plan is not built for MongoDB yet: apply there has no dry run', {
+        code: PLAN_UNSUPPORTED,
+        hint: 'Plan against a PostgreSQL database with the same components, or apply and read the results.',
+      });
     },
 
     applyOne: (raw) => applySpecs([raw]),

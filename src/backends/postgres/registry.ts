@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { SuperduperError } from '../../errors.js';
 import type { ModelRecord } from '../../models/types.js';
 import { withStoredSpecs, type ModelUpload, type Registry } from '../backend.js';
-import type { ApplyResult, FailureRow, ListenerStatus } from '../types.js';
+import type { ApplyResult, FailureRow, ListenerStatus, PlanResult } from '../types.js';
 import type { Queryable, SqlDriver } from './sql-driver.js';
 
 /** The component registry through superduper.apply/remove and the status and failures views. */
@@ -16,6 +16,24 @@ export function postgresRegistry(db: SqlDriver): Registry {
         const result = await tx.query<{ result: ApplyResult[] }>('SELECT superduper.apply($1::jsonb) AS result', [JSON.stringify(sent)]);
         return result.rows[0]?.result ?? [];
       });
+    },
+
+    async plan(specs, uploads) {
+      // The files are stored as for the apply (the apply checks they are
+      // there), in a transaction rolled back like the apply the plan runs.
+      const rolledBack = new PlanRolledBack();
+      try {
+        await db.transaction(async (tx) => {
+          const stored = new Map<Record<string, unknown>, Record<string, unknown>>();
+          for (const upload of uploads) stored.set(upload.spec, await storeModelFiles(tx, upload));
+          const result = await tx.query<{ plan: PlanResult[] }>('SELECT superduper.plan($1::jsonb) AS plan', [JSON.stringify(withStoredSpecs(specs, stored))]);
+          rolledBack.plan = result.rows[0]?.plan ?? [];
+          throw rolledBack;
+        });
+      } catch (error) {
+        if (error !== rolledBack) throw error;
+      }
+      return rolledBack.plan;
     },
 
     async remove(name, options) {
@@ -92,4 +110,12 @@ async function storeModelFiles(tx: Queryable, model: ModelUpload): Promise<Recor
     spec.config = { ...(spec.config as Record<string, unknown>), files };
   }
   return spec;
+}
+
+/** Thrown out of the plan's transaction to roll it back, carrying the plan. */
+class PlanRolledBack extends Error {
+  plan: PlanResult[] = [];
+  constructor() {
+    super('plan rolled back');
+  }
 }

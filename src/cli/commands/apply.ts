@@ -1,36 +1,130 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { createInterface } from 'node:readline/promises';
+import type { ApplyResult, PlanResult } from '../../backends/types.js';
+import type { Superduper } from '../../client.js';
 import type { StoredModel } from '../../components/model.js';
-import { SuperduperError } from '../../errors.js';
+import { PLAN_UNSUPPORTED, SuperduperError } from '../../errors.js';
 import { openDatabase } from '../context.js';
 import { showProgress } from '../progress.js';
+import { destructiveParts, resultLines } from '../results.js';
+
+export interface ApplyOptions {
+  wait: boolean;
+  /** Show the plan and stop. */
+  dryRun?: boolean;
+  /** Apply a plan that removes or rebuilds without asking. */
+  yes?: boolean;
+  /** Template variables, as name=value. */
+  vars?: string[];
+}
 
 /**
  * Applies the components of a JSON file: one spec, an array of specs, or
  * {"components": [...]}. A model spec may name its file with "file" (a path
- * relative to the JSON file); it is stored in the database.
+ * relative to the JSON file); it is stored in the database. First the plan:
+ * shown, and when it removes or rebuilds outputs, applied only with --yes or
+ * a "y" typed at the prompt.
  */
-export async function applyCommand(file: string, uri: string | undefined, options: { wait: boolean }): Promise<void> {
-  const specs = await readSpecs(file);
+export async function applyCommand(file: string, uri: string | undefined, options: ApplyOptions): Promise<void> {
+  const specs = withVariables(await readSpecs(file), file, options.vars ?? []);
   const db = await openDatabase(uri);
   try {
     const components = specs.map((spec) => toComponent(spec, dirname(resolve(file))));
-    const results = await db.apply(...components);
-    for (const result of results) {
-      const extra = result.backfill !== undefined ? `, ${result.backfill} existing row(s) to compute` : '';
-      process.stdout.write(`${result.type} ${result.name}: ${result.action}${result.version ? ` (version ${result.version})` : ''}${extra}\n`);
+    const plan = await planOrNothing(db, components);
+    if (options.dryRun) {
+      if (!plan) throw new SuperduperError('this database has no dry run (superduper plan is not built for it yet)');
+      process.stdout.write(`${resultLines(plan).join('\n')}\n`);
+      return;
     }
-    const started = results.filter((r) => r.type === 'listener' && (r.action === 'created' || r.action === 'rebuilding' || r.action === 'updated'));
+    const destructive = plan ? destructiveParts(plan) : [];
+    if (destructive.length > 0 && !options.yes) {
+      process.stdout.write(`the plan:\n${resultLines(plan!, '  ').join('\n')}\n`);
+      if (!(await confirm(`this removes or replaces outputs: ${destructive.join(', ')}. Apply? [y/N] `))) {
+        throw new SuperduperError(`not applied: ${destructive.join(', ')} would be removed or rebuilt`, {
+          hint: 'Pass --yes to apply it without asking, or --dry-run to see the plan only.',
+        });
+      }
+    }
+    const results = await db.apply(...components);
+    process.stdout.write(`${resultLines(results).join('\n')}\n`);
+    const started = listenersStarted(results);
     if (!options.wait || started.length === 0) return;
     const sidecars = (await db.sidecars()).filter((sidecar) => sidecar.seen < 15);
     if (sidecars.length === 0) {
       process.stdout.write('no sidecar is running, so nothing is computed yet: start one with "superduper start <uri>".\n');
       return;
     }
-    await showProgress(db, started.map((r) => r.name));
+    await showProgress(db, started);
   } finally {
     await db.close();
   }
+}
+
+/** What applying the file would do (superduper.plan), shown; nothing is applied. */
+export async function planCommand(file: string, uri: string | undefined, options: { json: boolean; vars?: string[] }): Promise<void> {
+  const specs = withVariables(await readSpecs(file), file, options.vars ?? []);
+  const db = await openDatabase(uri);
+  try {
+    const plan = await db.plan(...specs.map((spec) => toComponent(spec, dirname(resolve(file)))));
+    process.stdout.write(options.json ? `${JSON.stringify(plan, null, 2)}\n` : `${resultLines(plan).join('\n')}\n`);
+  } finally {
+    await db.close();
+  }
+}
+
+/** The plan, or undefined where the backend has none (MongoDB): there the apply goes ahead as before. */
+async function planOrNothing(db: Superduper, components: Parameters<Superduper['plan']>): Promise<PlanResult[] | undefined> {
+  try {
+    return await db.plan(...components);
+  } catch (error) {
+    if ((error as SuperduperError).code === PLAN_UNSUPPORTED) return undefined;
+    throw error;
+  }
+}
+
+/** Listeners whose backfill an apply started, an application's included. */
+function listenersStarted(results: readonly ApplyResult[]): string[] {
+  return results.flatMap((r) =>
+    r.components
+      ? listenersStarted(r.components)
+      : r.type === 'listener' && (r.action === 'created' || r.action === 'rebuilding' || r.action === 'updated')
+        ? [r.name]
+        : [],
+  );
+}
+
+/** Asks on the terminal; without one (a script, CI), the answer is no. */
+async function confirm(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) return false;
+  const prompt = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    return /^y(es)?$/i.test((await prompt.question(question)).trim());
+  } finally {
+    prompt.close();
+  }
+}
+
+/**
+ * --var name=value, given to the file's template(s): the applications that
+ * declare "variables" get them in "values". A --var no template can take is
+ * refused.
+ */
+function withVariables(specs: Array<Record<string, unknown>>, file: string, vars: readonly string[]): Array<Record<string, unknown>> {
+  if (vars.length === 0) return specs;
+  const values: Record<string, string> = {};
+  for (const item of vars) {
+    const at = item.indexOf('=');
+    if (at <= 0) throw new SuperduperError(`--var ${item}: expected name=value, as in --var table=docs`);
+    values[item.slice(0, at)] = item.slice(at + 1);
+  }
+  const templates = specs.filter((spec) => spec.type === 'application' && typeof spec.variables === 'object' && spec.variables !== null);
+  if (templates.length === 0) {
+    throw new SuperduperError(`${file} declares no variables, so --var has nothing to set`, {
+      hint: 'Variables belong to an application template: {"type": "application", "variables": {...}, ...}.',
+    });
+  }
+  return specs.map((spec) => (templates.includes(spec) ? { ...spec, values: { ...(spec.values as object | undefined), ...values } } : spec));
 }
 
 async function readSpecs(file: string): Promise<Array<Record<string, unknown>>> {
@@ -40,7 +134,10 @@ async function readSpecs(file: string): Promise<Array<Record<string, unknown>>> 
   } catch (error) {
     throw new SuperduperError(`cannot read ${file}: ${(error as Error).message}`);
   }
-  const list = Array.isArray(parsed) ? parsed : (parsed as { components?: unknown }).components ?? [parsed];
+  // {"components": [...]} without a "type" lists specs; with one (an
+  // application) it is a spec itself.
+  const wrapper = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) && !('type' in parsed) ? (parsed as { components?: unknown }).components : undefined;
+  const list = Array.isArray(parsed) ? parsed : wrapper ?? [parsed];
   if (!Array.isArray(list) || list.some((item) => typeof item !== 'object' || item === null)) {
     throw new SuperduperError(`${file}: expected a component spec, an array of them, or {"components": [...]}`);
   }

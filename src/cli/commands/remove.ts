@@ -4,7 +4,9 @@ export async function removeCommand(name: string, uri: string | undefined, optio
   const db = await openDatabase(uri);
   try {
     for (const result of await db.remove(name, options)) {
-      process.stdout.write(`${result.type} ${result.name}: removed${result.outputs ? ` (outputs ${String(result.outputs)})` : ''}\n`);
+      // An application's components another application holds are kept, not removed.
+      const kept = result.action === 'kept' ? ` (application(s) ${String(result.used_by)} hold it)` : '';
+      process.stdout.write(`${result.type} ${result.name}: ${result.action}${result.outputs ? ` (outputs ${String(result.outputs)})` : ''}${kept}\n`);
     }
   } finally {
     await db.close();

@@ -75,7 +75,7 @@ describe('superduper install', () => {
     const [a, b] = await Promise.all([connectPostgres(uri), connectPostgres(uri)]);
     try {
       const [ra, rb] = await Promise.all([install(a), install(b)]);
-      expect([...ra.applied, ...rb.applied].sort()).toEqual(migrations.map((m) => m.version));
+      expect([...ra.applied, ...rb.applied].sort((x, y) => x - y)).toEqual(migrations.map((m) => m.version));
       const ledger = await a.query(`SELECT count(*)::int AS n FROM superduper._migrations`);
       expect(ledger.rows[0]!.n).toBe(migrations.length);
     } finally {

@@ -20,6 +20,10 @@ import { classifyDatabaseError, describeError, SuperduperError } from './errors.
 import { defaultLogger, type Logger } from './logger.js';
 import { ModelCache } from './models/registry.js';
 import { askRag } from './rag/answer.js';
+import { packageApplication, type PackageApplyOptions } from './packages/components.js';
+import { exportApplication } from './packages/export.js';
+import type { PackageDocument, PackageLimits } from './packages/format.js';
+import { readPackage } from './packages/read.js';
 import type { RagAnswer, RagOptions } from './rag/types.js';
 import { answerModelCalls } from './sidecar/model-calls.js';
 import { Sidecar, type SidecarOptions } from './sidecar/sidecar.js';
@@ -149,6 +153,28 @@ export class Superduper {
   async plan(...components: Array<Component | Record<string, unknown>>): Promise<PlanResult[]> {
     const { specs, uploads } = await componentSpecs(components, this.models.functions);
     return this.backend.registry.plan(specs, uploads);
+  }
+
+  /**
+   * Writes an application into a package: a folder, or a .zip (docs/packaging.md).
+   * Returns the package's document.
+   */
+  exportApplication(name: string, target: string): Promise<PackageDocument> {
+    return exportApplication(this.backend.registry, name, target);
+  }
+
+  /**
+   * Applies a package (a folder or a .zip written by exportApplication, or by
+   * hand) in one transaction: refused, with nothing applied, when it is
+   * damaged, unsafe, from a newer format, or needs a function model not given.
+   */
+  async applyPackage(path: string, options: PackageApplyOptions & { limits?: PackageLimits } = {}): Promise<ApplyResult[]> {
+    return this.apply(packageApplication(await readPackage(path, options.limits), path, options));
+  }
+
+  /** What applyPackage would do, without doing it (see plan). */
+  async planPackage(path: string, options: PackageApplyOptions & { limits?: PackageLimits } = {}): Promise<PlanResult[]> {
+    return this.plan(packageApplication(await readPackage(path, options.limits), path, options));
   }
 
   /** Removes a listener (or a model no listener uses). */

@@ -156,6 +156,12 @@ export interface Registry {
   outputsLocation(listener: string): Promise<string>;
   /** A stored model's file, by SHA-256. */
   artifact(sha256: string): Promise<Uint8Array>;
+  /**
+   * An application as applied (its spec, and the template it came from, if
+   * any) with the spec version of each component type here: what an export
+   * writes. Undefined when there is no such application.
+   */
+  application(name: string): Promise<{ spec: Record<string, unknown>; template: Record<string, unknown> | null; specVersions: Record<string, number> } | undefined>;
   /** A model as registered, or undefined. */
   model(name: string): Promise<ModelRecord | undefined>;
 }

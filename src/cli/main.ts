@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { codeVersion } from '../generated/sql.js';
 import { describeError } from '../errors.js';
 import { applyCommand, planCommand, type ApplyOptions } from './commands/apply.js';
+import { exportCommand } from './commands/export.js';
 import { demoCommand, type DemoOptions } from './commands/demo.js';
 import { failuresCommand } from './commands/failures.js';
 import { installCommand } from './commands/install.js';
@@ -79,7 +80,7 @@ export function buildProgram(): Command {
   program
     .command('apply')
     .description('apply the components (models, listeners) of a JSON file, and show progress while their backfill runs')
-    .argument('<file>', 'JSON file: a component spec, an array of them, or {"components": [...]}')
+    .argument('<file>', 'a package (folder or .zip), or a JSON file: a component spec, an array of them, or {"components": [...]}')
     .argument('[uri]', uriHelp)
     .option('--no-wait', 'return at once instead of showing the backfill progress')
     .option('--dry-run', 'show the plan (what would be created, updated, rebuilt or removed) and apply nothing')
@@ -90,9 +91,17 @@ export function buildProgram(): Command {
     );
 
   program
+    .command('export')
+    .description('write an application into a package: a folder, or a .zip (docs/packaging.md)')
+    .argument('<application>', 'the application\'s name')
+    .argument('<target>', 'a new folder, or a file ending in .zip')
+    .argument('[uri]', uriHelp)
+    .action((name: string, target: string, uri: string | undefined) => exportCommand(name, target, uri));
+
+  program
     .command('plan')
     .description('show what applying a JSON file would create, update, rebuild or remove, with the rows to compute; applies nothing')
-    .argument('<file>', 'JSON file, as for apply')
+    .argument('<file>', 'a package or a JSON file, as for apply')
     .argument('[uri]', uriHelp)
     .option('--json', 'print JSON')
     .option('--var <name=value>', 'a template variable (repeatable)', collect, [])

@@ -376,6 +376,11 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
 
     artifact: (sha) => files.get(sha),
 
+    async application() {
+      // No applications on MongoDB yet: so none to export.
+      return undefined;
+    },
+
     async model(name): Promise<ModelRecord | undefined> {
       const doc = await models.findOne({ _id: name });
       return doc ? { name: doc.name, runtime: doc.runtime, output: doc.output, config: doc.config, artifact: doc.artifact, spec_hash: doc.spec_hash } : undefined;

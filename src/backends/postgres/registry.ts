@@ -84,6 +84,16 @@ export function postgresRegistry(db: SqlDriver): Registry {
     },
 
     model: (name) => modelRecord(db, name),
+
+    async application(name) {
+      const result = await db.query<{ spec: Record<string, unknown>; template: Record<string, unknown> | null; spec_versions: Record<string, number> }>(
+        `SELECT a.spec, a.template, (SELECT jsonb_object_agg(t.type, t.spec_version) FROM superduper._component_types AS t) AS spec_versions
+         FROM superduper._applications AS a WHERE a.name = $1`,
+        [name],
+      );
+      const row = result.rows[0];
+      return row ? { spec: row.spec, template: row.template, specVersions: row.spec_versions } : undefined;
+    },
   };
 }
 

@@ -1,8 +1,11 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { ApplyResult, PlanResult } from '../../backends/types.js';
 import type { Superduper } from '../../client.js';
+import type { Applicable } from '../../components/component.js';
+import { packageApplication } from '../../packages/components.js';
+import { readPackage } from '../../packages/read.js';
 import type { StoredModel } from '../../components/model.js';
 import { PLAN_UNSUPPORTED, SuperduperError } from '../../errors.js';
 import { openDatabase } from '../context.js';
@@ -27,10 +30,9 @@ export interface ApplyOptions {
  * a "y" typed at the prompt.
  */
 export async function applyCommand(file: string, uri: string | undefined, options: ApplyOptions): Promise<void> {
-  const specs = withVariables(await readSpecs(file), file, options.vars ?? []);
+  const components = await loadComponents(file, options.vars ?? []);
   const db = await openDatabase(uri);
   try {
-    const components = specs.map((spec) => toComponent(spec, dirname(resolve(file))));
     const plan = await planOrNothing(db, components);
     if (options.dryRun) {
       if (!plan) throw new SuperduperError('this database has no dry run (superduper plan is not built for it yet)');
@@ -63,14 +65,26 @@ export async function applyCommand(file: string, uri: string | undefined, option
 
 /** What applying the file would do (superduper.plan), shown; nothing is applied. */
 export async function planCommand(file: string, uri: string | undefined, options: { json: boolean; vars?: string[] }): Promise<void> {
-  const specs = withVariables(await readSpecs(file), file, options.vars ?? []);
+  const components = await loadComponents(file, options.vars ?? []);
   const db = await openDatabase(uri);
   try {
-    const plan = await db.plan(...specs.map((spec) => toComponent(spec, dirname(resolve(file)))));
+    const plan = await db.plan(...components);
     process.stdout.write(options.json ? `${JSON.stringify(plan, null, 2)}\n` : `${resultLines(plan).join('\n')}\n`);
   } finally {
     await db.close();
   }
+}
+
+/**
+ * What a file holds, to apply: a package (a folder or a .zip, read and
+ * checked in full first), or JSON specs.
+ */
+async function loadComponents(file: string, vars: readonly string[]): Promise<Applicable[]> {
+  const folder = await stat(file).then((s) => s.isDirectory(), () => false);
+  if (folder || file.toLowerCase().endsWith('.zip')) {
+    return [packageApplication(await readPackage(file), file, { values: parseVars(vars) })];
+  }
+  return withVariables(await readSpecs(file), file, vars).map((spec) => toComponent(spec, dirname(resolve(file))));
 }
 
 /** The plan, or undefined where the backend has none (MongoDB): there the apply goes ahead as before. */
@@ -112,12 +126,7 @@ async function confirm(question: string): Promise<boolean> {
  */
 function withVariables(specs: Array<Record<string, unknown>>, file: string, vars: readonly string[]): Array<Record<string, unknown>> {
   if (vars.length === 0) return specs;
-  const values: Record<string, string> = {};
-  for (const item of vars) {
-    const at = item.indexOf('=');
-    if (at <= 0) throw new SuperduperError(`--var ${item}: expected name=value, as in --var table=docs`);
-    values[item.slice(0, at)] = item.slice(at + 1);
-  }
+  const values = parseVars(vars);
   const templates = specs.filter((spec) => spec.type === 'application' && typeof spec.variables === 'object' && spec.variables !== null);
   if (templates.length === 0) {
     throw new SuperduperError(`${file} declares no variables, so --var has nothing to set`, {
@@ -161,4 +170,15 @@ function toComponent(spec: Record<string, unknown>, baseDir: string): Record<str
       }
     },
   };
+}
+
+/** --var name=value, as an object of values. */
+function parseVars(vars: readonly string[]): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const item of vars) {
+    const at = item.indexOf('=');
+    if (at <= 0) throw new SuperduperError(`--var ${item}: expected name=value, as in --var table=docs`);
+    values[item.slice(0, at)] = item.slice(at + 1);
+  }
+  return values;
 }

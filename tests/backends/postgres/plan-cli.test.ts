@@ -96,6 +96,21 @@ describe('plan before apply, from the command line', () => {
     expect(await registry()).toEqual({ listeners: ['search_embedding'], indexes: [] });
   });
 
+  it('exports an application as a package, and plans and applies the package', async () => {
+    const zip = join(dir, 'search.zip');
+    const exported = cli('export', 'search', zip, database.uri);
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(exported.stdout).toContain(`application search: exported to ${zip} (0 file(s), 0 bytes)`);
+    expect(cli('export', 'search', zip, database.uri).stderr).toContain(`cannot write ${zip}`);
+    expect(cli('export', 'nothing', join(dir, 'n.zip'), database.uri).stderr).toContain('no application named "nothing"');
+    const plan = cli('plan', zip, database.uri, '--var', 'name=copy', '--var', 'table=docs');
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain('application copy: created');
+    const applied = cli('apply', zip, database.uri, '--no-wait', '--var', 'name=copy', '--var', 'table=docs');
+    expect(applied.code, applied.stderr).toBe(0);
+    expect((await registry()).listeners).toEqual(['copy_embedding', 'search_embedding']);
+  });
+
   it('says what is wrong with a --var', async () => {
     const plain = file('plain.json', { type: 'listener', name: 'x', model: 'default-embedder', table: 'docs', keys: ['body'] });
     expect(cli('plan', plain, database.uri, '--var', 'table=docs').stderr).toContain('declares no variables, so --var has nothing to set');

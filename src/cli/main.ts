@@ -3,6 +3,7 @@ import { codeVersion } from '../generated/sql.js';
 import { describeError } from '../errors.js';
 import { applyCommand, planCommand, type ApplyOptions } from './commands/apply.js';
 import { exportCommand } from './commands/export.js';
+import { templatesCommand } from './commands/templates.js';
 import { demoCommand, type DemoOptions } from './commands/demo.js';
 import { failuresCommand } from './commands/failures.js';
 import { installCommand } from './commands/install.js';
@@ -80,7 +81,7 @@ export function buildProgram(): Command {
   program
     .command('apply')
     .description('apply the components (models, listeners) of a JSON file, and show progress while their backfill runs')
-    .argument('<file>', 'a package (folder or .zip), or a JSON file: a component spec, an array of them, or {"components": [...]}')
+    .argument('<file>', 'a package (folder or .zip), a template of the gallery by name (superduper templates), or a JSON file: a component spec, an array of them, or {"components": [...]}')
     .argument('[uri]', uriHelp)
     .option('--no-wait', 'return at once instead of showing the backfill progress')
     .option('--dry-run', 'show the plan (what would be created, updated, rebuilt or removed) and apply nothing')
@@ -89,6 +90,12 @@ export function buildProgram(): Command {
     .action((file: string, uri: string | undefined, options: ApplyOptions & { var: string[] }) =>
       applyCommand(file, uri, { ...options, vars: options.var }),
     );
+
+  program
+    .command('templates')
+    .description('list the gallery of application templates shipped with superduper, with their variables')
+    .option('--json', 'print JSON')
+    .action((options: { json?: boolean }) => templatesCommand({ json: options.json ?? false }));
 
   program
     .command('export')

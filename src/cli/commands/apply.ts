@@ -5,6 +5,7 @@ import type { ApplyResult, PlanResult } from '../../backends/types.js';
 import type { Superduper } from '../../client.js';
 import type { Applicable } from '../../components/component.js';
 import { packageApplication } from '../../packages/components.js';
+import { galleryTemplate } from '../../packages/gallery.js';
 import { readPackage } from '../../packages/read.js';
 import type { StoredModel } from '../../components/model.js';
 import { PLAN_UNSUPPORTED, SuperduperError } from '../../errors.js';
@@ -79,7 +80,10 @@ export async function planCommand(file: string, uri: string | undefined, options
  * What a file holds, to apply: a package (a folder or a .zip, read and
  * checked in full first), or JSON specs.
  */
-async function loadComponents(file: string, vars: readonly string[]): Promise<Applicable[]> {
+async function loadComponents(given: string, vars: readonly string[]): Promise<Applicable[]> {
+  // Not a path: a template of the gallery, by name.
+  const exists = await stat(given).then(() => true, () => false);
+  const file = exists ? given : ((await galleryTemplate(given)) ?? given);
   const folder = await stat(file).then((s) => s.isDirectory(), () => false);
   if (folder || file.toLowerCase().endsWith('.zip')) {
     return [packageApplication(await readPackage(file), file, { values: parseVars(vars) })];

@@ -83,7 +83,12 @@ export async function planCommand(file: string, uri: string | undefined, options
 async function loadComponents(given: string, vars: readonly string[]): Promise<Applicable[]> {
   // Not a path: a template of the gallery, by name.
   const exists = await stat(given).then(() => true, () => false);
-  const file = exists ? given : ((await galleryTemplate(given)) ?? given);
+  const file = exists ? given : await galleryTemplate(given);
+  if (file === undefined) {
+    throw new SuperduperError(`${given}: no such file or folder, and no template of the gallery has that name`, {
+      hint: '"superduper templates" lists the gallery.',
+    });
+  }
   const folder = await stat(file).then((s) => s.isDirectory(), () => false);
   if (folder || file.toLowerCase().endsWith('.zip')) {
     return [packageApplication(await readPackage(file), file, { values: parseVars(vars) })];

@@ -115,6 +115,10 @@ describe('plan before apply, from the command line', () => {
     const plain = file('plain.json', { type: 'listener', name: 'x', model: 'default-embedder', table: 'docs', keys: ['body'] });
     expect(cli('plan', plain, database.uri, '--var', 'table=docs').stderr).toContain('declares no variables, so --var has nothing to set');
     expect(cli('plan', file('t.json', template(true)), database.uri, '--var', 'table').stderr).toContain('--var table: expected name=value');
+    expect(cli('plan', 'semantic-serach', database.uri).stderr).toContain('semantic-serach: no such file or folder, and no template of the gallery has that name');
+    const gallery = cli('plan', 'semantic-search', database.uri, '--var', 'table=docs');
+    expect(gallery.code, gallery.stderr).toBe(0);
+    expect(gallery.stdout).toContain('application semantic_search: created');
     const missing = cli('plan', file('t2.json', template(true)), database.uri, '--var', 'table=docs');
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('variable "name" has no value and no default');

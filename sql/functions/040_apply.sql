@@ -179,19 +179,28 @@ BEGIN
 END
 $$;
 
+-- What uses a model: listeners (any version), vector indexes embedding
+-- queries with it, chunkers counting with its tokenizer; NULL when nothing.
+CREATE OR REPLACE FUNCTION superduper._model_users(p_name text)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT array_agg(DISTINCT name ORDER BY name)
+  FROM (SELECT name FROM superduper._listeners WHERE model = p_name
+        UNION SELECT name FROM superduper._vector_indexes WHERE query_model = p_name
+        -- A chunker counting with this model's tokenizer (021_chunker_tokenizer.sql).
+        UNION SELECT name FROM superduper._models WHERE runtime = 'chunker' AND config ->> 'tokenizer' = p_name) AS u
+$$;
+
 CREATE OR REPLACE FUNCTION superduper._remove_model(p_name text, p_keep_outputs boolean, p_cascade boolean)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_users text[];
+  v_users text[] := superduper._model_users(p_name);
 BEGIN
-  SELECT array_agg(DISTINCT name ORDER BY name) INTO v_users
-  FROM (SELECT name FROM superduper._listeners WHERE model = p_name
-        UNION SELECT name FROM superduper._vector_indexes WHERE query_model = p_name
-        -- A chunker counting with this model's tokenizer (021_chunker_tokenizer.sql).
-        UNION SELECT name FROM superduper._models WHERE runtime = 'chunker' AND config ->> 'tokenizer' = p_name) AS u;
   IF v_users IS NOT NULL THEN
     RAISE EXCEPTION 'superduper.remove: model "%" is used by %', p_name, array_to_string(v_users, ', ')
       USING HINT = 'Remove those listeners, vector indexes and chunkers first.';

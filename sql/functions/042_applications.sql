@@ -148,8 +148,9 @@ END
 $$;
 
 -- Removes one component an application held, unless another application
--- holds it too (then it is kept, and the result says by whom) or it is gone
--- already (removed with another one: a listener's vector index goes with it).
+-- holds it too, or it is a model something still uses (then it is kept, and
+-- the result says by whom), or it is gone already (removed with another
+-- one: a listener's vector index goes with it).
 CREATE OR REPLACE FUNCTION superduper._application_component_remove(p_application text, p_type text, p_name text, p_keep_outputs boolean)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -163,7 +164,7 @@ BEGIN
   SELECT string_agg(quote_ident(application), ', ' ORDER BY application) INTO v_other
   FROM superduper._application_components WHERE type = p_type AND name = p_name AND application <> p_application;
   IF v_other IS NOT NULL THEN
-    RETURN jsonb_build_array(jsonb_build_object('type', p_type, 'name', p_name, 'action', 'kept', 'used_by', v_other));
+    RETURN jsonb_build_array(jsonb_build_object('type', p_type, 'name', p_name, 'action', 'kept', 'held_by', v_other));
   END IF;
   SELECT * INTO v_type FROM superduper._component_types WHERE type = p_type;
   IF NOT FOUND THEN
@@ -171,6 +172,14 @@ BEGIN
   END IF;
   IF NOT superduper._component_exists(p_type, p_name) THEN
     RETURN '[]';
+  END IF;
+  -- A model something still computes with (a listener outside the
+  -- application, or the current version of one of its own listeners that is
+  -- being rebuilt with another model) stays registered: the application lets
+  -- go of it, and it can be removed once nothing uses it.
+  IF p_type = 'model' AND superduper._model_users(p_name) IS NOT NULL THEN
+    RETURN jsonb_build_array(jsonb_build_object('type', p_type, 'name', p_name, 'action', 'kept',
+                                                'used_by', array_to_string(superduper._model_users(p_name), ', ')));
   END IF;
   BEGIN
     EXECUTE format('SELECT superduper.%I($1, $2, false)', '_remove_' || p_type) INTO v_result USING p_name, p_keep_outputs;

@@ -8,12 +8,17 @@
 export interface ApplyResult {
   type: string;
   name: string;
-  /** 'kept': a component an application no longer holds that another application still does (used_by names them). */
+  /**
+   * 'kept': a component an application let go of but did not remove: another
+   * application holds it too (held_by names them), or it is a model something
+   * still uses (used_by names what).
+   */
   action: 'created' | 'unchanged' | 'updated' | 'rebuilding' | 'removed' | 'kept';
   version?: number;
   backfill?: number;
   /** An application's: what happened to the components it no longer lists (removed first), then to each of its components, in order. */
   components?: ApplyResult[];
+  held_by?: string;
   used_by?: string;
   [key: string]: unknown;
 }

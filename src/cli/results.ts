@@ -11,7 +11,7 @@ export function resultLines(results: ReadonlyArray<ApplyResult | PlanResult>, in
     const rows = typeof result.rows === 'number' ? result.rows : result.backfill;
     const notes: string[] = [];
     if (typeof result.tokens_estimate === 'number') notes.push(`about ${result.tokens_estimate} tokens sent to its model`);
-    if (result.action === 'kept' && result.used_by) notes.push(`application(s) ${String(result.used_by)} hold it`);
+    if (result.action === 'kept') notes.push(keptBecause(result));
     if (result.action === 'rebuilding') notes.push('its outputs are replaced when the new version is complete');
     lines.push(
       `${indent}${result.type} ${result.name}: ${result.action}` +
@@ -29,4 +29,9 @@ export function destructiveParts(plan: readonly PlanResult[]): string[] {
   return plan.flatMap((result) =>
     result.components ? destructiveParts(result.components) : result.destructive ? [`${result.type} ${result.name} (${result.action})`] : [],
   );
+}
+
+/** Why an application let go of a component without removing it. */
+export function keptBecause(result: ApplyResult): string {
+  return result.held_by ? `application(s) ${String(result.held_by)} hold it too` : `still used by ${String(result.used_by)}`;
 }

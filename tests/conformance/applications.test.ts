@@ -113,6 +113,24 @@ describe('applications', () => {
     ]);
   });
 
+  it('lets go of a model its listener still computes with while rebuilt with another, keeping it registered', async () => {
+    await db.apply(searchApp());
+    await db.waitFor('doc_measure', { timeoutMs: 10_000 });
+    const [result] = await db.apply(application({ name: APP, components: [listener({ name: 'doc_measure', model: shout, table: 'Docs', keys: ['body'] })] }));
+    expect(result!.components!.map((c) => [c.name, c.action])).toEqual([
+      ['doc_index', 'removed'],
+      ['measure', 'kept'],
+      ['shout', 'created'],
+      ['doc_measure', 'rebuilding'],
+    ]);
+    expect(result!.components![1]).toMatchObject({ used_by: 'doc_measure' });
+    const outputs = () => q(`SELECT id, output::text FROM superduper.out_doc_measure ORDER BY id`);
+    await eventually(async () => (await outputs())[0]?.output === 'HELLO', 10_000, 'the new version to be swapped in');
+    expect((await applications())[0].components.map((c: { name: string }) => c.name)).toEqual(['shout', 'doc_measure']);
+    // Nothing uses it any more: it can go.
+    expect(await db.remove('measure')).toEqual([{ type: 'model', name: 'measure', action: 'removed' }]);
+  });
+
   it('removes what its new spec no longer lists', async () => {
     await db.apply(searchApp());
     const [result] = await db.apply(searchApp({}, false));
@@ -134,7 +152,7 @@ describe('applications', () => {
       ['model', 'measure', 'kept'],
       ['application', APP, 'removed'],
     ]);
-    expect(removed[2]).toMatchObject({ used_by: 'other' });
+    expect(removed[2]).toMatchObject({ held_by: 'other' });
     expect(await registry()).toEqual({ models: ['measure'], listeners: ['other_measure'], indexes: [] });
     expect(await q(`SELECT count(*)::int AS n FROM pg_class WHERE relname = 'out_doc_measure'`)).toEqual([{ n: 0 }]);
     await db.remove('other');

@@ -135,6 +135,15 @@ BEGIN
 END
 $$;
 
+-- Whether this transaction is a plan's (superduper.plan, 043_plan.sql: the
+-- apply it runs is rolled back), so that work only the real apply needs (an
+-- HNSW graph over existing rows) is skipped.
+CREATE OR REPLACE FUNCTION superduper._planning()
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT coalesce(current_setting('superduper.planning', true), '') = 'on' $$;
+
 -- Registers a component type (superduper._component_types), or updates it: each
 -- type's function file calls this once, so that apply and remove know it.
 CREATE OR REPLACE FUNCTION superduper._component_type(p_type text, p_label text, p_registry_table text,

@@ -10,7 +10,10 @@
 -- ("rows") and, when its model is an API model billed per token, about how
 -- many tokens its backfill sends ("tokens_estimate": the rows times the mean
 -- length of their key columns over a sample of 1,000, at four characters a
--- token, the budget rag() counts with too). Nothing it did is left: no
+-- token, the budget rag() counts with too). It does not build what only the
+-- real apply needs (superduper._planning): an HNSW graph is created over no
+-- rows, and a full-text index's words are not computed, so a plan over a
+-- large outputs table does not cost what its apply will. Nothing it did is left: no
 -- table, trigger, registry row or notification; model files stored by the
 -- caller beforehand are the caller's to roll back (the TypeScript API and
 -- the CLI plan in a transaction they roll back).
@@ -22,6 +25,8 @@ DECLARE
   v_plan jsonb;
 BEGIN
   BEGIN
+    -- Undone with the rest: a setting made in this subtransaction goes with it.
+    PERFORM pg_catalog.set_config('superduper.planning', 'on', true);
     v_plan := superduper._plan_annotate(superduper.apply(p_spec));
     RAISE EXCEPTION USING ERRCODE = '@{sqlstates.plan_rollback}', MESSAGE = 'superduper.plan: rolled back';
   EXCEPTION WHEN SQLSTATE '@{sqlstates.plan_rollback}' THEN

@@ -37,9 +37,12 @@ BEGIN
   SELECT * INTO l FROM superduper._listeners WHERE id = p_listener_id;
   FOR v IN SELECT * FROM superduper._vector_indexes WHERE listener = l.name LOOP
     m := superduper._measure(v.measure);
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON superduper.%I USING hnsw (output %s) WITH (m = %s, ef_construction = %s)',
+    -- Under superduper.plan (rolled back), over no rows: the same checks (the
+    -- operator class takes the column's type) without building the graph.
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON superduper.%I USING hnsw (output %s) WITH (m = %s, ef_construction = %s)%s',
                    superduper._vector_index_name(v.id, l.id), l.output_table, m.opclass,
-                   (v.options ->> 'm')::integer, (v.options ->> 'ef_construction')::integer);
+                   (v.options ->> 'm')::integer, (v.options ->> 'ef_construction')::integer,
+                   CASE WHEN superduper._planning() THEN ' WHERE false' ELSE '' END);
     IF v.spec ->> 'full_text' IS NOT NULL THEN
       PERFORM superduper._text_words_attach(v, l);
     END IF;
@@ -211,6 +214,11 @@ BEGIN
   EXECUTE superduper._render('text_words', v_vars);
   EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OF output ON %s FOR EACH ROW EXECUTE FUNCTION %s()',
                  format('_vi%s_words', v.id), v_outputs, v_function);
+  -- Under superduper.plan (rolled back), neither the words of every row nor
+  -- their index are built: the checks above are what a plan needs.
+  IF superduper._planning() THEN
+    RETURN;
+  END IF;
   EXECUTE format('UPDATE %s AS o SET %I = pg_catalog.to_tsvector(%L::regconfig, src.%I) FROM %s AS src WHERE %s',
                  v_outputs, v_column, v.spec ->> 'full_text', l.keys[1], v_source,
                  (SELECT string_agg(format('src.%1$I = o.%1$I', p), ' AND ') FROM unnest(l.pk) AS p));

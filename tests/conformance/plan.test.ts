@@ -84,6 +84,24 @@ describe('plan', () => {
     expect(await footprint()).toEqual(before);
   });
 
+  it('checks what building a vector index would check, without building its graph, and leaves no setting behind', async () => {
+    await db.apply(app());
+    // The listener's new model writes text: its vector index cannot take that.
+    const broken = application({ name: 'search', components: [measure, listener({ name: 'doc_measure', model: shout, table: 'docs', keys: ['body'] }), vectorIndex({ name: 'doc_index', listener: 'doc_measure' })] });
+    const applyError = await db.apply(broken).catch((error: Error) => error.message);
+    expect(applyError).toMatch(/operator class .* does not accept data type text/);
+    expect(await db.plan(broken).catch((error: Error) => error.message)).toBe(applyError);
+    const client = await database.sql.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`SELECT superduper.plan($1::jsonb)`, [JSON.stringify(app().spec)]);
+      expect((await client.query(`SELECT coalesce(current_setting('superduper.planning', true), '') AS s`)).rows).toEqual([{ s: '' }]);
+      await client.query('ROLLBACK');
+    } finally {
+      client.release();
+    }
+  });
+
   it('refuses what apply refuses, with the same message', async () => {
     const bad = listener({ name: 'bad', model: 'no_such_model', table: 'docs', keys: ['body'] });
     const applyError = await db.apply(bad).catch((error: Error) => error.message);

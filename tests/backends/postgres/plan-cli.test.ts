@@ -96,6 +96,30 @@ describe('plan before apply, from the command line', () => {
     expect(await registry()).toEqual({ listeners: ['search_embedding'], indexes: [] });
   });
 
+  it('asks at a terminal before an apply that removes outputs, and does what the answer says', async () => {
+    const vars = ['--var', 'name=search', '--var', 'table=docs'];
+    expect(cli('apply', file('full2.json', template(true)), database.uri, '--no-wait', ...vars).code).toBe(0);
+    const smaller = file('smaller2.json', template(false));
+    // util-linux's script gives the CLI a terminal; the answer is typed into it.
+    const atTerminal = (answer: string) => {
+      const command = [process.execPath, '--import', 'tsx', 'tests/helpers/cli.ts', 'apply', smaller, database.uri, '--no-wait', ...vars].join(' ');
+      try {
+        return { code: 0, out: execFileSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', input: `${answer}\n`, env: { ...process.env, SUPERDUPER_URI: '' } }) };
+      } catch (error) {
+        const e = error as { status: number; stdout: string };
+        return { code: e.status, out: e.stdout };
+      }
+    };
+    const no = atTerminal('n');
+    expect(no.out).toContain('this removes or replaces outputs: vector_index search_index (removed). Apply? [y/N]');
+    expect(no.code).toBe(1);
+    expect(await registry()).toEqual({ listeners: ['search_embedding'], indexes: ['search_index'] });
+    const yes = atTerminal('y');
+    expect(yes.code, yes.out).toBe(0);
+    expect(yes.out).toContain('vector_index search_index: removed');
+    expect(await registry()).toEqual({ listeners: ['search_embedding'], indexes: [] });
+  });
+
   it('exports an application as a package, and plans and applies the package', async () => {
     const zip = join(dir, 'search.zip');
     const exported = cli('export', 'search', zip, database.uri);

@@ -14,6 +14,8 @@ export const COLLECTIONS = {
   /** Listener versions, with their change-stream position and backfill progress. */
   listeners: `${PREFIX}listeners`,
   vectorIndexes: `${PREFIX}vector_indexes`,
+  /** Applications: named groups of components (applications.ts). */
+  applications: `${PREFIX}applications`,
   /** Changed documents waiting for their outputs (one entry per listener and document). */
   queue: `${PREFIX}queue`,
   /** Backfill ranges claimed by a sidecar and not yet written. */

@@ -1,6 +1,8 @@
 import { PLAN_UNSUPPORTED, SuperduperError } from '../../errors.js';
+import { SPEC_VERSIONS } from '../../generated/constants.js';
 import type { ModelRecord } from '../../models/types.js';
 import { withStoredSpecs, type ModelUpload, type Registry } from '../backend.js';
+import { mongoApplications } from './applications.js';
 import type { ApplyResult, FailureRow, ListenerStatus } from '../types.js';
 import { clusterTime, collection, seqOf, type MongoContext } from './context.js';
 import type { BackfillRangeDoc, FailureDoc, ListenerDoc, ModelDoc, QueueDoc, VectorIndexDoc } from './documents.js';
@@ -8,6 +10,7 @@ import { modelFiles } from './files.js';
 import { ignoreCode } from './install.js';
 import { keyText } from './keys.js';
 import { COLLECTIONS, outputsCollection, outputsView } from './names.js';
+import { pointOutputsView } from './outputs-view.js';
 import { parseSpec, specHash, type ComponentSpec, type ListenerSpec, type ModelSpec, type VectorIndexSpec } from './specs.js';
 import { createSearchIndex, storedStages } from './search.js';
 import { QUERY_PLACEHOLDER } from './search-pipeline.js';
@@ -142,10 +145,9 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
     return counter!.listener;
   }
 
-  /** Points superduper.outputs.<name> at a version's collection (a view; made again, as views cannot be renamed onto). */
+  /** Points superduper.outputs.<name> at a version's collection, in one step (outputs-view.ts). */
   async function pointView(doc: ListenerDoc): Promise<void> {
-    await context.db.dropCollection(doc.outputs_view).catch(ignoreCode(26));
-    await context.db.createCollection(doc.outputs_view, { viewOn: doc.outputs, pipeline: [] }).catch(ignoreCode(48));
+    await pointOutputsView(context, doc.outputs_view, doc.outputs);
   }
 
   async function applyListener(spec: ListenerSpec): Promise<ApplyResult> {
@@ -206,7 +208,7 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
     if (!keepOutputs) await context.db.dropCollection(doc.outputs).catch(ignoreCode(26));
   }
 
-  async function applySpecs(raw: ReadonlyArray<unknown>): Promise<ApplyResult[]> {
+  async function applyComponents(raw: ReadonlyArray<unknown>): Promise<ApplyResult[]> {
     const specs = raw.map(parseSpec);
     await check(specs);
     const results: ApplyResult[] = [];
@@ -215,6 +217,83 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
       else if (spec.type === 'listener') results.push(await applyListener(spec));
       else results.push(await applyVectorIndex(spec));
     }
+    return results;
+  }
+
+  /** What uses a model: listeners (any version) and vector indexes embedding queries with it. */
+  async function modelUsers(name: string): Promise<string[]> {
+    return [
+      ...new Set([...(await listeners.find({ model: name }).toArray()).map((l) => l.name), ...(await indexes.find({ query_model: name }).toArray()).map((i) => i.name)]),
+    ].sort();
+  }
+
+  async function removeComponent(name: string, options: { keepOutputs: boolean; cascade: boolean }): Promise<ApplyResult[]> {
+    const index = await indexes.findOne({ _id: name });
+    if (index) {
+      await indexes.deleteOne({ _id: name });
+      return [{ type: 'vector_index', name, action: 'removed' }];
+    }
+    const versions = await listeners.find({ name }).toArray();
+    if (versions.length > 0) {
+      const searchedBy = await indexes.find({ listener: name }).toArray();
+      if (searchedBy.length > 0 && !options.cascade) {
+        throw new SuperduperError(`superduper.remove: listener "${name}" is searched by vector index(es) ${searchedBy.map((i) => i.name).sort().join(', ')}`, {
+          hint: 'Remove those first, or remove with cascade (--cascade on the command line) to remove them too.',
+        });
+      }
+      const results: ApplyResult[] = [];
+      for (const searched of searchedBy) {
+        await indexes.deleteOne({ _id: searched._id });
+        results.push({ type: 'vector_index', name: searched.name, action: 'removed' });
+      }
+      for (const version of versions) await dropVersion(version, options.keepOutputs);
+      if (!options.keepOutputs) await context.db.dropCollection(outputsView(name)).catch(ignoreCode(26));
+      results.push({ type: 'listener', name, action: 'removed' });
+      return results;
+    }
+    const model = await models.findOne({ _id: name });
+    if (model) {
+      const users = await modelUsers(name);
+      if (users.length > 0) {
+        throw new SuperduperError(`superduper.remove: model "${name}" is used by ${users.join(', ')}`, { hint: 'Remove those listeners and vector indexes first.' });
+      }
+      await models.deleteOne({ _id: name });
+      return [{ type: 'model', name, action: 'removed' }];
+    }
+    throw new SuperduperError(`superduper.remove: no application, model, listener or vector index named '${name}'`, {
+      hint: 'See db.superduper.applications, db.superduper.models, db.superduper.listeners and db.superduper.vector_indexes in mongosh.',
+    });
+  }
+
+  const applications = mongoApplications(context, {
+    check: async (raw) => check(raw.map(parseSpec)),
+    applySpecs: applyComponents,
+    removeComponent: (name, keepOutputs) => removeComponent(name, { keepOutputs, cascade: false }),
+    exists: async (type, name) =>
+      type === 'model' ? (await models.countDocuments({ _id: name })) > 0
+      : type === 'listener' ? (await listeners.countDocuments({ name })) > 0
+      : type === 'vector_index' ? (await indexes.countDocuments({ _id: name })) > 0
+      : false,
+    modelUsers,
+  });
+
+  /** Specs in order: an application's through applications.ts, runs of the others checked together then applied. */
+  async function applySpecs(raw: ReadonlyArray<unknown>): Promise<ApplyResult[]> {
+    const results: ApplyResult[] = [];
+    let run: unknown[] = [];
+    const flush = async () => {
+      if (run.length > 0) results.push(...(await applyComponents(run)));
+      run = [];
+    };
+    for (const spec of raw) {
+      if (typeof spec === 'object' && spec !== null && (spec as { type?: unknown }).type === 'application') {
+        await flush();
+        results.push(await applications.apply(spec as Record<string, unknown>));
+      } else {
+        run.push(spec);
+      }
+    }
+    await flush();
     return results;
   }
 
@@ -234,6 +313,11 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
       return applySpecs(withStoredSpecs(specs, storedSpecs));
     },
 
+    async application(name) {
+      const doc = await applications.get(name);
+      return doc ? { spec: doc.spec, template: doc.template, specVersions: { ...SPEC_VERSIONS } } : undefined;
+    },
+
     async plan() {
       throw new SuperduperError('superduper plan is not built for MongoDB yet: apply there has no dry run', {
         code: PLAN_UNSUPPORTED,
@@ -244,48 +328,9 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
     applyOne: (raw) => applySpecs([raw]),
 
     async remove(name, options) {
-      const index = await indexes.findOne({ _id: name });
-      if (index) {
-        await indexes.deleteOne({ _id: name });
-        return [{ type: 'vector_index', name, action: 'removed' }];
-      }
-      const versions = await listeners.find({ name }).toArray();
-      if (versions.length > 0) {
-        const searchedBy = await indexes.find({ listener: name }).toArray();
-        if (searchedBy.length > 0 && !options.cascade) {
-          throw new SuperduperError(`superduper.remove: listener "${name}" is searched by vector index(es) ${searchedBy.map((i) => i.name).sort().join(', ')}`, {
-            hint: 'Remove those first, or remove with cascade (--cascade on the command line) to remove them too.',
-          });
-        }
-        const results: ApplyResult[] = [];
-        for (const searched of searchedBy) {
-          await indexes.deleteOne({ _id: searched._id });
-          results.push({ type: 'vector_index', name: searched.name, action: 'removed' });
-        }
-        for (const version of versions) await dropVersion(version, options.keepOutputs);
-        if (!options.keepOutputs) await context.db.dropCollection(outputsView(name)).catch(ignoreCode(26));
-        results.push({ type: 'listener', name, action: 'removed' });
-        return results;
-      }
-      const model = await models.findOne({ _id: name });
-      if (model) {
-        const users = [
-          ...new Set([
-            ...(await listeners.find({ model: name }).toArray()).map((l) => l.name),
-            ...(await indexes.find({ query_model: name }).toArray()).map((i) => i.name),
-          ]),
-        ].sort();
-        if (users.length > 0) {
-          throw new SuperduperError(`superduper.remove: model "${name}" is used by ${users.join(', ')}`, { hint: 'Remove those listeners and vector indexes first.' });
-        }
-        await models.deleteOne({ _id: name });
-        return [{ type: 'model', name, action: 'removed' }];
-      }
-      throw new SuperduperError(`superduper.remove: no model, listener or vector index named '${name}'`, {
-        hint: 'See db.superduper.models, db.superduper.listeners and db.superduper.vector_indexes in mongosh.',
-      });
+      if (await applications.has(name)) return applications.remove(name, options.keepOutputs);
+      return removeComponent(name, options);
     },
-
     async status(options) {
       const queue = collection<QueueDoc>(context, COLLECTIONS.queue);
       const ranges = collection<BackfillRangeDoc>(context, COLLECTIONS.backfill);
@@ -375,11 +420,6 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
     },
 
     artifact: (sha) => files.get(sha),
-
-    async application() {
-      // No applications on MongoDB yet: so none to export.
-      return undefined;
-    },
 
     async model(name): Promise<ModelRecord | undefined> {
       const doc = await models.findOne({ _id: name });

@@ -8,6 +8,7 @@ import { collection, type MongoContext } from './context.js';
 import type { ListenerDoc, ModelDoc, QueueDoc, SidecarDoc } from './documents.js';
 import { ignoreCode, MONGO_LAYOUT } from './install.js';
 import { COLLECTIONS } from './names.js';
+import { pointOutputsView } from './outputs-view.js';
 import { releaseClaims } from './queue.js';
 
 /** The code of the error for a database without superduper's collections (see missesOwnObject). */
@@ -134,7 +135,11 @@ export function mongoSidecars(context: MongoContext): SidecarLiveness {
     async promoteReady() {
       let promoted = 0;
       for (const building of await listeners.find({ state: 'building', 'backfill.done': true }).toArray()) {
-        // The old versions go (their outputs with them); the view points at the new one.
+        // The view points at the new version first, in one step: readers see
+        // the old outputs until then, the new ones after. Then the old
+        // versions go, their outputs with them.
+        await pointOutputsView(context, building.outputs_view, building.outputs);
+        await listeners.updateOne({ _id: building._id }, { $set: { state: 'current', updated_at: new Date() } });
         for (const old of await listeners.find({ name: building.name, _id: { $ne: building._id }, state: { $ne: 'building' } }).toArray()) {
           await listeners.deleteOne({ _id: old._id });
           await collection(context, COLLECTIONS.queue).deleteMany({ listener_id: old._id });
@@ -142,9 +147,6 @@ export function mongoSidecars(context: MongoContext): SidecarLiveness {
           await collection(context, COLLECTIONS.backfill).deleteMany({ listener_id: old._id });
           await context.db.dropCollection(old.outputs).catch(ignoreCode(26));
         }
-        await listeners.updateOne({ _id: building._id }, { $set: { state: 'current', updated_at: new Date() } });
-        await context.db.dropCollection(building.outputs_view).catch(ignoreCode(26));
-        await context.db.createCollection(building.outputs_view, { viewOn: building.outputs, pipeline: [] }).catch(ignoreCode(48));
         promoted++;
       }
       return promoted;

@@ -103,7 +103,7 @@ describe('bad specs and hostile names', () => {
     await db.apply(countingFeatureModel(), listener({ name: 'l', model: 'features', collection: 'docs', keys: ['body'] }), vectorIndex({ name: 'v', listener: 'l' }));
     await expect(db.remove('features')).rejects.toThrow(/model "features" is used by l$/);
     await expect(db.remove('l')).rejects.toThrow(/listener "l" is searched by vector index\(es\) v/);
-    await expect(db.remove('nothing')).rejects.toThrow(/no model, listener or vector index named 'nothing'/);
+    await expect(db.remove('nothing')).rejects.toThrow(/no application, model, listener or vector index named 'nothing'/);
     expect(await db.remove('l', { keepOutputs: true, cascade: true })).toMatchObject([{ name: 'v' }, { name: 'l' }]);
     expect(await names()).toContain('superduper.outputs.l.v1');
   });

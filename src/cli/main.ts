@@ -173,6 +173,12 @@ export function buildProgram(): Command {
 export const EXIT_CANNOT_RETRY = 78;
 
 export async function main(argv: string[]): Promise<number> {
+  // A reader that stops early (| head, | jq on the first match) closes the
+  // pipe: what is left to print has nobody to read it, which is not an error.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(process.exitCode ?? 0);
+  });
   try {
     await buildProgram().parseAsync(argv);
     return 0;

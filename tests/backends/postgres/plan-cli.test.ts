@@ -135,6 +135,16 @@ describe('plan before apply, from the command line', () => {
     expect((await registry()).listeners).toEqual(['copy_embedding', 'search_embedding']);
   });
 
+  it('prints into a pipe closed early (| head) without a stack trace', async () => {
+    // true reads nothing and exits at once: every write the CLI makes finds the pipe closed.
+    const piped = execFileSync('bash', ['-c', `${process.execPath} --import tsx tests/helpers/cli.ts templates 2>&1 | true; echo "status \${PIPESTATUS[0]}"`], {
+      encoding: 'utf8',
+    });
+    expect(piped).toBe('status 0\n');
+    const head = execFileSync('bash', ['-c', `${process.execPath} --import tsx tests/helpers/cli.ts templates | head -1`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(head).toMatch(/^image-search: /);
+  });
+
   it('says what is wrong with a --var', async () => {
     const plain = file('plain.json', { type: 'listener', name: 'x', model: 'default-embedder', table: 'docs', keys: ['body'] });
     expect(cli('plan', plain, database.uri, '--var', 'table=docs').stderr).toContain('declares no variables, so --var has nothing to set');

@@ -97,6 +97,23 @@ BEGIN
 END
 $$;
 
+-- Whether a component of that type and name is registered.
+CREATE OR REPLACE FUNCTION superduper._component_exists(p_type text, p_name text)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_table text := (SELECT registry_table FROM superduper._component_types WHERE type = p_type);
+  v_exists boolean := false;
+BEGIN
+  IF v_table IS NOT NULL THEN
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM superduper.%I WHERE name = $1)', v_table) INTO v_exists USING p_name;
+  END IF;
+  RETURN v_exists;
+END
+$$;
+
 -- Removes a component by name: the first type (in lookup_order) whose registry
 -- holds the name removes it, with what depends on it as that type decides.
 CREATE OR REPLACE FUNCTION superduper.remove(p_name text, p_keep_outputs boolean DEFAULT false,
@@ -107,14 +124,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_type superduper._component_types;
-  v_found boolean;
   v_result jsonb;
   v_labels text[];
 BEGIN
   PERFORM pg_advisory_xact_lock(@{locks.namespace}, @{locks.apply});
   FOR v_type IN SELECT * FROM superduper._component_types ORDER BY lookup_order LOOP
-    EXECUTE format('SELECT EXISTS (SELECT 1 FROM superduper.%I WHERE name = $1)', v_type.registry_table) INTO v_found USING p_name;
-    IF v_found THEN
+    IF superduper._component_exists(v_type.type, p_name) THEN
       EXECUTE format('SELECT superduper.%I($1, $2, $3)', '_remove_' || v_type.type) INTO v_result USING p_name, p_keep_outputs, p_cascade;
       RETURN v_result;
     END IF;

@@ -79,8 +79,8 @@ BEGIN
   END IF;
   -- remove() looks applications up first: one named like a component of
   -- another type would hide it.
-  IF v_name IN (SELECT name FROM superduper._listeners UNION SELECT name FROM superduper._vector_indexes
-                UNION SELECT name FROM superduper._models) THEN
+  IF EXISTS (SELECT 1 FROM superduper._component_types AS t
+             WHERE t.type <> 'application' AND superduper._component_exists(t.type, v_name)) THEN
     RAISE EXCEPTION 'superduper.apply: application "%": a component is named "%" already', v_name, v_name
       USING HINT = 'Give the application a name of its own (superduper.remove would take the application for it).';
   END IF;
@@ -130,23 +130,6 @@ BEGIN
 END
 $$;
 
--- Whether a component of that type and name is registered.
-CREATE OR REPLACE FUNCTION superduper._component_exists(p_type text, p_name text)
-RETURNS boolean
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  v_table text := (SELECT registry_table FROM superduper._component_types WHERE type = p_type);
-  v_exists boolean := false;
-BEGIN
-  IF v_table IS NOT NULL THEN
-    EXECUTE format('SELECT EXISTS (SELECT 1 FROM superduper.%I WHERE name = $1)', v_table) INTO v_exists USING p_name;
-  END IF;
-  RETURN v_exists;
-END
-$$;
-
 -- Removes one component an application held, unless another application
 -- holds it too, or it is a model something still uses (then it is kept, and
 -- the result says by whom), or it is gone already (removed with another
@@ -159,6 +142,7 @@ AS $$
 DECLARE
   v_type superduper._component_types;
   v_other text;
+  v_users text[];
   v_result jsonb;
 BEGIN
   SELECT string_agg(quote_ident(application), ', ' ORDER BY application) INTO v_other
@@ -177,9 +161,9 @@ BEGIN
   -- application, or the current version of one of its own listeners that is
   -- being rebuilt with another model) stays registered: the application lets
   -- go of it, and it can be removed once nothing uses it.
-  IF p_type = 'model' AND superduper._model_users(p_name) IS NOT NULL THEN
-    RETURN jsonb_build_array(jsonb_build_object('type', p_type, 'name', p_name, 'action', 'kept',
-                                                'used_by', array_to_string(superduper._model_users(p_name), ', ')));
+  v_users := CASE WHEN p_type = 'model' THEN superduper._model_users(p_name) END;
+  IF v_users IS NOT NULL THEN
+    RETURN jsonb_build_array(jsonb_build_object('type', p_type, 'name', p_name, 'action', 'kept', 'used_by', array_to_string(v_users, ', ')));
   END IF;
   BEGIN
     EXECUTE format('SELECT superduper.%I($1, $2, false)', '_remove_' || p_type) INTO v_result USING p_name, p_keep_outputs;

@@ -28,6 +28,7 @@ AS {{q}}
 DECLARE
   v_written integer := 0;
   v_outputs_written bigint;  -- for write_finish: outputs rows this write made
+  v_followers text := '';   -- for write_finish: the listeners following this backfill (',12,15,')
   v_inserted boolean := false;
   v_failures boolean;
 BEGIN
@@ -38,7 +39,10 @@ BEGIN
   -- A backfill range: listeners chained on these outputs whose own backfill
   -- will read them let its rows pass their triggers (035_backfill_follow.sql).
   IF p_chunk IS NOT NULL THEN
-    PERFORM pg_catalog.set_config('superduper.backfill_followers', superduper._backfill_followers({{listener_id}}), true);
+    v_followers := superduper._backfill_followers({{listener_id}});
+    IF v_followers <> '' THEN
+      PERFORM pg_catalog.set_config('superduper.backfill_followers', v_followers, true);
+    END IF;
   END IF;
 
   -- Usually none: then no write looks a row's failure up.

@@ -47,8 +47,11 @@
     -- superduper._promote_ready() next, in a transaction of its own.
     DELETE FROM superduper._backfill AS b
     WHERE b.listener_id = {{listener_id}} AND b.chunk = p_chunk;
-    -- The range is written: listeners following this backfill have its rows to read.
-    PERFORM pg_catalog.set_config('superduper.backfill_followers', '', true);
-    PERFORM superduper._backfill_wake_followers({{listener_id}}, v_outputs_written);
+    -- The range is written: listeners following this backfill have its rows
+    -- to read (none, for most listeners: then nothing to do).
+    IF v_followers <> '' THEN
+      PERFORM pg_catalog.set_config('superduper.backfill_followers', '', true);
+      PERFORM superduper._backfill_wake_followers({{listener_id}}, v_outputs_written);
+    END IF;
   END IF;
 

@@ -30,6 +30,7 @@ AS {{q}}
 DECLARE
   v_written integer := 0;
   v_outputs_written bigint;  -- for write_finish: outputs rows (elements) this write made
+  v_followers text := '';   -- for write_finish: the listeners following this backfill (',12,15,')
   v_failures boolean;
   v_live boolean[];
   v_inserted boolean := false;
@@ -41,7 +42,10 @@ BEGIN
   -- A backfill range: listeners chained on these outputs whose own backfill
   -- will read them let its rows pass their triggers (035_backfill_follow.sql).
   IF p_chunk IS NOT NULL THEN
-    PERFORM pg_catalog.set_config('superduper.backfill_followers', superduper._backfill_followers({{listener_id}}), true);
+    v_followers := superduper._backfill_followers({{listener_id}});
+    IF v_followers <> '' THEN
+      PERFORM pg_catalog.set_config('superduper.backfill_followers', v_followers, true);
+    END IF;
   END IF;
 
   v_failures := EXISTS (SELECT 1 FROM superduper._failures WHERE listener_id = {{listener_id}});
@@ -121,7 +125,9 @@ BEGIN
       AND NOT EXISTS (SELECT 1 FROM {{source}} AS src WHERE {{pk_eq_src_u}} AND {{filter}});
   END IF;
 
-  SELECT count(*) INTO v_outputs_written FROM unnest(p_rows) AS e(row_ord) WHERE v_live[e.row_ord];
+  IF v_followers <> '' THEN
+    SELECT count(*) INTO v_outputs_written FROM unnest(p_rows) AS e(row_ord) WHERE v_live[e.row_ord];
+  END IF;
 {{write_finish}}
   RETURN v_written;
 END

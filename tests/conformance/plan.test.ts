@@ -9,8 +9,10 @@ import type { Superduper } from '../../src/client.js';
 import { openaiEmbeddings } from '../../src/components/api-model.js';
 import { application } from '../../src/components/application.js';
 import { listener } from '../../src/components/listener.js';
+import { onnxModel } from '../../src/components/model.js';
 import { vectorIndex } from '../../src/components/vector-index.js';
 import { functionModel } from '../../src/models/function-runtime.js';
+import { linearModel } from '../../src/models/onnx-builder.js';
 import { connectTest, createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
 let database: TestDatabase;
@@ -100,6 +102,16 @@ describe('plan', () => {
     } finally {
       client.release();
     }
+  });
+
+  it('plans a model whose file is not stored yet, storing nothing', async () => {
+    const artifacts = async () => (await q(`SELECT count(*)::int AS n FROM superduper._artifacts`))[0].n;
+    const before = await artifacts();
+    const lin = onnxModel({ name: 'lin', file: linearModel({ inputDim: 1, outputDim: 2, seed: 3 }), output: { type: 'vector', dim: 2 } });
+    expect(await db.plan(lin)).toMatchObject([{ type: 'model', name: 'lin', action: 'created', destructive: false }]);
+    expect(await artifacts()).toBe(before);
+    expect(await db.apply(lin)).toMatchObject([{ type: 'model', name: 'lin', action: 'created' }]);
+    expect((await q(`SELECT length(a.bytes) > 0 AS stored FROM superduper._artifacts a JOIN superduper._models m ON m.artifact = a.sha256 WHERE m.name = 'lin'`))[0]).toEqual({ stored: true });
   });
 
   it('refuses what apply refuses, with the same message', async () => {

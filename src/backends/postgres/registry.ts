@@ -19,13 +19,13 @@ export function postgresRegistry(db: SqlDriver): Registry {
     },
 
     async plan(specs, uploads) {
-      // The files are stored as for the apply (the apply checks they are
+      // The files are named as for the apply (the apply checks they are
       // there), in a transaction rolled back like the apply the plan runs.
       const rolledBack = new PlanRolledBack();
       try {
         await db.transaction(async (tx) => {
           const stored = new Map<Record<string, unknown>, Record<string, unknown>>();
-          for (const upload of uploads) stored.set(upload.spec, await storeModelFiles(tx, upload));
+          for (const upload of uploads) stored.set(upload.spec, await storeModelFiles(tx, upload, true));
           const result = await tx.query<{ plan: PlanResult[] }>('SELECT superduper.plan($1::jsonb) AS plan', [JSON.stringify(withStoredSpecs(specs, stored))]);
           rolledBack.plan = result.rows[0]?.plan ?? [];
           throw rolledBack;
@@ -103,12 +103,22 @@ export async function modelRecord(db: Queryable, name: string): Promise<ModelRec
   return found.rows[0];
 }
 
-async function storeModelFiles(tx: Queryable, model: ModelUpload): Promise<Record<string, unknown>> {
-  // Files are stored by content hash; one already there is not sent again.
+/**
+ * A model's spec with its files' SHA-256 filled in, the files stored by
+ * content hash (one already there is not sent again). For a plan (rolled
+ * back), a file not stored yet gets an empty row under its hash instead: the
+ * apply the plan runs checks that the file is there, never its bytes, so a
+ * model file of gigabytes is not sent for a plan and then again for the apply.
+ */
+async function storeModelFiles(tx: Queryable, model: ModelUpload, forPlan = false): Promise<Record<string, unknown>> {
   const put = async (bytes: Uint8Array) => {
     const sha = createHash('sha256').update(bytes).digest('hex');
     const stored = await tx.query('SELECT 1 FROM superduper._artifacts WHERE sha256 = $1', [sha]);
     if (stored.rows.length > 0) return sha;
+    if (forPlan) {
+      await tx.query(`INSERT INTO superduper._artifacts (sha256, bytes) VALUES ($1, ''::bytea)`, [sha]);
+      return sha;
+    }
     const result = await tx.query<{ sha: string }>('SELECT superduper.put_artifact($1) AS sha', [Buffer.from(bytes)]);
     return result.rows[0]!.sha;
   };

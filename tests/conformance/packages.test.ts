@@ -91,7 +91,7 @@ describe('packages', () => {
     expect(await registry(target)).toEqual(empty);
   });
 
-  it('exports to a folder too, and applies it', async () => {
+  it('exports to a folder too, and plans applying it without applying anything', async () => {
     const folder = join(dir, 'numbers-folder');
     await sourceDb.exportApplication('numbers', folder);
     const document = JSON.parse(readFileSync(join(folder, 'superduper.json'), 'utf8'));

@@ -128,17 +128,18 @@ export function mongoApplications(context: MongoContext, registry: ComponentRegi
       const results = await registry.applySpecs(components);
       const changed = removed.length > 0 || results.some((r) => r.action !== 'unchanged');
       const specChanged = !old || JSON.stringify(old.spec) !== JSON.stringify(body);
+      const updated = changed || specChanged || JSON.stringify(old?.variables ?? null) !== JSON.stringify(variables);
       const now = new Date();
       const description = typeof body.description === 'string' ? body.description : null;
       if (!old) {
         await applications.insertOne({ _id: name, name, spec: body, template, variables, version: 1, description, components: listed, created_at: now, updated_at: now });
-      } else if (changed || specChanged || JSON.stringify(old.variables) !== JSON.stringify(variables)) {
+      } else if (updated) {
         await applications.updateOne(
           { _id: name },
           { $set: { spec: body, template, variables, description, components: listed, updated_at: now }, $inc: { version: specChanged ? 1 : 0 } },
         );
       }
-      const action = !old ? 'created' : changed || specChanged || JSON.stringify(old.variables) !== JSON.stringify(variables) ? 'updated' : 'unchanged';
+      const action = !old ? 'created' : updated ? 'updated' : 'unchanged';
       return { type: 'application', name, action, components: [...removed, ...results] };
     },
 

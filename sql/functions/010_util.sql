@@ -157,3 +157,15 @@ AS $$
   ON CONFLICT (type) DO UPDATE SET label = excluded.label, registry_table = excluded.registry_table,
     lookup_order = excluded.lookup_order, spec_version = excluded.spec_version
 $$;
+
+-- Declares which fields of a type's specs may change without a new version
+-- (superduper._component_types.non_breaking): dotted paths such as "settings"
+-- or "index.ef_search". Each type's function file calls this after
+-- superduper._component_type; 044_identity.sql reads them.
+CREATE OR REPLACE FUNCTION superduper._component_non_breaking(p_type text, p_paths text[])
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  UPDATE superduper._component_types SET non_breaking = p_paths WHERE type = p_type
+$$;

@@ -54,6 +54,9 @@ $$;
 
 -- Component type "model" (see superduper._component_types).
 SELECT superduper._component_type('model', 'model', '_models', 30, @{spec_versions.model});
+-- Settings of how a model is called, not of what it computes: changing them
+-- keeps its version and its outputs (044_identity.sql).
+SELECT superduper._component_non_breaking('model', ARRAY[@{identity.model}]);
 
 -- p_search_path is unused: a model names no table.
 CREATE OR REPLACE FUNCTION superduper._apply_model(p_spec jsonb, p_search_path text[])
@@ -132,6 +135,13 @@ BEGIN
   END IF;
   IF v_old.spec_hash = v_hash THEN
     RETURN jsonb_build_object('type', 'model', 'name', v_name, 'action', 'unchanged', 'version', v_old.version);
+  END IF;
+  IF superduper._identity('model', v_old.spec) = superduper._identity('model', v_spec) THEN
+    -- Only how it is called changed (batch size, timeouts, its key's variable):
+    -- the same version, its outputs kept; sidecars load it again by its new hash.
+    UPDATE superduper._models SET config = v_config, spec = v_spec, spec_hash = v_hash, updated_at = now()
+    WHERE name = v_name;
+    RETURN jsonb_build_object('type', 'model', 'name', v_name, 'action', 'updated', 'version', v_old.version);
   END IF;
 
   UPDATE superduper._models

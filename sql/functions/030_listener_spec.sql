@@ -133,6 +133,8 @@ $$;
 
 -- Component type "listener" (see superduper._component_types).
 SELECT superduper._component_type('listener', 'listener', '_listeners', 10, @{spec_versions.listener});
+-- A filter or settings change keeps the outputs of the rows they still cover.
+SELECT superduper._component_non_breaking('listener', ARRAY[@{identity.listener}]);
 
 CREATE OR REPLACE FUNCTION superduper._apply_listener(p_spec jsonb, p_search_path text[])
 RETURNS jsonb
@@ -168,7 +170,7 @@ BEGIN
                               'building', true);
   END IF;
 
-  IF (v_current.spec - 'filter' - 'settings') = (v_spec - 'filter' - 'settings')
+  IF superduper._identity('listener', v_current.spec) = superduper._identity('listener', v_spec)
      AND v_building.id IS NULL AND NOT v_current.frozen THEN
     -- Same model, table and keys: existing outputs stay valid, update in place.
     v_old_filter := v_current.spec ->> 'filter';

@@ -283,7 +283,7 @@ BEGIN
     PERFORM superduper._listener_code_create(v_id);
     v_count := v_count + 1;
   END LOOP;
-  FOR v_id IN SELECT id FROM superduper._vector_indexes ORDER BY id LOOP
+  FOR v_id IN SELECT id FROM superduper._vector_indexes WHERE state = 'current' ORDER BY id LOOP
     PERFORM superduper._vector_index_code_create(v_id);
     v_count := v_count + 1;
   END LOOP;

@@ -116,7 +116,7 @@ BEGIN
   -- listener's, unless the vector index names its own).
   UPDATE superduper._vector_indexes SET query_model = coalesce(spec ->> 'query_model', v_new.model), updated_at = now()
   WHERE listener = v_new.name;
-  PERFORM superduper._vector_index_code_create(id) FROM superduper._vector_indexes WHERE listener = v_new.name;
+  PERFORM superduper._vector_index_code_create(id) FROM superduper._vector_indexes WHERE listener = v_new.name AND state = 'current';
 
   PERFORM superduper._rebuild_listener(n, 'listener "' || v_new.name || '" it reads from was rebuilt')
   FROM (SELECT DISTINCT unnest(v_rebuild) AS n) AS d;

@@ -164,7 +164,7 @@ BEGIN
   WHERE l.name = p_name AND d.name <> p_name;
   IF NOT p_cascade AND EXISTS (SELECT 1 FROM superduper._vector_indexes WHERE listener = p_name) THEN
     RAISE EXCEPTION 'superduper.remove: listener "%" is searched by vector index(es) %', p_name,
-      (SELECT string_agg(name, ', ' ORDER BY name) FROM superduper._vector_indexes WHERE listener = p_name)
+      (SELECT string_agg(DISTINCT name, ', ' ORDER BY name) FROM superduper._vector_indexes WHERE listener = p_name)
       USING HINT = 'Remove those first, or pass p_cascade => true to remove them too.';
   END IF;
   IF NOT p_cascade AND v_dependents IS NOT NULL THEN
@@ -176,10 +176,13 @@ BEGIN
   -- their outputs (a cascade drops them), commits first.
   PERFORM superduper._lock_listeners(array_agg(id)) FROM superduper._listeners WHERE name = p_name;
 
-  -- Vector indexes over this listener's outputs go with it.
-  SELECT v_removed || coalesce(jsonb_agg(jsonb_build_object('type', 'vector_index', 'name', name, 'action', 'removed')), '[]')
-  INTO v_removed FROM superduper._vector_indexes WHERE listener = p_name;
-  PERFORM superduper._vector_index_drop(id) FROM superduper._vector_indexes WHERE listener = p_name;
+  -- Vector indexes over this listener's outputs go with it, every version of
+  -- them (one being built over another listener too).
+  SELECT v_removed || coalesce(jsonb_agg(jsonb_build_object('type', 'vector_index', 'name', n, 'action', 'removed') ORDER BY n), '[]')
+  INTO v_removed FROM (SELECT DISTINCT name AS n FROM superduper._vector_indexes WHERE listener = p_name) AS d;
+  PERFORM superduper._vector_index_drop(v.id)
+  FROM superduper._vector_indexes v
+  WHERE v.name IN (SELECT name FROM superduper._vector_indexes WHERE listener = p_name);
 
   FOR i IN 1 .. coalesce(cardinality(v_dependents), 0) LOOP
     v_removed := v_removed || superduper.remove(v_dependents[i], p_keep_outputs, true);

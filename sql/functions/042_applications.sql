@@ -16,6 +16,7 @@
 -- application) makes the whole remove fail, naming it.
 
 SELECT superduper._component_type('application', 'application', '_applications', 5, @{spec_versions.application});
+SELECT superduper._component_non_breaking('application', ARRAY[@{identity.application}]);
 
 CREATE OR REPLACE FUNCTION superduper._apply_application(p_spec jsonb, p_search_path text[])
 RETURNS jsonb
@@ -35,6 +36,7 @@ DECLARE
   v_changed boolean := false;
   v_gone record;
   v_unknown text;
+  v_identity text;
 BEGIN
   -- A template (041_application_templates.sql): rendered with its values
   -- first; the rest reads what it rendered.
@@ -86,6 +88,7 @@ BEGIN
   END IF;
 
   SELECT * INTO v_old FROM superduper._applications WHERE name = v_name FOR UPDATE;
+  v_identity := superduper._component_identity('application', v_name);
 
   -- What it held and no longer lists goes first (later ones first), unless
   -- another application holds it too: a vector index over a listener whose
@@ -116,16 +119,21 @@ BEGIN
         OR v_old.variables IS DISTINCT FROM v_values THEN
     v_changed := true;
     UPDATE superduper._applications
-    SET spec = p_spec, template = v_template, variables = v_values,
-        version = version + CASE WHEN v_old.spec IS DISTINCT FROM p_spec THEN 1 ELSE 0 END, updated_at = now()
+    SET spec = p_spec, template = v_template, variables = v_values, updated_at = now()
     WHERE name = v_name;
   END IF;
   DELETE FROM superduper._application_components WHERE application = v_name;
   INSERT INTO superduper._application_components (application, position, type, name)
   SELECT v_name, o, c ->> 'type', c ->> 'name' FROM jsonb_array_elements(p_spec -> 'components') WITH ORDINALITY AS x(c, o);
+  -- A new version when its identity changed: a component added, removed,
+  -- moved, or changed in a breaking way (044_identity.sql).
+  IF v_old.name IS NOT NULL AND superduper._component_identity('application', v_name) IS DISTINCT FROM v_identity THEN
+    UPDATE superduper._applications SET version = version + 1 WHERE name = v_name;
+  END IF;
 
   RETURN jsonb_build_object('type', 'application', 'name', v_name,
                             'action', CASE WHEN v_old.name IS NULL THEN 'created' WHEN v_changed THEN 'updated' ELSE 'unchanged' END,
+                            'version', (SELECT version FROM superduper._applications WHERE name = v_name),
                             'components', v_removed || v_results);
 END
 $$;

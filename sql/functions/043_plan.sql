@@ -51,7 +51,11 @@ BEGIN
   IF jsonb_typeof(p_results) = 'array' THEN
     RETURN coalesce((SELECT jsonb_agg(superduper._plan_annotate(r) ORDER BY o) FROM jsonb_array_elements(p_results) WITH ORDINALITY AS x(r, o)), '[]');
   END IF;
-  v_result := v_result || jsonb_build_object('destructive', coalesce(v_result ->> 'action' IN ('removed', 'rebuilding'), false));
+  -- A listener rebuilt replaces its outputs (and computes them all again); a
+  -- vector index rebuilt keeps answering from its current graph until the new
+  -- one is built, and loses nothing.
+  v_result := v_result || jsonb_build_object('destructive', coalesce(v_result ->> 'action' = 'removed'
+    OR (v_result ->> 'action' = 'rebuilding' AND v_result ->> 'type' <> 'vector_index'), false));
   IF v_result ? 'components' THEN
     v_result := v_result || jsonb_build_object('components', superduper._plan_annotate(v_result -> 'components'));
     v_result := v_result || jsonb_build_object('destructive',
@@ -60,7 +64,31 @@ BEGIN
   IF v_result ->> 'type' = 'listener' AND v_result ->> 'action' IN ('created', 'rebuilding', 'updated') THEN
     v_result := v_result || superduper._plan_listener(v_result ->> 'name');
   END IF;
+  IF v_result ->> 'type' = 'vector_index' AND v_result ->> 'action' IN ('created', 'rebuilding') THEN
+    v_result := v_result || superduper._plan_vector_index(v_result ->> 'name');
+  END IF;
   RETURN v_result;
+END
+$$;
+
+-- The vectors a new vector index version would index: its listener's current outputs.
+CREATE OR REPLACE FUNCTION superduper._plan_vector_index(p_name text)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_outputs text;
+  v_rows bigint;
+BEGIN
+  SELECT l.output_table INTO v_outputs
+  FROM superduper._vector_indexes v JOIN superduper._listeners l ON l.name = v.listener AND l.state = 'current'
+  WHERE v.name = p_name ORDER BY v.version DESC LIMIT 1;
+  IF v_outputs IS NULL THEN
+    RETURN '{}';
+  END IF;
+  EXECUTE format('SELECT count(*) FROM superduper.%I', v_outputs) INTO v_rows;
+  RETURN jsonb_build_object('rows', v_rows);
 END
 $$;
 

@@ -131,6 +131,7 @@ FROM superduper._workers w;
 CREATE OR REPLACE VIEW superduper.vector_indexes AS
 SELECT v.name, v.listener, v.query_model, v.measure, (v.options ->> 'm')::integer AS m,
        (v.options ->> 'ef_construction')::integer AS ef_construction, (v.options ->> 'ef_search')::integer AS ef_search,
-       superduper._qualify('superduper', l.output_table) AS outputs, v.created_at, v.updated_at, v.spec_version
+       superduper._qualify('superduper', l.output_table) AS outputs, v.created_at, v.updated_at, v.spec_version,
+       v.version, v.state
 FROM superduper._vector_indexes v
 LEFT JOIN superduper._listeners l ON l.name = v.listener AND l.state = 'current';

@@ -32,21 +32,35 @@ AS $$
 DECLARE
   l superduper._listeners;
   v superduper._vector_indexes;
-  m record;
 BEGIN
   SELECT * INTO l FROM superduper._listeners WHERE id = p_listener_id;
+  -- A version being built (071_vector_index_builds.sql) gets its HNSW index
+  -- here only on a new listener version's outputs, still empty; over existing
+  -- outputs a sidecar builds it concurrently.
   FOR v IN SELECT * FROM superduper._vector_indexes WHERE listener = l.name LOOP
-    m := superduper._measure(v.measure);
     -- Under superduper.plan (rolled back), over no rows: the same checks (the
     -- operator class takes the column's type) without building the graph.
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON superduper.%I USING hnsw (output %s) WITH (m = %s, ef_construction = %s)%s',
-                   superduper._vector_index_name(v.id, l.id), l.output_table, m.opclass,
-                   (v.options ->> 'm')::integer, (v.options ->> 'ef_construction')::integer,
-                   CASE WHEN superduper._planning() THEN ' WHERE false' ELSE '' END);
+    EXECUTE superduper._vector_index_hnsw_sql(v, l, false)
+            || CASE WHEN superduper._planning() THEN ' WHERE false' ELSE '' END;
     IF v.spec ->> 'full_text' IS NOT NULL THEN
       PERFORM superduper._text_words_attach(v, l);
     END IF;
   END LOOP;
+END
+$$;
+
+-- The statement that builds a vector index's HNSW graph on a listener
+-- version's outputs (CONCURRENTLY: without blocking writes, outside a transaction).
+CREATE OR REPLACE FUNCTION superduper._vector_index_hnsw_sql(v superduper._vector_indexes, l superduper._listeners, p_concurrently boolean)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN format('CREATE INDEX %sIF NOT EXISTS %I ON superduper.%I USING hnsw (output %s) WITH (m = %s, ef_construction = %s)',
+                CASE WHEN p_concurrently THEN 'CONCURRENTLY ' ELSE '' END,
+                superduper._vector_index_name(v.id, l.id), l.output_table, (superduper._measure(v.measure)).opclass,
+                (v.options ->> 'm')::integer, (v.options ->> 'ef_construction')::integer);
 END
 $$;
 
@@ -226,6 +240,27 @@ BEGIN
 END
 $$;
 
+-- Stops keeping a vector index's words (their triggers go with their
+-- functions) and forgets their counts; the columns stay, for
+-- superduper._vector_index_leftovers to drop.
+CREATE OR REPLACE FUNCTION superduper._text_words_stop(p_index integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_function regprocedure;
+BEGIN
+  FOR v_function IN
+    SELECT p.oid::regprocedure FROM pg_proc p
+    WHERE p.pronamespace = 'superduper'::regnamespace AND p.proname LIKE '\_vi' || p_index || '\_words\_l%'
+  LOOP
+    EXECUTE format('DROP FUNCTION %s CASCADE', v_function);
+  END LOOP;
+  DELETE FROM superduper._text_word_stats WHERE index_id = p_index;
+END
+$$;
+
 -- Takes a vector index's words away from every outputs table that has them
 -- (the column goes with its GIN index; the trigger goes with its function),
 -- and their counts (072_text_common_words.sql).
@@ -235,28 +270,22 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_function regprocedure;
   v_table regclass;
 BEGIN
-  FOR v_function IN
-    SELECT p.oid::regprocedure FROM pg_proc p
-    WHERE p.pronamespace = 'superduper'::regnamespace AND p.proname LIKE '\_vi' || p_index || '\_words\_l%'
-  LOOP
-    EXECUTE format('DROP FUNCTION %s CASCADE', v_function);
-  END LOOP;
+  PERFORM superduper._text_words_stop(p_index);
   FOR v_table IN
     SELECT a.attrelid::regclass FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
     WHERE c.relnamespace = 'superduper'::regnamespace AND c.relkind IN ('r', 'p') AND a.attname = superduper._text_words_column(p_index) AND NOT a.attisdropped
   LOOP
     EXECUTE format('ALTER TABLE %s DROP COLUMN %I', v_table, superduper._text_words_column(p_index));
   END LOOP;
-  -- Counted in the words just dropped (a new text search configuration has other lexemes).
-  DELETE FROM superduper._text_word_stats WHERE index_id = p_index;
 END
 $$;
 
 -- Component type "vector_index" (see superduper._component_types).
 SELECT superduper._component_type('vector_index', 'vector index', '_vector_indexes', 20, @{spec_versions.vector_index});
+-- Read at query time: changing them keeps the HNSW graph.
+SELECT superduper._component_non_breaking('vector_index', ARRAY[@{identity.vector_index}]);
 
 -- p_search_path is unused: the index names its listener, not a table.
 CREATE OR REPLACE FUNCTION superduper._apply_vector_index(p_spec jsonb, p_search_path text[])
@@ -273,7 +302,9 @@ DECLARE
   v_options jsonb := '{"m": 16, "ef_construction": 64, "ef_search": 100}';
   v_spec jsonb;
   v_old superduper._vector_indexes;
+  v_building superduper._vector_indexes;
   v_id integer;
+  v_version integer;
   v_key text;
   v_value jsonb;
   v_unknown text;
@@ -367,14 +398,30 @@ BEGIN
                                'measure', v_measure, 'index', v_options)
             -- (absent rather than null, so that specs stored before it compare equal)
             || CASE WHEN p_spec ->> 'full_text' IS NOT NULL THEN jsonb_build_object('full_text', p_spec ->> 'full_text') ELSE '{}' END;
-  SELECT * INTO v_old FROM superduper._vector_indexes WHERE name = v_name FOR UPDATE;
-  IF FOUND AND v_old.spec = v_spec THEN
-    RETURN jsonb_build_object('type', 'vector_index', 'name', v_name, 'action', 'unchanged');
+  SELECT * INTO v_old FROM superduper._vector_indexes WHERE name = v_name AND state = 'current' FOR UPDATE;
+  SELECT * INTO v_building FROM superduper._vector_indexes WHERE name = v_name AND state = 'building' FOR UPDATE;
+  IF v_old.id IS NULL THEN
+    INSERT INTO superduper._vector_indexes (name, listener, query_model, measure, options, spec)
+    VALUES (v_name, v_listener.name, v_query_model.name, v_measure, v_options, v_spec)
+    RETURNING id INTO v_id;
+    PERFORM superduper._vector_indexes_attach(l.id) FROM superduper._listeners l WHERE l.name = v_listener.name;
+    PERFORM superduper._vector_index_code_create(v_id);
+    RETURN jsonb_build_object('type', 'vector_index', 'name', v_name, 'action', 'created', 'version', 1);
   END IF;
-  IF FOUND AND (v_old.spec - 'index' - 'full_text') = (v_spec - 'index' - 'full_text')
-     AND (v_old.options - 'ef_search') = (v_options - 'ef_search') THEN
-    -- Only ef_search (a query-time setting) or the full-text search changed:
-    -- the graph stays, the search functions are rendered again.
+  IF v_building.id IS NOT NULL AND v_building.spec = v_spec THEN
+    RETURN jsonb_build_object('type', 'vector_index', 'name', v_name, 'action', 'unchanged', 'version', v_building.version,
+                              'building', true);
+  END IF;
+  IF superduper._identity('vector_index', v_old.spec) = superduper._identity('vector_index', v_spec) THEN
+    -- Back to the current graph: a version being built is no longer wanted.
+    IF v_building.id IS NOT NULL THEN
+      PERFORM superduper._vector_index_drop(v_building.id);
+    END IF;
+    IF v_old.spec = v_spec THEN
+      RETURN jsonb_build_object('type', 'vector_index', 'name', v_name, 'action', 'unchanged', 'version', v_old.version);
+    END IF;
+    -- Only what is read at query time changed (ef_search, the query model, the
+    -- full-text search): the graph stays, the search functions are rendered again.
     IF v_old.spec ->> 'full_text' IS DISTINCT FROM v_spec ->> 'full_text' THEN
       PERFORM superduper._text_index_drop(v_old.id);
       PERFORM superduper._text_words_drop(v_old.id);
@@ -384,18 +431,24 @@ BEGIN
     WHERE id = v_old.id;
     PERFORM superduper._vector_indexes_attach(l.id) FROM superduper._listeners l WHERE l.name = v_listener.name;
     PERFORM superduper._vector_index_code_create(v_old.id);
-    RETURN jsonb_build_object('type', 'vector_index', 'name', v_name, 'action', 'updated');
+    RETURN jsonb_build_object('type', 'vector_index', 'name', v_name, 'action', 'updated', 'version', v_old.version);
   END IF;
-  IF FOUND THEN
-    -- Another listener, measure or graph shape: the HNSW indexes are rebuilt.
-    PERFORM superduper._vector_index_drop(v_old.id);
+
+  -- Another listener, measure or graph shape: a new version, whose HNSW indexes
+  -- a sidecar builds concurrently (071_vector_index_builds.sql) while the
+  -- current one keeps answering searches; it is swapped in when they are built.
+  IF v_building.id IS NOT NULL THEN
+    PERFORM superduper._vector_index_drop(v_building.id);
   END IF;
-  INSERT INTO superduper._vector_indexes (name, listener, query_model, measure, options, spec)
-  VALUES (v_name, v_listener.name, v_query_model.name, v_measure, v_options, v_spec)
-  RETURNING id INTO v_id;
-  PERFORM superduper._vector_indexes_attach(l.id) FROM superduper._listeners l WHERE l.name = v_listener.name;
-  PERFORM superduper._vector_index_code_create(v_id);
-  RETURN jsonb_build_object('type', 'vector_index', 'name', v_name, 'action', CASE WHEN v_old.id IS NULL THEN 'created' ELSE 'updated' END);
+  INSERT INTO superduper._vector_indexes (name, listener, query_model, measure, options, spec, version, state)
+  VALUES (v_name, v_listener.name, v_query_model.name, v_measure, v_options, v_spec,
+          (SELECT max(version) + 1 FROM superduper._vector_indexes WHERE name = v_name), 'building')
+  RETURNING id, version INTO v_id, v_version;
+  -- Under superduper.plan, the index's DDL is checked as apply would build it (over no rows).
+  IF superduper._planning() THEN
+    PERFORM superduper._vector_indexes_attach(l.id) FROM superduper._listeners l WHERE l.name = v_listener.name;
+  END IF;
+  RETURN jsonb_build_object('type', 'vector_index', 'name', v_name, 'action', 'rebuilding', 'version', v_version);
 END
 $$;
 
@@ -426,13 +479,24 @@ BEGIN
   LOOP
     EXECUTE format('DROP INDEX superduper.%I', v_index);
   END LOOP;
-  EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_search');
-  EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_search_filtered');
-  EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_text');
-  EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_text_filtered');
-  EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || '_passages');
+  PERFORM superduper._vector_index_functions_drop(p_index);
   PERFORM superduper._text_index_drop(p_index);
   PERFORM superduper._text_words_drop(p_index);
   DELETE FROM superduper._vector_indexes WHERE id = p_index;
+END
+$$;
+
+-- Drops the search functions rendered for a vector index version.
+CREATE OR REPLACE FUNCTION superduper._vector_index_functions_drop(p_index integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_suffix text;
+BEGIN
+  FOREACH v_suffix IN ARRAY ARRAY['_search', '_search_filtered', '_text', '_text_filtered', '_passages'] LOOP
+    EXECUTE format('DROP FUNCTION IF EXISTS superduper.%I', '_vi' || p_index || v_suffix);
+  END LOOP;
 END
 $$;

@@ -84,7 +84,7 @@ BEGIN
     FROM superduper._vector_indexes AS v
     JOIN superduper._listeners AS l ON l.name = v.listener AND l.state = 'current'
     JOIN pg_class AS c ON c.relnamespace = 'superduper'::regnamespace AND c.relname = l.output_table
-    WHERE v.spec ->> 'full_text' IS NOT NULL
+    WHERE v.spec ->> 'full_text' IS NOT NULL AND v.state = 'current'
       AND NOT EXISTS (SELECT 1 FROM superduper._text_word_stats AS s
                       WHERE s.index_id = v.id AND s.relation = c.oid
                         AND s.analyzed_at IS NOT DISTINCT FROM greatest(pg_stat_get_last_analyze_time(c.oid), pg_stat_get_last_autoanalyze_time(c.oid)))

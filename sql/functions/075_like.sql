@@ -22,10 +22,10 @@ AS $$
 DECLARE
   v superduper._vector_indexes;
 BEGIN
-  SELECT * INTO v FROM superduper._vector_indexes WHERE name = p_index;
+  SELECT * INTO v FROM superduper._vector_indexes WHERE name = p_index AND state = 'current';
   IF NOT FOUND THEN
     RAISE EXCEPTION 'superduper.like: unknown vector index %', coalesce(quote_literal(p_index), 'NULL')
-      USING HINT = 'Vector indexes: ' || coalesce((SELECT string_agg(quote_literal(name), ', ' ORDER BY name) FROM superduper._vector_indexes), '(none)');
+      USING HINT = 'Vector indexes: ' || coalesce((SELECT string_agg(quote_literal(name), ', ' ORDER BY name) FROM superduper._vector_indexes WHERE state = 'current'), '(none)');
   END IF;
   IF p_k IS NULL OR p_k < 1 OR p_k > 1000 THEN
     RAISE EXCEPTION 'superduper.like: index "%": k must be between 1 and 1000, not %', p_index, coalesce(p_k::text, 'NULL');
@@ -49,7 +49,7 @@ BEGIN
   FROM superduper._vector_indexes v
   LEFT JOIN superduper._models m ON m.name = v.query_model
   LEFT JOIN superduper._embed_cache c ON c.model = v.query_model AND c.model_hash = m.spec_hash AND c.input_md5 = md5(p_query)
-  WHERE v.name = p_index;
+  WHERE v.name = p_index AND v.state = 'current';
   IF index_id IS NULL OR p_k IS NULL OR p_k < 1 OR p_k > 1000 THEN
     PERFORM superduper._like_index(p_index, p_k); -- raises the error that says which
   END IF;

@@ -251,6 +251,12 @@ export interface SidecarLiveness {
   /** Swaps in rebuilt listener versions whose backfill is complete; returns how many. */
   promoteReady(): Promise<number>;
   /**
+   * Builds the vector index versions a breaking change asked for, beside the
+   * current ones, and swaps each in once built; returns how many were. May run
+   * for as long as the graphs take (PostgreSQL: CREATE INDEX CONCURRENTLY).
+   */
+  buildVectorIndexes(): Promise<number>;
+  /**
    * Reads again what searches take from the database's own statistics once
    * they have changed (PostgreSQL: how many rows hold each common word of a
    * full-text index, after an ANALYZE). Cheap when nothing changed; called as

@@ -100,6 +100,8 @@ export class Sidecar {
   /** Answers model calls from queries, when sidecars do (not where the database's host process does). */
   readonly #requests: RequestServer | undefined;
   #lastPromoteCheck = 0;
+  /** The vector index build under way in the background, if any. */
+  #indexBuild: Promise<void> | undefined;
   #lastRefresh = 0;
   /** A refresh under way while lanes work: the other lanes wait for it rather than start their own. */
   #refreshing: Promise<void> | undefined;
@@ -263,7 +265,9 @@ export class Sidecar {
     const timedOut = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, this.#options.stopTimeoutMs);
     });
-    await Promise.race([Promise.all([this.#loop?.catch(() => {}), this.#requests?.idle()]), timedOut]);
+    // (A vector index still being built is cut short when the connections
+    // close: its invalid index is dropped and built again by the next sidecar.)
+    await Promise.race([Promise.all([this.#loop?.catch(() => {}), this.#requests?.idle(), this.#indexBuild]), timedOut]);
     clearTimeout(timer);
     await this.#unlisten?.().catch(() => {});
     this.#requests?.release();
@@ -377,6 +381,7 @@ export class Sidecar {
     if (Date.now() - this.#lastPromoteCheck > this.#options.reconcileMs) {
       this.#lastPromoteCheck = Date.now();
       await this.#promote();
+      this.#buildVectorIndexes();
       await this.#backend.sidecars.refreshSearchStatistics().catch((error: unknown) => {
         this.#log.debug(errorFields(error), 'reading search statistics failed');
       });
@@ -391,6 +396,27 @@ export class Sidecar {
       this.#refreshing = undefined;
     });
     return this.#refreshing;
+  }
+
+  /**
+   * Vector index versions a breaking change asked for, built beside the
+   * current ones and swapped in. In the background: a graph over many rows
+   * takes minutes, and the listeners' work goes on meanwhile (one build at a
+   * time in this sidecar; a failed one is tried again at the next reconcile).
+   */
+  #buildVectorIndexes(): void {
+    if (this.#indexBuild || this.#stopping) return;
+    this.#indexBuild = this.#backend.sidecars
+      .buildVectorIndexes()
+      .then((swapped) => {
+        if (swapped > 0) this.#log.info({ swapped }, 'swapped in rebuilt vector indexes');
+      })
+      .catch((error: unknown) => {
+        this.#log.warn(errorFields(error), 'building a vector index failed; trying again at the next reconcile');
+      })
+      .finally(() => {
+        this.#indexBuild = undefined;
+      });
   }
 
   /** Building versions whose backfill is complete replace their current version. */

@@ -61,7 +61,8 @@ describe('plan', () => {
     expect(plan!.components!.map((c) => [c.type, c.name, c.action, c.destructive, c.rows])).toEqual([
       ['model', 'measure', 'unchanged', false, undefined],
       ['listener', 'doc_measure', 'created', false, 3],
-      ['vector_index', 'doc_index', 'created', false, undefined],
+      // The vectors there to index now: none yet (the listener's come as they are computed).
+      ['vector_index', 'doc_index', 'created', false, 0],
     ]);
     expect(await footprint()).toEqual(before);
     // The apply then does what the plan said.

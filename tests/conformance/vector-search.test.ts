@@ -83,14 +83,21 @@ describe('vector index', () => {
     expect(view.rows).toEqual([{ name: 'docs_index', listener: 'docs_concepts', query_model: 'concepts', measure: 'cosine', ef_search: 100 }]);
   });
 
-  it('re-applying is a no-op; another measure rebuilds the HNSW index', async () => {
+  it('re-applying is a no-op; another measure builds a new HNSW index beside the current one, then swaps it in', async () => {
+    const hnsw = async () =>
+      (await database.sql.query(`SELECT indexdef FROM pg_indexes WHERE tablename = 'out_docs_concepts' AND indexdef LIKE '%hnsw%'`)).rows.map(
+        (r) => r.indexdef as string,
+      );
     const [same] = await db.apply(vectorIndex({ name: 'docs_index', listener: 'docs_concepts' }));
-    expect(same).toMatchObject({ action: 'unchanged' });
+    expect(same).toMatchObject({ action: 'unchanged', version: 1 });
     const [changed] = await db.apply(vectorIndex({ name: 'docs_index', listener: 'docs_concepts', measure: 'l2' }));
-    expect(changed).toMatchObject({ action: 'updated' });
-    const l2 = await database.sql.query(`SELECT indexdef FROM pg_indexes WHERE tablename = 'out_docs_concepts' AND indexdef LIKE '%hnsw%'`);
-    expect(l2.rows.map((r) => r.indexdef)).toEqual([expect.stringMatching(/vector_l2_ops/)]);
+    expect(changed).toMatchObject({ action: 'rebuilding', version: 2 });
+    // The sidecar (reconciling every 200 ms) builds it concurrently and swaps it in.
+    await eventually(async () => (await hnsw()).length === 1 && /vector_l2_ops/.test((await hnsw())[0]!), 20_000, 'the l2 index swapped in');
+    const view = await database.sql.query(`SELECT version, state, measure FROM superduper.vector_indexes WHERE name = 'docs_index'`);
+    expect(view.rows).toEqual([{ version: 2, state: 'current', measure: 'l2' }]);
     await db.apply(vectorIndex({ name: 'docs_index', listener: 'docs_concepts' }));
+    await eventually(async () => /vector_cosine_ops/.test((await hnsw()).join()) && (await hnsw()).length === 1, 20_000, 'cosine back');
   });
 });
 

@@ -11,7 +11,7 @@ import { ignoreCode } from './install.js';
 import { keyText } from './keys.js';
 import { COLLECTIONS, outputsCollection, outputsView } from './names.js';
 import { pointOutputsView } from './outputs-view.js';
-import { parseSpec, specHash, type ComponentSpec, type ListenerSpec, type ModelSpec, type VectorIndexSpec } from './specs.js';
+import { modelIdentity, parseSpec, specHash, type ComponentSpec, type ListenerSpec, type ModelSpec, type VectorIndexSpec } from './specs.js';
 import { createSearchIndex, storedStages } from './search.js';
 import { QUERY_PLACEHOLDER } from './search-pipeline.js';
 
@@ -90,6 +90,12 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
       return { type: 'model', name: spec.name, action: 'created', version: 1 };
     }
     if (old.spec_hash === hash) return { type: 'model', name: spec.name, action: 'unchanged', version: old.version };
+    if (modelIdentity(old.spec) === modelIdentity(spec)) {
+      // Only how it is called changed: the same version, its outputs kept;
+      // sidecars load it again by its new hash.
+      await models.updateOne({ _id: spec.name }, { $set: { ...spec, spec, spec_hash: hash, updated_at: now } });
+      return { type: 'model', name: spec.name, action: 'updated', version: old.version };
+    }
     await models.updateOne({ _id: spec.name }, { $set: { ...spec, spec, spec_hash: hash, updated_at: now }, $inc: { version: 1 } });
     // New model, new outputs: each listener on it is recomputed as a new
     // version; the current one keeps serving its outputs, frozen, meanwhile.

@@ -132,6 +132,12 @@ export function mongoSidecars(context: MongoContext): SidecarLiveness {
       // Nothing to read: hybrid() and its full-text half are PostgreSQL's.
     },
 
+    async buildVectorIndexes() {
+      // Nothing to build: a vector index here is a registry document that
+      // like() reads as it searches (registry.ts), changed in place.
+      return 0;
+    },
+
     async promoteReady() {
       let promoted = 0;
       for (const building of await listeners.find({ state: 'building', 'backfill.done': true }).toArray()) {

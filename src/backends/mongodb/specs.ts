@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { SuperduperError } from '../../errors.js';
-import { LISTENERS, RUNTIMES, SECRETS, SPEC_VERSIONS } from '../../generated/constants.js';
+import { IDENTITY, LISTENERS, RUNTIMES, SECRETS, SPEC_VERSIONS } from '../../generated/constants.js';
 import type { OutputSpec } from '../../models/types.js';
 import { PREFIX } from './names.js';
 
@@ -46,9 +46,21 @@ export type ComponentSpec = ModelSpec | ListenerSpec | VectorIndexSpec;
 
 export const COMPONENT_TYPES = ['model', 'listener', 'vector_index'] as const;
 
-/** A spec's identity for "unchanged": the hash of its normalised form. */
+/** A spec's hash, for "unchanged": the hash of its normalised form. */
 export function specHash(spec: ComponentSpec): string {
   return createHash('sha256').update(JSON.stringify(spec)).digest('hex');
+}
+
+/**
+ * A model's identity: its hash without the config fields that say how it is
+ * called, not what it computes (IDENTITY.model, shared with the SQL layer's
+ * sql/functions/044_identity.sql). The same identity keeps the model's version
+ * and its listeners' outputs.
+ */
+export function modelIdentity(spec: ModelSpec): string {
+  const config = { ...spec.config };
+  for (const path of IDENTITY.model) delete config[path.replace(/^config\./, '')];
+  return specHash({ ...spec, config });
 }
 
 export function parseSpec(raw: unknown): ComponentSpec {

@@ -101,7 +101,7 @@ export class TableQuery {
     const result = await this.db.query<IndexSource & { keys: string[] }>(
       `SELECT l.source_schema, l.source_table, l.pk, l.pk_types, l.keys
        FROM superduper._vector_indexes v JOIN superduper._listeners l ON l.name = v.listener AND l.state = 'current'
-       WHERE v.name = $1`,
+       WHERE v.name = $1 AND v.state = 'current'`,
       [index],
     );
     const row = result.rows[0];

@@ -1,4 +1,5 @@
 import type { LayerVersion } from '../../layer-version.js';
+import { LOCKS } from '../../generated/constants.js';
 import { codeVersion } from '../../generated/sql.js';
 import type { ListenerInfo } from '../../sidecar/listener-info.js';
 import type { SidecarLiveness } from '../backend.js';
@@ -13,6 +14,9 @@ import type { SqlDriver } from './sql-driver.js';
  * the last second vacuums the log (skipped if another sidecar is at it).
  */
 const VACUUM_LOG = 'VACUUM (SKIP_LOCKED) superduper._changes';
+
+/** lock_not_available: a statement's lock_timeout ran out. */
+const LOCK_TIMEOUT = '55P03';
 
 /** Sidecars' registration, heartbeats and listeners (sql/functions/050_sidecars.sql, 055_sidecar_work.sql). */
 export function postgresSidecars(db: SqlDriver): SidecarLiveness {
@@ -47,6 +51,40 @@ export function postgresSidecars(db: SqlDriver): SidecarLiveness {
     async promoteReady() {
       const result = await db.query<{ promoted: number }>('SELECT superduper._promote_ready() AS promoted');
       return result.rows[0]?.promoted ?? 0;
+    },
+
+    async buildVectorIndexes() {
+      const builds = await db.query<{ id: number }>('SELECT id FROM superduper._vector_index_builds()');
+      let swapped = 0;
+      for (const { id } of builds.rows) {
+        // On a connection of its own, holding the build's lock for the session:
+        // CREATE INDEX CONCURRENTLY runs outside any transaction, for as long
+        // as the graph takes (no deadline), and another sidecar skips it.
+        swapped += await db.withConnection(async (connection) => {
+          const lock = await connection.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS locked', [LOCKS.build_namespace, id]);
+          if (!lock.rows[0]?.locked) return 0;
+          try {
+            const steps = await connection.query<{ statement: string }>('SELECT superduper._vector_index_build_steps($1) AS statement', [id], {
+              timeoutMs: 0,
+            });
+            for (const { statement } of steps.rows) await connection.query(statement, [], { timeoutMs: 0 });
+            const swap = await connection.query<{ swapped: boolean }>('SELECT superduper._vector_index_swap($1) AS swapped', [id]);
+            return swap.rows[0]?.swapped ? 1 : 0;
+          } finally {
+            await connection.query('SELECT pg_advisory_unlock($1, $2)', [LOCKS.build_namespace, id]);
+          }
+        });
+      }
+      // What versions swapped out (here or by another sidecar) left behind:
+      // dropped concurrently, waiting for the searches that still read them.
+      const leftovers = await db.query<{ statement: string }>('SELECT superduper._vector_index_leftovers() AS statement');
+      for (const { statement } of leftovers.rows) {
+        await db.query(statement, [], { timeoutMs: 0 }).catch((error: unknown) => {
+          // A word column's drop timed out waiting for a long search: next time.
+          if ((error as { code?: string }).code !== LOCK_TIMEOUT) throw error;
+        });
+      }
+      return swapped;
     },
 
     async refreshSearchStatistics() {

@@ -63,6 +63,21 @@ describe('applications on every backend', () => {
     expect(again).toMatchObject({ action: 'unchanged' });
   });
 
+  it('keeps a model version and its outputs when only how it is called changes', async () => {
+    await store.db.apply(app());
+    await store.db.waitFor('notes_measure', { timeoutMs: 20_000 });
+    const spec = measure.spec as { config: Record<string, unknown> };
+    const [called] = await store.db.apply({ ...spec, config: { ...spec.config, batch_size: 4, max_retries: 1 } });
+    expect(called).toMatchObject({ type: 'model', name: 'measure', action: 'updated', version: 1 });
+    expect(called).not.toHaveProperty('rebuilding');
+    // The listener was not rebuilt: a new row is computed by its current version.
+    await store.insert('notes', [{ id: 3, body: 'planet' }]);
+    await store.db.waitFor('notes_measure', { timeoutMs: 20_000 });
+    expect((await store.outputs('notes_measure')).get(3)).toEqual([6, 1]);
+    const status = await store.db.status();
+    expect(status.filter((s) => s.listener === 'notes_measure').map((s) => s.version)).toEqual([1]);
+  });
+
   it('removes what it no longer lists, and on removal keeps what another application holds', async () => {
     await store.db.apply(app());
     const [smaller] = await store.db.apply(app(false));

@@ -161,6 +161,30 @@ describe('a vector index rebuilt', () => {
     }
   });
 
+  it('rebuilds a full-text index with its words, and drops the old words after the swap', async () => {
+    const fullText = (m: number) => vectorIndex({ name: INDEX, listener: LISTENER, fullText: 'english', index: { m } });
+    await db.apply(fullText(16));
+    const outputs = await db.outputsTable(LISTENER);
+    const words = () =>
+      q<{ attname: string }>(`SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attname LIKE '\_words\_vi%' AND NOT attisdropped ORDER BY 1`, [
+        outputs,
+      ]).then((rows) => rows.map((r) => r.attname));
+    const [before] = await words();
+    expect(before).toMatch(/^_words_vi\d+$/);
+    await db.start({ reconcileMs: 100 });
+    const hybrid = () => q<{ id: string }>(`SELECT id FROM superduper.hybrid($1, 'kitten', 3)`, [INDEX]);
+    const found = await hybrid();
+    expect(found).toHaveLength(3);
+
+    expect(await db.apply(fullText(8))).toEqual([expect.objectContaining({ action: 'rebuilding', version: 2 })]);
+    await eventually(async () => (await versions()).length === 1, 20_000, 'the swap');
+    await eventually(async () => (await words()).length === 1 && (await words())[0] !== before, 20_000, 'the old words dropped');
+    const [build] = await q<{ id: number }>(`SELECT id FROM superduper._vector_indexes WHERE name = $1`, [INDEX]);
+    expect(await words()).toEqual([`_words_vi${build!.id}`]);
+    expect(await q(`SELECT count(*)::int AS n FROM pg_indexes WHERE schemaname = 'superduper' AND indexname ~ '^_vi[0-9]+_(fts|hnsw)_l' AND indexname !~ $1`, [`^_vi${build!.id}_`])).toEqual([{ n: 0 }]);
+    expect(await hybrid()).toEqual(found);
+  });
+
   it('removing the listener removes every version of its vector index', async () => {
     await db.apply(index({ measure: 'l2' }));
     const removed = await db.remove(LISTENER, { cascade: true });

@@ -117,9 +117,6 @@ export function isTransientDatabaseError(thrown: unknown): boolean {
  */
 export const LISTENER_CHANGED = 'SUPERDUPER_LISTENER_CHANGED';
 
-/** The code of the error a backend without a dry run (MongoDB, for now) throws from plan(). */
-export const PLAN_UNSUPPORTED = 'SUPERDUPER_PLAN_UNSUPPORTED';
-
 export function isListenerChanged(error: unknown): boolean {
   return (error as { code?: string } | undefined)?.code === LISTENER_CHANGED;
 }

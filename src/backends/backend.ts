@@ -140,10 +140,11 @@ export interface Registry {
    */
   apply(specs: ReadonlyArray<Record<string, unknown>>, uploads: ReadonlyArray<ModelUpload>): Promise<ApplyResult[]>;
   /**
-   * What apply would do with the same specs, without doing it (superduper.plan:
-   * the apply run and rolled back): each result marked destructive or not, a
-   * listener's rows to compute and, for a model billed per token, an estimate of
-   * the tokens. Refused where the backend has no plan.
+   * What apply would do with the same specs, without doing it (PostgreSQL:
+   * superduper.plan, the apply run and rolled back; MongoDB: the apply's
+   * decisions taken, its writes skipped): each result marked destructive or
+   * not, a listener's rows to compute and, for a model billed per token, an
+   * estimate of the tokens.
    */
   plan(specs: ReadonlyArray<Record<string, unknown>>, uploads: ReadonlyArray<ModelUpload>): Promise<PlanResult[]>;
   remove(name: string, options: { keepOutputs: boolean; cascade: boolean }): Promise<ApplyResult[]>;

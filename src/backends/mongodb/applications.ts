@@ -19,16 +19,30 @@ export interface ApplicationDoc {
   updated_at: Date;
 }
 
+/**
+ * A plan's run through apply (superduper plan): each step decides what it
+ * would do and returns that before writing anything. What it would remove is
+ * remembered, so that the later steps of the same plan see it gone.
+ */
+export interface DryRun {
+  /** "<type> <name>" of each component the plan removes. */
+  removed: Set<string>;
+  /** SHA-256 of the model files the plan's specs bring (stored by the apply, not by the plan). */
+  planned: Set<string>;
+  /** A listener's rows to compute, and the tokens they send to a model billed per token. */
+  estimate(spec: { collection: string; filter: Record<string, unknown> | null; model: string; keys: string[] }): Promise<{ rows: number; tokens_estimate?: number }>;
+}
+
 /** What applications need of the registry they group components of. */
 export interface ComponentRegistry {
   /** Parses and checks specs (names they refer to included) without writing anything. */
-  check(raw: ReadonlyArray<unknown>): Promise<void>;
-  /** Checks, then applies, specs of models, listeners and vector indexes. */
-  applySpecs(raw: ReadonlyArray<unknown>): Promise<ApplyResult[]>;
-  removeComponent(name: string, keepOutputs: boolean): Promise<ApplyResult[]>;
-  exists(type: string, name: string): Promise<boolean>;
-  /** What uses a model: listeners, vector indexes. */
-  modelUsers(name: string): Promise<string[]>;
+  check(raw: ReadonlyArray<unknown>, dry?: DryRun): Promise<void>;
+  /** Checks, then applies (or, dry, plans), specs of models, listeners and vector indexes. */
+  applySpecs(raw: ReadonlyArray<unknown>, dry?: DryRun): Promise<ApplyResult[]>;
+  removeComponent(name: string, keepOutputs: boolean, dry?: DryRun): Promise<ApplyResult[]>;
+  exists(type: string, name: string, dry?: DryRun): Promise<boolean>;
+  /** What uses a model: listeners, vector indexes (less what a plan removes first). */
+  modelUsers(name: string, dry?: DryRun): Promise<string[]>;
 }
 
 /**
@@ -42,16 +56,16 @@ export function mongoApplications(context: MongoContext, registry: ComponentRegi
   const applications = collection<ApplicationDoc>(context, COLLECTIONS.applications);
 
   /** Lets go of one component: removed, unless another application holds it or it is a model something uses. */
-  async function letGo(application: string, type: string, name: string, keepOutputs: boolean): Promise<ApplyResult[]> {
+  async function letGo(application: string, type: string, name: string, keepOutputs: boolean, dry?: DryRun): Promise<ApplyResult[]> {
     const others = (await applications.find({ _id: { $ne: application }, components: { $elemMatch: { type, name } } }).toArray()).map((a) => a.name).sort();
     if (others.length > 0) return [{ type, name, action: 'kept', held_by: others.join(', ') }];
-    if (!(await registry.exists(type, name))) return [];
+    if (!(await registry.exists(type, name, dry))) return [];
     if (type === 'model') {
-      const users = await registry.modelUsers(name);
+      const users = await registry.modelUsers(name, dry);
       if (users.length > 0) return [{ type, name, action: 'kept', used_by: users.join(', ') }];
     }
     try {
-      return await registry.removeComponent(name, keepOutputs);
+      return await registry.removeComponent(name, keepOutputs, dry);
     } catch (error) {
       throw new SuperduperError(`superduper: application "${application}": cannot remove its ${type.replace('_', ' ')} "${name}": ${(error as Error).message.replace(/^superduper\.remove: /, '')}`, {
         hint: 'Remove what uses it first, or keep it in the application.',
@@ -68,7 +82,7 @@ export function mongoApplications(context: MongoContext, registry: ComponentRegi
       return applications.findOne({ _id: name });
     },
 
-    async apply(raw: Record<string, unknown>): Promise<ApplyResult> {
+    async apply(raw: Record<string, unknown>, dry?: DryRun): Promise<ApplyResult> {
       let spec = raw;
       let template: Record<string, unknown> | null = null;
       let variables: Record<string, unknown> | null = null;
@@ -110,7 +124,7 @@ export function mongoApplications(context: MongoContext, registry: ComponentRegi
         seen.add(key);
       });
       for (const type of ['listener', 'vector_index', 'model']) {
-        if (await registry.exists(type, name)) {
+        if (await registry.exists(type, name, dry)) {
           throw new SuperduperError(`superduper.apply: application "${name}": a component is named "${name}" already`, {
             hint: 'Give the application a name of its own (superduper.remove would take the application for it).',
           });
@@ -118,29 +132,34 @@ export function mongoApplications(context: MongoContext, registry: ComponentRegi
       }
       const listed = (components as Array<Record<string, unknown>>).map((c) => ({ type: String(c.type), name: String(c.name) }));
       // Everything is checked before anything is written.
-      await registry.check(components);
+      await registry.check(components, dry);
 
       const old = await applications.findOne({ _id: name });
       const removed: ApplyResult[] = [];
       for (const held of [...(old?.components ?? [])].reverse()) {
-        if (!listed.some((c) => c.type === held.type && c.name === held.name)) removed.push(...(await letGo(name, held.type, held.name, false)));
+        if (!listed.some((c) => c.type === held.type && c.name === held.name)) removed.push(...(await letGo(name, held.type, held.name, false, dry)));
       }
-      const results = await registry.applySpecs(components);
+      const results = await registry.applySpecs(components, dry);
       const changed = removed.length > 0 || results.some((r) => r.action !== 'unchanged');
-      const specChanged = !old || JSON.stringify(old.spec) !== JSON.stringify(body);
-      const updated = changed || specChanged || JSON.stringify(old?.variables ?? null) !== JSON.stringify(variables);
+      const updated = !old || changed || JSON.stringify(old.spec) !== JSON.stringify(body) || JSON.stringify(old.variables ?? null) !== JSON.stringify(variables);
+      // A new version when its identity changes (sql/functions/044_identity.sql):
+      // a component added, removed or moved, or one changed in a breaking way (a
+      // new version of it); not for a description or a setting.
+      const breaking =
+        !!old &&
+        (JSON.stringify(old.components) !== JSON.stringify(listed) ||
+          results.some((r) => r.action === 'created' || r.action === 'rebuilding' || (r.type === 'model' && r.action === 'updated' && r.rebuilding !== undefined)));
+      const version = !old ? 1 : old.version + (breaking ? 1 : 0);
+      const action = !old ? 'created' : updated ? 'updated' : 'unchanged';
+      if (dry) return { type: 'application', name, action, version, components: [...removed, ...results] };
       const now = new Date();
       const description = typeof body.description === 'string' ? body.description : null;
       if (!old) {
         await applications.insertOne({ _id: name, name, spec: body, template, variables, version: 1, description, components: listed, created_at: now, updated_at: now });
       } else if (updated) {
-        await applications.updateOne(
-          { _id: name },
-          { $set: { spec: body, template, variables, description, components: listed, updated_at: now }, $inc: { version: specChanged ? 1 : 0 } },
-        );
+        await applications.updateOne({ _id: name }, { $set: { spec: body, template, variables, description, components: listed, updated_at: now, version } });
       }
-      const action = !old ? 'created' : updated ? 'updated' : 'unchanged';
-      return { type: 'application', name, action, components: [...removed, ...results] };
+      return { type: 'application', name, action, version, components: [...removed, ...results] };
     },
 
     async remove(name: string, keepOutputs: boolean): Promise<ApplyResult[]> {

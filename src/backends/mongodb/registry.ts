@@ -1,9 +1,10 @@
-import { PLAN_UNSUPPORTED, SuperduperError } from '../../errors.js';
-import { SPEC_VERSIONS } from '../../generated/constants.js';
+import { createHash } from 'node:crypto';
+import { SuperduperError } from '../../errors.js';
+import { RUNTIMES, SPEC_VERSIONS } from '../../generated/constants.js';
 import type { ModelRecord } from '../../models/types.js';
 import { withStoredSpecs, type ModelUpload, type Registry } from '../backend.js';
-import { mongoApplications } from './applications.js';
-import type { ApplyResult, FailureRow, ListenerStatus } from '../types.js';
+import { mongoApplications, type DryRun } from './applications.js';
+import type { ApplyResult, FailureRow, ListenerStatus, PlanResult } from '../types.js';
 import { clusterTime, collection, seqOf, type MongoContext } from './context.js';
 import type { BackfillRangeDoc, FailureDoc, ListenerDoc, ModelDoc, QueueDoc, VectorIndexDoc } from './documents.js';
 import { modelFiles } from './files.js';
@@ -31,12 +32,12 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
   const indexes = collection<VectorIndexDoc>(context, COLLECTIONS.vectorIndexes);
   const files = modelFiles(context);
 
-  async function check(specs: ComponentSpec[]): Promise<void> {
+  async function check(specs: ComponentSpec[], dry?: DryRun): Promise<void> {
     const modelsHere = new Map(specs.filter((s): s is ModelSpec => s.type === 'model').map((s) => [s.name, s]));
     const listenersHere = new Map(specs.filter((s): s is ListenerSpec => s.type === 'listener').map((s) => [s.name, s]));
     const outputOf = async (model: string) => modelsHere.get(model)?.output ?? (await models.findOne({ _id: model }))?.output;
     for (const spec of specs) {
-      if (spec.type === 'model' && spec.artifact && !(await files.has(spec.artifact))) {
+      if (spec.type === 'model' && spec.artifact && !dry?.planned.has(spec.artifact) && !(await files.has(spec.artifact))) {
         throw new SuperduperError(`superduper: model "${spec.name}": artifact ${spec.artifact} is not stored`, {
           hint: 'Apply the model from TypeScript (db.apply(onnxModel(...))), which stores its file first.',
         });
@@ -81,11 +82,12 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
     }
   }
 
-  async function applyModel(spec: ModelSpec): Promise<ApplyResult> {
+  async function applyModel(spec: ModelSpec, dry: DryRun | undefined): Promise<ApplyResult> {
     const hash = specHash(spec);
     const old = await models.findOne({ _id: spec.name });
     const now = new Date();
     if (!old) {
+      if (dry) return { type: 'model', name: spec.name, action: 'created', version: 1 };
       await models.insertOne({ _id: spec.name, ...spec, spec, spec_hash: hash, version: 1, created_at: now, updated_at: now }).catch(ignoreCode(11000));
       return { type: 'model', name: spec.name, action: 'created', version: 1 };
     }
@@ -93,13 +95,15 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
     if (modelIdentity(old.spec) === modelIdentity(spec)) {
       // Only how it is called changed: the same version, its outputs kept;
       // sidecars load it again by its new hash.
+      if (dry) return { type: 'model', name: spec.name, action: 'updated', version: old.version };
       await models.updateOne({ _id: spec.name }, { $set: { ...spec, spec, spec_hash: hash, updated_at: now } });
       return { type: 'model', name: spec.name, action: 'updated', version: old.version };
     }
-    await models.updateOne({ _id: spec.name }, { $set: { ...spec, spec, spec_hash: hash, updated_at: now }, $inc: { version: 1 } });
     // New model, new outputs: each listener on it is recomputed as a new
     // version; the current one keeps serving its outputs, frozen, meanwhile.
     const using = await listeners.find({ model: spec.name, state: 'current' }).toArray();
+    if (dry) return { type: 'model', name: spec.name, action: 'updated', version: old.version + 1, rebuilding: using.map((l) => l.name).sort() };
+    await models.updateOne({ _id: spec.name }, { $set: { ...spec, spec, spec_hash: hash, updated_at: now }, $inc: { version: 1 } });
     for (const listener of using) {
       await listeners.updateOne({ _id: listener._id }, { $set: { state: 'frozen', note: `model "${spec.name}" changed; version being rebuilt`, updated_at: now } });
       await createVersion(listener.spec, listener.version + 1, 'building');
@@ -156,7 +160,7 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
     await pointOutputsView(context, doc.outputs_view, doc.outputs);
   }
 
-  async function applyListener(spec: ListenerSpec): Promise<ApplyResult> {
+  async function applyListener(spec: ListenerSpec, dry: DryRun | undefined): Promise<ApplyResult> {
     const versions = await listeners.find({ name: spec.name }).sort({ version: -1 }).toArray();
     const current = versions.find((v) => v.state === 'current' || v.state === 'stopped' || v.state === 'frozen');
     const building = versions.find((v) => v.state === 'building');
@@ -167,10 +171,14 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
     }
     const sameButSettings = latest && latest.state !== 'stopped' && specHash({ ...latest.spec, settings: spec.settings }) === hash;
     if (latest && sameButSettings) {
+      if (dry) return { type: 'listener', name: spec.name, action: 'updated', version: latest.version, rows: 0 };
       await listeners.updateMany({ name: spec.name, state: { $in: [...LIVE_STATES] } }, { $set: { settings: spec.settings, spec, spec_hash: hash, updated_at: new Date() } });
       return { type: 'listener', name: spec.name, action: 'updated', version: latest.version };
     }
     const version = (versions[0]?.version ?? 0) + 1;
+    if (dry) {
+      return { type: 'listener', name: spec.name, action: current ? 'rebuilding' : 'created', version, ...(await dry.estimate(spec)) };
+    }
     if (!current) {
       const doc = await createVersion(spec, version, 'current');
       return { type: 'listener', name: spec.name, action: 'created', version, backfill: doc.backfill.total };
@@ -179,10 +187,12 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
     return { type: 'listener', name: spec.name, action: 'rebuilding', version, backfill: doc.backfill.total };
   }
 
-  async function applyVectorIndex(spec: VectorIndexSpec): Promise<ApplyResult> {
+  async function applyVectorIndex(spec: VectorIndexSpec, dry: DryRun | undefined): Promise<ApplyResult> {
     const hash = specHash(spec);
     const old = await indexes.findOne({ _id: spec.name });
     if (old?.spec_hash === hash) return { type: 'vector_index', name: spec.name, action: 'unchanged' };
+    // (Read at query time: any change is made in place.)
+    if (dry) return { type: 'vector_index', name: spec.name, action: old ? 'updated' : 'created' };
     const listener = (await listeners.findOne({ name: spec.listener, state: 'current' })) ?? (await listeners.findOne({ name: spec.listener }));
     const dim = (await models.findOne({ _id: listener!.model }))!.output;
     const search = await createSearchIndex(context, listener!.outputs, spec, dim.type === 'vector' ? dim.dim : 0);
@@ -214,34 +224,38 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
     if (!keepOutputs) await context.db.dropCollection(doc.outputs).catch(ignoreCode(26));
   }
 
-  async function applyComponents(raw: ReadonlyArray<unknown>): Promise<ApplyResult[]> {
+  async function applyComponents(raw: ReadonlyArray<unknown>, dry?: DryRun): Promise<ApplyResult[]> {
     const specs = raw.map(parseSpec);
-    await check(specs);
+    await check(specs, dry);
     const results: ApplyResult[] = [];
     for (const spec of specs) {
-      if (spec.type === 'model') results.push(await applyModel(spec));
-      else if (spec.type === 'listener') results.push(await applyListener(spec));
-      else results.push(await applyVectorIndex(spec));
+      if (spec.type === 'model') results.push(await applyModel(spec, dry));
+      else if (spec.type === 'listener') results.push(await applyListener(spec, dry));
+      else results.push(await applyVectorIndex(spec, dry));
     }
     return results;
   }
 
-  /** What uses a model: listeners (any version) and vector indexes embedding queries with it. */
-  async function modelUsers(name: string): Promise<string[]> {
-    return [
-      ...new Set([...(await listeners.find({ model: name }).toArray()).map((l) => l.name), ...(await indexes.find({ query_model: name }).toArray()).map((i) => i.name)]),
-    ].sort();
+  /** What uses a model: listeners (any version) and vector indexes embedding queries with it (less what a plan removes first). */
+  async function modelUsers(name: string, dry?: DryRun): Promise<string[]> {
+    const users = [
+      ...(await listeners.find({ model: name }).toArray()).map((l) => ['listener', l.name]),
+      ...(await indexes.find({ query_model: name }).toArray()).map((i) => ['vector_index', i.name]),
+    ].filter(([type, user]) => !dry?.removed.has(`${type} ${user}`));
+    return [...new Set(users.map(([, user]) => user!))].sort();
   }
 
-  async function removeComponent(name: string, options: { keepOutputs: boolean; cascade: boolean }): Promise<ApplyResult[]> {
+  async function removeComponent(name: string, options: { keepOutputs: boolean; cascade: boolean }, dry?: DryRun): Promise<ApplyResult[]> {
+    const gone = (type: string, component: string) => dry?.removed.has(`${type} ${component}`) ?? false;
     const index = await indexes.findOne({ _id: name });
-    if (index) {
-      await indexes.deleteOne({ _id: name });
+    if (index && !gone('vector_index', name)) {
+      if (dry) dry.removed.add(`vector_index ${name}`);
+      else await indexes.deleteOne({ _id: name });
       return [{ type: 'vector_index', name, action: 'removed' }];
     }
-    const versions = await listeners.find({ name }).toArray();
+    const versions = gone('listener', name) ? [] : await listeners.find({ name }).toArray();
     if (versions.length > 0) {
-      const searchedBy = await indexes.find({ listener: name }).toArray();
+      const searchedBy = (await indexes.find({ listener: name }).toArray()).filter((i) => !gone('vector_index', i.name));
       if (searchedBy.length > 0 && !options.cascade) {
         throw new SuperduperError(`superduper.remove: listener "${name}" is searched by vector index(es) ${searchedBy.map((i) => i.name).sort().join(', ')}`, {
           hint: 'Remove those first, or remove with cascade (--cascade on the command line) to remove them too.',
@@ -249,21 +263,27 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
       }
       const results: ApplyResult[] = [];
       for (const searched of searchedBy) {
-        await indexes.deleteOne({ _id: searched._id });
+        if (dry) dry.removed.add(`vector_index ${searched.name}`);
+        else await indexes.deleteOne({ _id: searched._id });
         results.push({ type: 'vector_index', name: searched.name, action: 'removed' });
+      }
+      if (dry) {
+        dry.removed.add(`listener ${name}`);
+        return [...results, { type: 'listener', name, action: 'removed' }];
       }
       for (const version of versions) await dropVersion(version, options.keepOutputs);
       if (!options.keepOutputs) await context.db.dropCollection(outputsView(name)).catch(ignoreCode(26));
       results.push({ type: 'listener', name, action: 'removed' });
       return results;
     }
-    const model = await models.findOne({ _id: name });
+    const model = gone('model', name) ? null : await models.findOne({ _id: name });
     if (model) {
-      const users = await modelUsers(name);
+      const users = await modelUsers(name, dry);
       if (users.length > 0) {
         throw new SuperduperError(`superduper.remove: model "${name}" is used by ${users.join(', ')}`, { hint: 'Remove those listeners and vector indexes first.' });
       }
-      await models.deleteOne({ _id: name });
+      if (dry) dry.removed.add(`model ${name}`);
+      else await models.deleteOne({ _id: name });
       return [{ type: 'model', name, action: 'removed' }];
     }
     throw new SuperduperError(`superduper.remove: no application, model, listener or vector index named '${name}'`, {
@@ -271,30 +291,47 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
     });
   }
 
+  /**
+   * A listener's rows to compute (the documents its filter passes) and, for a
+   * model billed per token, about how many tokens they send: four characters a
+   * token, over the average length of its keys in the first 1,000 documents.
+   */
+  async function estimate(spec: ListenerSpec): Promise<{ rows: number; tokens_estimate?: number }> {
+    const source = context.db.collection(spec.collection);
+    const rows = await source.countDocuments(spec.filter ?? {});
+    const runtime = (await models.findOne({ _id: spec.model }))?.runtime;
+    if (!runtime || !(RUNTIMES.billed as readonly string[]).includes(runtime)) return { rows };
+    const sample = await source.find(spec.filter ?? {}, { limit: 1000 }).toArray();
+    const length = (value: unknown) => (value === undefined || value === null ? 0 : typeof value === 'string' ? value.length : JSON.stringify(value).length);
+    const chars = sample.reduce((sum, doc) => sum + spec.keys.reduce((n, key) => n + length(doc[key]), 0), 0) / Math.max(1, sample.length);
+    return { rows, tokens_estimate: Math.ceil((rows * chars) / 4) };
+  }
+
   const applications = mongoApplications(context, {
-    check: async (raw) => check(raw.map(parseSpec)),
+    check: async (raw, dry) => check(raw.map(parseSpec), dry),
     applySpecs: applyComponents,
-    removeComponent: (name, keepOutputs) => removeComponent(name, { keepOutputs, cascade: false }),
-    exists: async (type, name) =>
-      type === 'model' ? (await models.countDocuments({ _id: name })) > 0
+    removeComponent: (name, keepOutputs, dry) => removeComponent(name, { keepOutputs, cascade: false }, dry),
+    exists: async (type, name, dry) =>
+      dry?.removed.has(`${type} ${name}`) ? false
+      : type === 'model' ? (await models.countDocuments({ _id: name })) > 0
       : type === 'listener' ? (await listeners.countDocuments({ name })) > 0
       : type === 'vector_index' ? (await indexes.countDocuments({ _id: name })) > 0
       : false,
     modelUsers,
   });
 
-  /** Specs in order: an application's through applications.ts, runs of the others checked together then applied. */
-  async function applySpecs(raw: ReadonlyArray<unknown>): Promise<ApplyResult[]> {
+  /** Specs in order: an application's through applications.ts, runs of the others checked together then applied (or, dry, planned). */
+  async function applySpecs(raw: ReadonlyArray<unknown>, dry?: DryRun): Promise<ApplyResult[]> {
     const results: ApplyResult[] = [];
     let run: unknown[] = [];
     const flush = async () => {
-      if (run.length > 0) results.push(...(await applyComponents(run)));
+      if (run.length > 0) results.push(...(await applyComponents(run, dry)));
       run = [];
     };
     for (const spec of raw) {
       if (typeof spec === 'object' && spec !== null && (spec as { type?: unknown }).type === 'application') {
         await flush();
-        results.push(await applications.apply(spec as Record<string, unknown>));
+        results.push(await applications.apply(spec as Record<string, unknown>, dry));
       } else {
         run.push(spec);
       }
@@ -324,11 +361,22 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
       return doc ? { spec: doc.spec, template: doc.template, specVersions: { ...SPEC_VERSIONS } } : undefined;
     },
 
-    async plan() {
-      throw new SuperduperError('superduper plan is not built for MongoDB yet: apply there has no dry run', {
-        code: PLAN_UNSUPPORTED,
-        hint: 'Plan against a PostgreSQL database with the same components, or apply and read the results.',
-      });
+    async plan(specs, uploads) {
+      // Model files are named by their SHA-256 (the apply stores them); nothing is written.
+      const planned = new Map<Record<string, unknown>, Record<string, unknown>>();
+      for (const upload of uploads) {
+        const spec = { ...upload.spec };
+        if (upload.artifact) spec.artifact = createHash('sha256').update(upload.artifact).digest('hex');
+        if (upload.files) {
+          spec.config = {
+            ...(spec.config as Record<string, unknown>),
+            files: Object.fromEntries(Object.entries(upload.files).map(([path, bytes]) => [path, createHash('sha256').update(bytes).digest('hex')])),
+          };
+        }
+        planned.set(upload.spec, spec);
+      }
+      const dry: DryRun = { removed: new Set(), planned: new Set(uploads.filter((u) => u.artifact).map((u) => planned.get(u.spec)!.artifact as string)), estimate };
+      return planResults(await applySpecs(withStoredSpecs(specs, planned), dry));
     },
 
     applyOne: (raw) => applySpecs([raw]),
@@ -432,4 +480,18 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
       return doc ? { name: doc.name, runtime: doc.runtime, output: doc.output, config: doc.config, artifact: doc.artifact, spec_hash: doc.spec_hash } : undefined;
     },
   };
+}
+
+/**
+ * Results of a dry run marked as superduper.plan marks them (043_plan.sql):
+ * destructive when they remove outputs, or rebuild a listener's; an
+ * application when one of its components is.
+ */
+function planResults(results: ReadonlyArray<ApplyResult>): PlanResult[] {
+  return results.map(({ components: children, ...result }) => {
+    const components = children ? planResults(children) : undefined;
+    const destructive =
+      result.action === 'removed' || (result.action === 'rebuilding' && result.type !== 'vector_index') || (components?.some((c) => c.destructive) ?? false);
+    return { ...result, destructive, ...(components ? { components } : {}) };
+  });
 }

@@ -1,14 +1,14 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
-import type { ApplyResult, PlanResult } from '../../backends/types.js';
+import type { ApplyResult } from '../../backends/types.js';
 import type { Superduper } from '../../client.js';
 import type { Applicable } from '../../components/component.js';
 import { packageApplication } from '../../packages/components.js';
 import { galleryTemplate } from '../../packages/gallery.js';
 import { readPackage } from '../../packages/read.js';
 import type { StoredModel } from '../../components/model.js';
-import { PLAN_UNSUPPORTED, SuperduperError } from '../../errors.js';
+import { SuperduperError } from '../../errors.js';
 import { openDatabase } from '../context.js';
 import { showProgress } from '../progress.js';
 import { destructiveParts, resultLines } from '../results.js';
@@ -34,15 +34,14 @@ export async function applyCommand(file: string, uri: string | undefined, option
   const components = await loadComponents(file, options.vars ?? []);
   const db = await openDatabase(uri);
   try {
-    const plan = await planOrNothing(db, components);
+    const plan = await db.plan(...components);
     if (options.dryRun) {
-      if (!plan) throw new SuperduperError('this database has no dry run (superduper plan is not built for it yet)');
       process.stdout.write(`${resultLines(plan).join('\n')}\n`);
       return;
     }
-    const destructive = plan ? destructiveParts(plan) : [];
+    const destructive = destructiveParts(plan);
     if (destructive.length > 0 && !options.yes) {
-      process.stdout.write(`the plan:\n${resultLines(plan!, '  ').join('\n')}\n`);
+      process.stdout.write(`the plan:\n${resultLines(plan, '  ').join('\n')}\n`);
       if (!(await confirm(`this removes or replaces outputs: ${destructive.join(', ')}. Apply? [y/N] `))) {
         throw new SuperduperError(`not applied: ${destructive.join(', ')} would be removed or rebuilt`, {
           hint: 'Pass --yes to apply it without asking, or --dry-run to see the plan only.',
@@ -94,16 +93,6 @@ async function loadComponents(given: string, vars: readonly string[]): Promise<A
     return [packageApplication(await readPackage(file), file, { values: parseVars(vars) })];
   }
   return withVariables(await readSpecs(file), file, vars).map((spec) => toComponent(spec, dirname(resolve(file))));
-}
-
-/** The plan, or undefined where the backend has none (MongoDB): there the apply goes ahead as before. */
-async function planOrNothing(db: Superduper, components: Parameters<Superduper['plan']>): Promise<PlanResult[] | undefined> {
-  try {
-    return await db.plan(...components);
-  } catch (error) {
-    if ((error as SuperduperError).code === PLAN_UNSUPPORTED) return undefined;
-    throw error;
-  }
 }
 
 /** Listeners whose backfill an apply started, an application's included. */

@@ -101,6 +101,46 @@ describe('applications on every backend', () => {
     ]);
   });
 
+  it('plans an apply without doing it: what it creates, rebuilds and removes, the rows, and the tokens a billed model would be sent', async () => {
+    const billed = {
+      type: 'model',
+      name: 'api_embedder',
+      runtime: 'openai',
+      output: { type: 'vector', dim: 2 },
+      config: { model: 'text-embedding-3-small', api_key_env: 'NO_SUCH_KEY' },
+    };
+    const [first] = await store.db.plan(app());
+    expect(first).toMatchObject({ type: 'application', name: 'notes', action: 'created', destructive: false });
+    // (A vector index's rows: on PostgreSQL the vectors there to index now, none yet; MongoDB builds nothing.)
+    expect(first!.components!.map((c) => [c.name, c.action, c.destructive, c.type === 'vector_index' ? (c.rows ?? 0) : c.rows])).toEqual([
+      ['measure', 'created', false, undefined],
+      ['notes_measure', 'created', false, 2],
+      ['notes_index', 'created', false, 0],
+    ]);
+    expect(await store.db.status()).toEqual([]);
+    expect(await store.db.remove('notes').catch((error: Error) => error.message)).toMatch(/no .*named 'notes'/);
+
+    await store.db.apply(app(), billed);
+    await store.db.waitFor('notes_measure', { timeoutMs: 20_000 });
+    // Another model for the listener (a rebuild, destructive), without its index (removed).
+    const changed = application({
+      name: 'notes',
+      components: [{ type: 'listener', name: 'notes_measure', model: 'api_embedder', ...store.on('notes'), keys: ['body'] }],
+    });
+    const [plan] = await store.db.plan(changed);
+    expect(plan).toMatchObject({ action: 'updated', destructive: true });
+    expect(plan!.components!.map((c) => [c.name, c.action, c.destructive])).toEqual([
+      ['notes_index', 'removed', true],
+      ['measure', 'kept', false],
+      ['notes_measure', 'rebuilding', true],
+    ]);
+    // "hello" and "moon": 4.5 characters a row, 2 rows, 4 characters a token.
+    expect(plan!.components![2]).toMatchObject({ rows: 2, tokens_estimate: 3 });
+    // Nothing was done: the application applied as before is unchanged.
+    const [again] = await store.db.apply(app());
+    expect(again).toMatchObject({ action: 'unchanged' });
+  });
+
   it('refuses a bad application, naming it, and applies nothing', async () => {
     const bad = (spec: Record<string, unknown>) => store.db.apply({ type: 'application', ...spec });
     await expect(bad({ name: 'a', components: [{ type: 'application', name: 'b', components: [] }] })).rejects.toThrow(/applications do not nest/);

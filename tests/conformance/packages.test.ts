@@ -77,6 +77,10 @@ describe('packages', () => {
     expect(b.listeners).toEqual([{ name: 'other_lin', keys: ['x'] }]);
     expect(b.indexes.map((i) => ({ ...i, name: undefined, listener: undefined }))).toEqual(a.indexes.map((i) => ({ ...i, name: undefined, listener: undefined })));
     expect(b.applications).toEqual([{ name: 'other', variables: { name: 'other', table: 'Other "nums"' } }]);
+    // The model is the same component in both: the same identity and hash.
+    const identities = async (database: TestDatabase) =>
+      (await database.sql.query(`SELECT identity, hash FROM superduper.component_versions WHERE type = 'model' AND name = 'lin'`)).rows;
+    expect(await identities(target)).toEqual(await identities(source));
 
     await targetDb.start({ reconcileMs: 100 });
     await targetDb.waitFor('other_lin', { timeoutMs: 20_000 });
@@ -88,6 +92,31 @@ describe('packages', () => {
     const [again] = await targetDb.applyPackage(zip, { values: { name: 'other', table: 'Other "nums"' } });
     expect(again).toMatchObject({ action: 'unchanged' });
     await targetDb.remove('other');
+    expect(await registry(target)).toEqual(empty);
+  });
+
+  it('a new release of the package with a breaking change in a child rebuilds that child only, and the application gets a new version', async () => {
+    const folder = join(dir, 'numbers-release');
+    await sourceDb.exportApplication('numbers', folder);
+    const values = { name: 'release', table: 'Other "nums"' };
+    const [first] = await targetDb.applyPackage(folder, { values });
+    expect(first).toMatchObject({ action: 'created', version: 1 });
+    // Release 2: the same package, its vector index measuring l2 distances.
+    const documentPath = join(folder, 'superduper.json');
+    const document = JSON.parse(readFileSync(documentPath, 'utf8'));
+    for (const component of document.application.components) if (component.type === 'vector_index') component.measure = 'l2';
+    writeFileSync(documentPath, JSON.stringify(document, null, 2));
+    const [plan] = await targetDb.planPackage(folder, { values });
+    expect(plan!.components!.map((c) => [c.name, c.action, c.destructive])).toEqual([
+      ['lin', 'unchanged', false],
+      ['release_lin', 'unchanged', false],
+      ['release_index', 'rebuilding', false],
+    ]);
+    const [second] = await targetDb.applyPackage(folder, { values });
+    expect(second).toMatchObject({ action: 'updated', version: 2 });
+    expect(second!.components!.map((c) => [c.name, c.action])).toEqual(plan!.components!.map((c) => [c.name, c.action]));
+    expect((await target.sql.query(`SELECT version FROM superduper.applications WHERE name = 'release'`)).rows).toEqual([{ version: 2 }]);
+    await targetDb.remove('release');
     expect(await registry(target)).toEqual(empty);
   });
 

@@ -452,8 +452,8 @@ BEGIN
 END
 $$;
 
--- Drops a vector index's HNSW indexes, search function and registry row.
--- Removes a vector index (its search functions and HNSW index); the listener stays.
+-- Removes a vector index, every version of it (its search functions and HNSW
+-- indexes); the listener stays.
 CREATE OR REPLACE FUNCTION superduper._remove_vector_index(p_name text, p_keep_outputs boolean, p_cascade boolean)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -465,6 +465,8 @@ BEGIN
 END
 $$;
 
+-- Drops a vector index version: its HNSW indexes, words, search functions and
+-- registry row; a version being built is forgotten instead (071_vector_index_builds.sql).
 CREATE OR REPLACE FUNCTION superduper._vector_index_drop(p_index integer)
 RETURNS void
 LANGUAGE plpgsql
@@ -473,6 +475,11 @@ AS $$
 DECLARE
   v_index text;
 BEGIN
+  -- A version being built may have a CREATE INDEX CONCURRENTLY under way on it.
+  IF (SELECT state FROM superduper._vector_indexes WHERE id = p_index) = 'building' THEN
+    PERFORM superduper._vector_index_forget(p_index);
+    RETURN;
+  END IF;
   FOR v_index IN
     SELECT c.relname FROM pg_class c
     WHERE c.relnamespace = 'superduper'::regnamespace AND c.relkind = 'i' AND c.relname LIKE '\_vi' || p_index || '\_hnsw\_l%'

@@ -84,13 +84,28 @@ BEGIN
   END IF;
   SELECT * INTO v_current FROM superduper._vector_indexes WHERE name = v.name AND state = 'current' FOR UPDATE;
   IF FOUND THEN
-    PERFORM superduper._vector_index_functions_drop(v_current.id);
-    PERFORM superduper._text_words_stop(v_current.id);
-    DELETE FROM superduper._vector_indexes WHERE id = v_current.id;
+    PERFORM superduper._vector_index_forget(v_current.id);
   END IF;
   UPDATE superduper._vector_indexes SET state = 'current', updated_at = now() WHERE id = v.id;
   PERFORM superduper._vector_index_code_create(v.id);
   RETURN true;
+END
+$$;
+
+-- A version retired (swapped out, or a build no longer wanted): its search
+-- functions, word triggers and registry row go; its indexes and word columns
+-- stay for superduper._vector_index_leftovers, because dropping them here would
+-- take the outputs table's exclusive lock, and wait behind a build still under
+-- way while every search queued behind it.
+CREATE OR REPLACE FUNCTION superduper._vector_index_forget(p_index integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM superduper._vector_index_functions_drop(p_index);
+  PERFORM superduper._text_words_stop(p_index);
+  DELETE FROM superduper._vector_indexes WHERE id = p_index;
 END
 $$;
 

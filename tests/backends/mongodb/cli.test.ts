@@ -75,6 +75,38 @@ describe('the CLI on a mongodb:// URI', () => {
     expect(await database.db.collection('superduper.listeners').countDocuments({})).toBe(0);
   });
 
+  it('plans an application, and applies a destructive change only when told to', async () => {
+    await database.db.collection<AnyDocument>('docs').insertMany([
+      { _id: 1, body: 'the first document' },
+      { _id: 2, body: 'a second one' },
+    ]);
+    expect((await cli('install', database.uri)).code).toBe(0);
+    const listenerOn = (name: string) => ({ type: 'listener', name, collection: 'docs', keys: ['body'] });
+    const file = join(dir, 'app.json');
+    writeFileSync(file, JSON.stringify({ type: 'application', name: 'docs app', components: [listenerOn('first'), listenerOn('second')] }));
+
+    const plan = await cli('plan', file, database.uri);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(/application docs app: created/);
+    expect(plan.stdout).toMatch(/listener first: created.*2 existing row/);
+    expect(await database.db.collection('superduper.listeners').countDocuments({})).toBe(0);
+    const json = await cli('plan', file, database.uri, '--json');
+    expect(JSON.parse(json.stdout)).toMatchObject([{ type: 'application', action: 'created', destructive: false }]);
+
+    expect((await cli('apply', file, database.uri, '--no-wait')).code).toBe(0);
+    // The second listener no longer listed: removed, with its outputs, so not without --yes (no terminal here).
+    writeFileSync(file, JSON.stringify({ type: 'application', name: 'docs app', components: [listenerOn('first')] }));
+    const dryRun = await cli('apply', file, database.uri, '--dry-run');
+    expect(dryRun.stdout).toMatch(/listener second: removed/);
+    const refused = await cli('apply', file, database.uri, '--no-wait');
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/not applied: .*second/);
+    expect(await database.db.collection('superduper.listeners').countDocuments({ name: 'second' })).toBe(1);
+    const applied = await cli('apply', file, database.uri, '--no-wait', '--yes');
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(await database.db.collection('superduper.listeners').countDocuments({ name: 'second' })).toBe(0);
+  });
+
   it('refuses a MongoDB connection string without a database, saying where it goes', async () => {
     const uri = database.uri.replace(/\/[^/?]+(\?|$)/, '/$1');
     const result = await cli('install', uri);

@@ -9,14 +9,21 @@ export function resultLines(results: ReadonlyArray<ApplyResult | PlanResult>, in
   const lines: string[] = [];
   for (const result of results) {
     const rows = typeof result.rows === 'number' ? result.rows : result.backfill;
+    const index = result.type === 'vector_index';
     const notes: string[] = [];
     if (typeof result.tokens_estimate === 'number') notes.push(`about ${result.tokens_estimate} tokens sent to its model`);
     if (result.action === 'kept') notes.push(keptBecause(result));
-    if (result.action === 'rebuilding') notes.push('its outputs are replaced when the new version is complete');
+    if (result.action === 'rebuilding') {
+      notes.push(
+        index
+          ? 'a sidecar builds its new graph beside the current one, which answers searches until then'
+          : 'its outputs are replaced when the new version is complete',
+      );
+    }
     lines.push(
       `${indent}${result.type} ${result.name}: ${result.action}` +
         (result.version ? ` (version ${result.version})` : '') +
-        (typeof rows === 'number' && rows > 0 ? `, ${rows} existing row(s) to compute` : '') +
+        (typeof rows === 'number' && rows > 0 ? `, ${rows} ${index ? 'vector(s) to index' : 'existing row(s) to compute'}` : '') +
         (notes.length > 0 ? `; ${notes.join('; ')}` : ''),
     );
     if (result.components) lines.push(...resultLines(result.components, `${indent}  `));

@@ -96,6 +96,30 @@ describe('plan before apply, from the command line', () => {
     expect(await registry()).toEqual({ listeners: ['search_embedding'], indexes: [] });
   });
 
+  it('applies without asking a vector index rebuilt beside the current one, which loses nothing', async () => {
+    const measured = (measure: string) => ({
+      type: 'application',
+      name: 'measured',
+      components: [
+        { type: 'listener', name: 'measured_embedding', model: 'default-embedder', table: 'docs', keys: ['body'] },
+        { type: 'vector_index', name: 'measured_index', listener: 'measured_embedding', measure },
+      ],
+    });
+    expect(cli('apply', file('cosine.json', measured('cosine')), database.uri, '--no-wait').code).toBe(0);
+    const l2 = file('l2.json', measured('l2'));
+    const plan = cli('plan', l2, database.uri);
+    expect(plan.stdout).toContain(
+      '  vector_index measured_index: rebuilding (version 2); a sidecar builds its new graph beside the current one, which answers searches until then',
+    );
+    const applied = cli('apply', l2, database.uri, '--no-wait');
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(await q(`SELECT version, state, measure FROM superduper.vector_indexes WHERE name = 'measured_index' ORDER BY version`)).toEqual([
+      { version: 1, state: 'current', measure: 'cosine' },
+      { version: 2, state: 'building', measure: 'l2' },
+    ]);
+    expect(cli('remove', 'measured', database.uri).code).toBe(0);
+  });
+
   it('asks at a terminal before an apply that removes outputs, and does what the answer says', async () => {
     const vars = ['--var', 'name=search', '--var', 'table=docs'];
     expect(cli('apply', file('full2.json', template(true)), database.uri, '--no-wait', ...vars).code).toBe(0);

@@ -292,7 +292,7 @@ export class Superduper {
       if (Date.now() > deadline) {
         throw new SuperduperError(
           `timed out waiting for listener(s) ${busy.map((s) => `${s.listener} (pending ${s.pending}, in flight ${s.in_flight})`).join(', ')}`,
-          { hint: 'Is a sidecar running? Start one with "superduper start <uri>" or db.start().' },
+          { hint: 'Is a sidecar running? Start one with "npx superduper start <uri>" or db.start().' },
         );
       }
       await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 50));

@@ -108,6 +108,15 @@ BEGIN
     RAISE EXCEPTION 'superduper: listener "%": unknown field "%"', v_name, v_unknown
       USING HINT = 'Fields: name, model, table, schema, keys, filter, settings.';
   END IF;
+  IF p_spec ? 'key' AND p_spec ? 'keys' THEN
+    RAISE EXCEPTION 'superduper: listener "%": both "key" and "keys" given', v_name
+      USING HINT = 'Give one: "key": "body" (one column) or "keys": ["title", "body"].';
+  END IF;
+  IF p_spec ? 'key' AND jsonb_typeof(p_spec -> 'key') IS DISTINCT FROM 'string' THEN
+    RAISE EXCEPTION 'superduper: listener "%": "key" names one column (a string), not %', v_name, p_spec -> 'key'
+      USING HINT = CASE WHEN jsonb_typeof(p_spec -> 'key') = 'array' THEN format('For a list of columns write "keys": %s.', p_spec -> 'key')
+                        ELSE 'Write "key": "body", or "keys": ["title", "body"].' END;
+  END IF;
   IF v_keys IS NULL OR jsonb_typeof(v_keys) <> 'array' OR jsonb_array_length(v_keys) = 0 THEN
     RAISE EXCEPTION 'superduper: listener "%": "keys" must be a non-empty array of column names', v_name;
   END IF;

@@ -21,13 +21,14 @@ $$;
 -- flight (claimed by a sidecar), failed, withdrawn (failed rows whose output,
 -- computed from an earlier value, was removed: see superduper.failures), done
 -- (rows in the outputs table), and lag: the age of the oldest change not yet
--- computed.
+-- computed; computing: rows of the claimed backfill ranges a sidecar has
+-- computed and not written yet (a range is written at once when it is complete).
 -- p_count_done = false skips counting each outputs table (done is NULL then):
 -- cheap enough to poll while waiting for listeners to catch up.
 CREATE OR REPLACE FUNCTION superduper._status(p_count_done boolean DEFAULT true)
 RETURNS TABLE (listener text, version integer, state text, model text, source text, outputs text,
                pending bigint, in_flight bigint, failed bigint, done bigint, lag interval,
-               backfill_total bigint, backfill_remaining bigint, note text, withdrawn bigint)
+               backfill_total bigint, backfill_remaining bigint, note text, withdrawn bigint, computing bigint)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -38,6 +39,7 @@ DECLARE
   v_q_oldest timestamptz;
   v_b_pending bigint;
   v_b_flight bigint;
+  v_b_computed bigint;
   v_logged bigint;
   v_logged_oldest timestamptz;
 BEGIN
@@ -53,8 +55,9 @@ BEGIN
     v_q_pending := v_q_pending + v_logged;
     v_q_oldest := least(v_q_oldest, v_logged_oldest);
     SELECT coalesce(sum(b.rows) FILTER (WHERE b.leased_until IS NULL OR b.leased_until < now()), 0),
-           coalesce(sum(b.rows) FILTER (WHERE b.leased_until >= now()), 0)
-    INTO v_b_pending, v_b_flight
+           coalesce(sum(b.rows) FILTER (WHERE b.leased_until >= now()), 0),
+           coalesce(sum(b.computed) FILTER (WHERE b.leased_until >= now()), 0)
+    INTO v_b_pending, v_b_flight, v_b_computed
     FROM superduper._backfill b WHERE b.listener_id = l.id;
     v_b_pending := v_b_pending + coalesce(
       (SELECT greatest(c.total - c.handed_out, 0) FROM superduper._backfill_cursor c WHERE c.listener_id = l.id), 0);
@@ -84,12 +87,24 @@ BEGIN
     backfill_total := l.backfill_total;
     backfill_remaining := v_b_pending + v_b_flight;
     note := l.error;
+    computing := v_b_computed;
     RETURN NEXT;
   END LOOP;
 END
 $$;
 
 CREATE OR REPLACE VIEW superduper.status AS SELECT * FROM superduper._status();
+
+-- A sidecar's word on a backfill range it is computing: p_computed of its rows
+-- are done (not yet written). Only the range's holder counts.
+CREATE OR REPLACE FUNCTION superduper._backfill_progress(p_listener integer, p_chunk integer, p_worker text, p_computed bigint)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  UPDATE superduper._backfill SET computed = p_computed
+  WHERE listener_id = p_listener AND chunk = p_chunk AND leased_by = p_worker
+$$;
 
 CREATE OR REPLACE VIEW superduper.listeners AS
 SELECT l.name, l.version, CASE WHEN l.frozen THEN 'frozen' ELSE l.state END AS state, l.model,

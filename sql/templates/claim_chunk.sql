@@ -35,7 +35,7 @@ BEGIN
 
   IF FOUND THEN
     UPDATE superduper._backfill AS b
-    SET leased_until = now() + p_lease, leased_by = p_worker, attempts = b.attempts + 1
+    SET leased_until = now() + p_lease, leased_by = p_worker, attempts = b.attempts + 1, computed = 0
     WHERE b.listener_id = {{listener_id}} AND b.chunk = v_chunk;
   ELSE
     -- Sidecars claiming for this listener queue on the cursor's row lock for the

@@ -214,6 +214,12 @@ export interface WorkQueue {
   write(sidecarId: string, listener: ListenerInfo, batch: WriteBatch, failures: readonly RowFailure[]): Promise<number>;
   /** Keeps a long batch's claim leased. */
   extendLease(sidecarId: string, flight: InFlight): Promise<void>;
+  /**
+   * Says how many rows of a backfill range this sidecar holds it has computed
+   * so far (not yet written): status shows them as computing, so that
+   * progress moves while a slow model works through a range.
+   */
+  progress(sidecarId: string, listener: ListenerInfo, chunk: number, computed: number): Promise<void>;
   /** Hands back everything this sidecar has claimed (after its batches failed with their connection). */
   release(sidecarId: string): Promise<void>;
   /**

@@ -1,3 +1,4 @@
+import { SuperduperError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Backend } from './backend.js';
 import { connectPostgresBackend, PostgresBackend, SERVER_CAPABILITIES } from './postgres/backend.js';
@@ -28,6 +29,14 @@ export interface OpenOptions {
  */
 export async function openBackend(target: string | SqlDriver | Backend, options: OpenOptions): Promise<{ backend: Backend; owned: boolean }> {
   if (typeof target === 'string') {
+    // Without a scheme the PostgreSQL driver reads "localhost:54329/db" as
+    // something else entirely (it connected to port 5432): refused, unless it
+    // is libpq's "host=… dbname=…" form.
+    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(target) && !target.startsWith('pglite:') && !target.includes('=')) {
+      throw new SuperduperError(`"${target}" is not a connection string`, {
+        hint: `Give it a scheme: postgres://${target}, mongodb://${target}, or pglite:<folder> for the embedded database.`,
+      });
+    }
     const scheme = SCHEMES.find((s) => target.startsWith(s.prefix));
     const backend = scheme ? await scheme.open(target, options) : await connectPostgresBackend(target, options);
     return { backend, owned: true };

@@ -54,6 +54,8 @@ export interface ListenerStatus {
   note: string | null;
   /** Failed rows whose output from an earlier value was removed (see superduper.failures). */
   withdrawn: number;
+  /** Rows of claimed backfill ranges a sidecar has computed and not yet written (a range is written at once). */
+  computing: number;
 }
 
 export interface FailureRow {

@@ -12,6 +12,7 @@ import { serveCommand, type ServeOptions } from './commands/serve.js';
 import { startCommand, type StartOptions } from './commands/start.js';
 import { statusCommand } from './commands/status.js';
 import { waitCommand } from './commands/wait.js';
+import { nameAndUri } from './context.js';
 
 const uriHelp = 'PostgreSQL connection URI (default: $SUPERDUPER_URI, then $DATABASE_URL)';
 
@@ -27,6 +28,17 @@ function seconds(value: string): number {
   return parsed;
 }
 
+/** An integer option from min to max, refused with what was expected (Number('abc') is NaN, which commander would take). */
+function integer(min: number, max: number, what: string): (value: string) => number {
+  return (value) => {
+    const parsed = Number(value);
+    if (!/^\s*-?\d+\s*$/.test(value) || parsed < min || parsed > max) {
+      throw new InvalidArgumentError(`"${value}" is not ${what} (a whole number from ${min} to ${max}).`);
+    }
+    return parsed;
+  };
+}
+
 export function buildProgram(): Command {
   const program = new Command('superduper')
     .description('AI models kept current on your database tables, and vector search from SQL.')
@@ -34,7 +46,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
 
   const logLevel = () => new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('warn');
-  const port = () => new Option('--port <port>', 'TCP port of the wire endpoint (0: any free port)').default(5433).argParser(Number);
+  const port = () => new Option('--port <port>', 'TCP port of the wire endpoint (0: any free port)').default(5433).argParser(integer(0, 65535, 'a TCP port'));
   const host = () => new Option('--host <host>', 'address of the wire endpoint (anyone who reaches it is the superuser)').default('127.0.0.1');
   // The embedded database has one session that clients take in turns (docs/embedded.md).
   const idleTimeout = () =>
@@ -120,9 +132,11 @@ export function buildProgram(): Command {
     .command('start')
     .description('run a sidecar: compute listener outputs as rows change (stop with Ctrl-C or SIGTERM)')
     .argument('[uri]', uriHelp)
-    .addOption(new Option('--reconcile-ms <ms>', 'look for work this often even without notifications').default(2000).argParser(Number))
+    .addOption(
+      new Option('--reconcile-ms <ms>', 'look for work this often even without notifications').default(2000).argParser(integer(10, 3_600_000, 'milliseconds')),
+    )
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
-    .addOption(new Option('--health-port <port>', 'serve /healthz and /readyz on this port (see docs/operations.md)').argParser(Number))
+    .addOption(new Option('--health-port <port>', 'serve /healthz and /readyz on this port (see docs/operations.md)').argParser(integer(0, 65535, 'a TCP port')))
     .addOption(new Option('--health-host <host>', 'address of the health endpoint').default('127.0.0.1'))
     .action((uri: string | undefined, options: StartOptions) => startCommand(uri, options));
 
@@ -149,18 +163,21 @@ export function buildProgram(): Command {
     .description('wait until every change committed before now has its output (read your writes); exit 1 if rows failed')
     .argument('[listener]', 'only this listener and those it reads from (default: every listener)')
     .argument('[uri]', uriHelp)
-    .addOption(new Option('--timeout <seconds>', 'give up after this long').default(30).argParser(Number))
+    .addOption(new Option('--timeout <seconds>', 'give up after this long').default(30).argParser(seconds))
     .action((listener: string | undefined, uri: string | undefined, options: { timeout: number }) => waitCommand(listener, uri, options));
 
   program
     .command('failures')
     .description('rows whose model call failed for good, with the error; --retry queues them again')
-    .argument('[uri]', uriHelp)
     .argument('[listener]', 'only this listener')
+    .argument('[uri]', uriHelp)
     .option('--retry', 'queue the listener\'s failed rows again')
-    .action((uri: string | undefined, listener: string | undefined, options: { retry?: boolean }) =>
-      failuresCommand(uri, listener, { retry: options.retry ?? false }),
-    );
+    .option('--json', 'print JSON')
+    .action((first: string | undefined, second: string | undefined, options: { retry?: boolean; json?: boolean }) => {
+      // The URI first, as this command once took it, still works.
+      const { name, uri } = nameAndUri(first, second);
+      return failuresCommand(name, uri, { retry: options.retry ?? false, json: options.json ?? false });
+    });
 
   return program;
 }

@@ -2,7 +2,7 @@ import { demoJoinSql, demoSearchSql, loadDemoCorpus } from '../backends/postgres
 import type { Superduper } from '../client.js';
 import { listener } from '../components/listener.js';
 import { vectorIndex } from '../components/vector-index.js';
-import { showProgress } from '../cli/progress.js';
+import { showProgress, summaryLines } from '../cli/progress.js';
 import { excerpt, quoteLiteral } from './text.js';
 import { documentationPassages, type Passage } from './passages.js';
 import { runRagStep } from './rag-step.js';
@@ -50,7 +50,9 @@ export async function runDemo(db: Superduper, write: Write): Promise<DemoReport>
   const toCompute = (before?.pending ?? 0) + (before?.in_flight ?? 0);
   if (toCompute > 0) {
     write(`computing ${toCompute} embeddings (a sidecar in this process)\n`);
-    await showProgress(db, [DEMO_LISTENER]);
+    const started = Date.now();
+    const outcomes = await showProgress(db, [DEMO_LISTENER]);
+    write(`${summaryLines(outcomes, (Date.now() - started) / 1000).join('\n')}\n`);
   }
 
   const searches: DemoReport['searches'] = [];

@@ -3,7 +3,7 @@ import type { Superduper } from '../client.js';
 import { listener } from '../components/listener.js';
 import { chunkerModel } from '../components/model.js';
 import { vectorIndex } from '../components/vector-index.js';
-import { showProgress } from '../cli/progress.js';
+import { showProgress, summaryLines } from '../cli/progress.js';
 import { excerpt, quoteLiteral } from './text.js';
 import { standInLlm } from './stand-in-llm.js';
 
@@ -33,7 +33,9 @@ export async function runRagStep(db: Superduper, table: string, write: Write): P
   );
   write(`\nChunks: listener ${DEMO_CHUNKS} splits the sections of docs/rag.md (${DEMO_CHUNKED_FILES}) into chunks, one output row each; ` +
     `${DEMO_CHUNK_VECTORS} embeds them; ${DEMO_CHUNK_INDEX} adds full-text search: ${applied.map((r) => r.action).join(', ')}\n`);
-  await showProgress(db, [DEMO_CHUNKS, DEMO_CHUNK_VECTORS]);
+  const started = Date.now();
+  const outcomes = await showProgress(db, [DEMO_CHUNKS, DEMO_CHUNK_VECTORS]);
+  write(`${summaryLines(outcomes, (Date.now() - started) / 1000).join('\n')}\n`);
   const counted = await db.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM superduper.out_${DEMO_CHUNKS}`);
 
   const hybridSql = demoHybridSql(DEMO_CHUNK_INDEX, DEMO_CHUNKS);

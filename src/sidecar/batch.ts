@@ -1,11 +1,14 @@
 import type { Backend, RowFailure } from '../backends/backend.js';
-import { describeError, isListenerChanged, isTransientDatabaseError } from '../errors.js';
+import { describeError, errorFields, isListenerChanged, isTransientDatabaseError } from '../errors.js';
 import { displayIdent } from '../identifiers.js';
 import type { Logger } from '../logger.js';
 import type { ModelCache } from '../models/registry.js';
 import type { LoadedModel } from '../models/types.js';
 import { jsonKey, type ClaimedRow, type InFlight, type ListenerInfo } from './listener-info.js';
 import { predictIsolatingFailures } from './predict.js';
+
+/** How often, at most, a sidecar computing a backfill range says how far it is. */
+const PROGRESS_EVERY_MS = 1000;
 
 export interface BatchOutcome {
   /** Rows (or empty ranges) claimed; 0 means the listener had nothing claimable. */
@@ -111,7 +114,17 @@ async function computeAndWrite(
     }
     if (model) {
       const size = listener.settings.batch_size;
+      // A backfill range is written once, when complete: with a slow model
+      // the sidecar says how far it is, at most once a second (a fast model
+      // finishes the range before the first word is due, and says nothing).
+      let lastWord = Date.now();
       for (let start = 0; start < live.length; start += size) {
+        if (claim.chunk !== null && start > 0 && Date.now() - lastWord >= PROGRESS_EVERY_MS) {
+          lastWord = Date.now();
+          await context.backend.queue.progress(context.sidecarId, listener, claim.chunk, start).catch((error: unknown) => {
+            context.logger.debug(errorFields(error), 'could not report a backfill range\'s progress');
+          });
+        }
         const results = await predictIsolatingFailures(model, listener, inputs.slice(start, start + size));
         results.forEach((result, i) => {
           if (result.ok) {

@@ -31,7 +31,7 @@ export async function fatalError(error: unknown, backend: Backend, reachedOnce: 
     const installed = await backend.installed().catch(() => true);
     if (!installed) {
       return new SuperduperError('the superduper layer is not installed in this database (it was removed?)', {
-        hint: 'Run "superduper install <uri>", then start the sidecar again.',
+        hint: 'Run "npx superduper install <uri>", then start the sidecar again.',
         code: 'SUPERDUPER_FATAL',
         cause: error,
       });

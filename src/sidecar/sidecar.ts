@@ -320,7 +320,7 @@ export class Sidecar {
       if (this.#state !== 'waiting for install') {
         this.#log.warn(
           { layer: describeLayer(layer), code: describeCode() },
-          'the superduper layer in this database is older than this sidecar: waiting for "superduper install" to upgrade it',
+          'the superduper layer in this database is older than this sidecar: waiting for "npx superduper install" to upgrade it',
         );
       }
       this.#setState('waiting for install');

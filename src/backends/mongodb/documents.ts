@@ -114,6 +114,8 @@ export interface BackfillRangeDoc {
   rows: number;
   owner: string;
   lease_until: Date;
+  /** Rows of it its owner has computed so far, not yet written (queue.progress). */
+  computed?: number;
 }
 
 export interface FailureDoc {

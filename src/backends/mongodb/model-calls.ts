@@ -88,7 +88,7 @@ export function mongoModelCalls(context: MongoContext): ModelCalls {
           if (answer?.state === 'failed') throw new SuperduperError(`model "${model}" failed: ${answer.error}`);
           if (Date.now() > deadline) {
             throw new SuperduperError(`superduper.predict: no sidecar answered the call to model "${model}" within ${ANSWER_TIMEOUT_MS / 1000} s`, {
-              hint: 'Is a sidecar running that can run this model? Start one with "superduper start <uri>".',
+              hint: 'Is a sidecar running that can run this model? Start one with "npx superduper start <uri>".',
             });
           }
           await new Promise((resolve) => setTimeout(resolve, POLL_MS));

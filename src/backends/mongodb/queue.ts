@@ -156,7 +156,7 @@ export function mongoQueue(context: MongoContext): WorkQueue {
     const now = new Date();
     const range = await ranges.findOneAndUpdate(
       { listener_id: doc._id, lease_until: { $lt: now } },
-      { $set: { owner: sidecarId, lease_until: new Date(now.getTime() + doc.settings.lease_seconds * 1000) } },
+      { $set: { owner: sidecarId, lease_until: new Date(now.getTime() + doc.settings.lease_seconds * 1000), computed: 0 } },
       { returnDocument: 'after' },
     );
     if (!range) return undefined;
@@ -375,6 +375,10 @@ export function mongoQueue(context: MongoContext): WorkQueue {
 
     async release(sidecarId) {
       await releaseClaims(context, [sidecarId]);
+    },
+
+    async progress(sidecarId, listener, chunk, computed) {
+      await ranges.updateOne({ _id: { l: listener.id, n: chunk }, owner: sidecarId }, { $set: { computed } });
     },
 
     waitFor: (listener, timeoutSeconds) => waitForOutputs(context, listener, timeoutSeconds),

@@ -397,7 +397,7 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
             queue.countDocuments({ listener_id: doc._id }),
             queue.countDocuments({ listener_id: doc._id, owner: { $exists: true } }),
             queue.find({ listener_id: doc._id }).sort({ enqueued_at: 1 }).limit(1).project<{ enqueued_at: Date }>({ enqueued_at: 1 }).next(),
-            ranges.find({ listener_id: doc._id }).project<{ rows: number }>({ rows: 1 }).toArray(),
+            ranges.find({ listener_id: doc._id }).project<{ rows: number; computed?: number }>({ rows: 1, computed: 1 }).toArray(),
             failures.countDocuments({ listener_id: doc._id }),
             failures.countDocuments({ listener_id: doc._id, withdrawn: true }),
             options.countDone ? context.db.collection(doc.outputs).countDocuments({}) : Promise.resolve(null),
@@ -423,6 +423,7 @@ export function mongoRegistry(context: MongoContext): Registry & { applyOne(raw:
             backfill_remaining: remaining,
             note: doc.note,
             withdrawn,
+            computing: flying.reduce((sum, range) => sum + (range.computed ?? 0), 0),
           };
         }),
       );

@@ -25,7 +25,7 @@ export async function layerVersion(context: MongoContext): Promise<LayerVersion>
   if (!layer) {
     throw new SuperduperError(`superduper is not installed in MongoDB database "${context.db.databaseName}" (no superduper.meta)`, {
       code: NOT_INSTALLED,
-      hint: 'Run "superduper install <uri>".',
+      hint: 'Run "npx superduper install <uri>".',
     });
   }
   const migration = layer.layout === MONGO_LAYOUT ? latestMigration : layer.layout < MONGO_LAYOUT ? 0 : latestMigration + 1;

@@ -46,7 +46,7 @@ export async function waitForOutputs(context: MongoContext, listener: string | u
                 .join('; ');
         throw new SuperduperError(`superduper.wait_for: timed out after ${timeoutSeconds} s: ${what}`, {
           code: SQLSTATES.wait_timeout,
-          hint: 'Is a sidecar running? Start one with "superduper start <uri>" or db.start().',
+          hint: 'Is a sidecar running? Start one with "npx superduper start <uri>" or db.start().',
         });
       }
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));

@@ -38,7 +38,7 @@ const LOCK_OPTIONS = { stale: 10_000, realpath: false };
 function inUse(dir: string): SuperduperError {
   return new SuperduperError(`the embedded database in ${dir} is in use by another process`, {
     hint:
-      'Stop that process (a "superduper demo --serve" or "superduper serve", say) or connect to its wire endpoint with psql instead; or use another --dir. ' +
+      'Stop that process (a "npx superduper demo --serve" or "npx superduper serve", say) or connect to its wire endpoint with psql instead; or use another --dir. ' +
       'A lock left by a process that was killed frees itself within 10 seconds.',
   });
 }

@@ -73,6 +73,10 @@ export function postgresQueue(db: SqlDriver): WorkQueue {
       await db.query('SELECT superduper._worker_release($1)', [sidecarId]);
     },
 
+    async progress(sidecarId, listener, chunk, computed) {
+      await db.query('SELECT superduper._backfill_progress($1, $2, $3, $4)', [listener.id, chunk, sidecarId, computed]);
+    },
+
     async waitFor(listener, timeoutSeconds) {
       const result = await db.query<WaitResult['failed'][number]>(
         `SELECT listener, ARRAY(SELECT jsonb_array_elements_text(primary_key)) AS primary_key, error, failed_at

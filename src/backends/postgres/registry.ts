@@ -49,7 +49,7 @@ export function postgresRegistry(db: SqlDriver): Registry {
       const result = await db.query<ListenerStatus>(
         `SELECT listener, version, state, model, source, outputs, pending::int, in_flight::int, failed::int,
                 done::int, extract(epoch FROM lag)::float8 AS lag_seconds, backfill_total::int,
-                backfill_remaining::int, note, withdrawn::int
+                backfill_remaining::int, note, withdrawn::int, computing::int
          FROM superduper._status($1)`,
         [options.countDone],
       );

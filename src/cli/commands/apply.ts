@@ -10,7 +10,7 @@ import { readPackage } from '../../packages/read.js';
 import type { StoredModel } from '../../components/model.js';
 import { SuperduperError } from '../../errors.js';
 import { openDatabase } from '../context.js';
-import { showProgress } from '../progress.js';
+import { showProgress, summaryLines } from '../progress.js';
 import { destructiveParts, resultLines } from '../results.js';
 
 export interface ApplyOptions {
@@ -54,10 +54,19 @@ export async function applyCommand(file: string, uri: string | undefined, option
     if (!options.wait || started.length === 0) return;
     const sidecars = (await db.sidecars()).filter((sidecar) => sidecar.seen < 15);
     if (sidecars.length === 0) {
-      process.stdout.write('no sidecar is running, so nothing is computed yet: start one with "superduper start <uri>".\n');
+      process.stdout.write('no sidecar is running, so nothing is computed yet: start one with "npx superduper start <uri>".\n');
       return;
     }
-    await showProgress(db, started);
+    const startedAt = Date.now();
+    const outcomes = await showProgress(db, started);
+    process.stdout.write(`${summaryLines(outcomes, (Date.now() - startedAt) / 1000).join('\n')}\n`);
+    const failed = outcomes.filter((o) => o.failed > 0);
+    if (failed.length > 0) {
+      // The apply itself worked; its work did not all: a script must see that.
+      throw new SuperduperError(`applied, but ${failed.map((o) => `${o.failed} row(s) of ${o.listener}`).join(' and ')} failed`, {
+        hint: `See them with "npx superduper failures ${failed[0]!.listener}", fix the rows or the model, then add --retry.`,
+      });
+    }
   } finally {
     await db.close();
   }
@@ -85,7 +94,7 @@ async function loadComponents(given: string, vars: readonly string[]): Promise<A
   const file = exists ? given : await galleryTemplate(given);
   if (file === undefined) {
     throw new SuperduperError(`${given}: no such file or folder, and no template of the gallery has that name`, {
-      hint: '"superduper templates" lists the gallery.',
+      hint: '"npx superduper templates" lists the gallery.',
     });
   }
   const folder = await stat(file).then((s) => s.isDirectory(), () => false);
@@ -135,11 +144,20 @@ function withVariables(specs: Array<Record<string, unknown>>, file: string, vars
 }
 
 async function readSpecs(file: string): Promise<Array<Record<string, unknown>>> {
-  let parsed: unknown;
+  let text: string;
   try {
-    parsed = JSON.parse(await readFile(file, 'utf8'));
+    text = await readFile(file, 'utf8');
   } catch (error) {
     throw new SuperduperError(`cannot read ${file}: ${(error as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    // Read, but not JSON: say where (Node's message gives the position).
+    throw new SuperduperError(`${file} is not valid JSON: ${(error as Error).message}`, {
+      hint: 'A spec file holds one component spec, an array of them, or {"components": [...]} (docs/sql.md has every field).',
+    });
   }
   // {"components": [...]} without a "type" lists specs; with one (an
   // application) it is a spec itself.

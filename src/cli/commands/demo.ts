@@ -59,7 +59,7 @@ export async function demoCommand(options: DemoOptions): Promise<void> {
         await serveUntilStopped(db, { ...options, write });
       } else {
         write(
-          `Next: "superduper demo --serve" keeps it running for psql, where you can try\n` +
+          `Next: "npx superduper demo --serve" keeps it running for psql, where you can try\n` +
             `  SELECT * FROM superduper.like('${DEMO_INDEX}', 'some text', 5);\n` +
             `  INSERT INTO ${DEMO_TABLE} VALUES (10000, 'mine', 'my note', 'a passage of my own');  -- its row in superduper.out_${DEMO_LISTENER} appears within a second\n`,
         );

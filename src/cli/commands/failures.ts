@@ -1,15 +1,22 @@
+import { SuperduperError } from '../../errors.js';
 import { openDatabase } from '../context.js';
 import { table } from '../format.js';
 
-export async function failuresCommand(uri: string | undefined, listener: string | undefined, options: { retry: boolean }): Promise<void> {
+export async function failuresCommand(listener: string | undefined, uri: string | undefined, options: { retry: boolean; json: boolean }): Promise<void> {
+  if (options.retry && !listener) {
+    throw new SuperduperError('--retry needs a listener name', { hint: 'npx superduper failures <listener> [uri] --retry' });
+  }
   const db = await openDatabase(uri);
   try {
-    if (options.retry) {
-      if (!listener) throw new Error('--retry needs a listener name');
+    if (options.retry && listener) {
       process.stdout.write(`queued ${await db.retry(listener)} failed row(s) of ${listener} again\n`);
       return;
     }
     const failures = await db.failures(listener);
+    if (options.json) {
+      process.stdout.write(`${JSON.stringify(failures, null, 2)}\n`);
+      return;
+    }
     if (failures.length === 0) {
       process.stdout.write('no failures\n');
       return;

@@ -26,7 +26,7 @@ export async function statusCommand(uri: string | undefined, options: { json: bo
     };
     process.stdout.write(
       sidecars.length === 0
-        ? '\nno sidecar running (start one with "superduper start <uri>")\n'
+        ? '\nno sidecar running (start one with "npx superduper start <uri>")\n'
         : `\nsidecars:\n${sidecars.map(describe).join('\n')}\n`,
     );
   } finally {

@@ -1,5 +1,5 @@
 import { SuperduperError } from '../../errors.js';
-import { openDatabaseWhenReachable } from '../context.js';
+import { nameAndUri, openDatabaseWhenReachable } from '../context.js';
 import { table } from '../format.js';
 
 /**
@@ -10,10 +10,7 @@ import { table } from '../format.js';
  */
 export async function waitCommand(listener: string | undefined, uri: string | undefined, options: { timeout: number }): Promise<void> {
   // With one argument that is a connection string, it is the database (both are optional).
-  if (uri === undefined && listener !== undefined && /^[a-z][a-z0-9+.-]*:/i.test(listener)) {
-    uri = listener;
-    listener = undefined;
-  }
+  ({ name: listener, uri } = nameAndUri(listener, uri));
   // A wait run during a restart or failover waits for the database too, within its timeout.
   const deadline = Date.now() + options.timeout * 1000;
   const db = await openDatabaseWhenReachable(uri, { timeoutMs: options.timeout * 1000 });
@@ -27,7 +24,7 @@ export async function waitCommand(listener: string | undefined, uri: string | un
     const rows = failed.map((f) => ({ ...f, primary_key: f.primary_key.join(', '), failed_at: f.failed_at.toISOString() }));
     process.stdout.write(`${table(rows, ['listener', 'primary_key', 'failed_at', 'error'])}\n`);
     throw new SuperduperError(`${what}: ${failed.length} row(s) failed for good and have no output`, {
-      hint: 'Fix the rows (or the model), then "superduper failures <uri> <listener> --retry".',
+      hint: `Fix the rows (or the model), then "npx superduper failures ${listener ?? '<listener>'} --retry" (with the URI after the listener, or in SUPERDUPER_URI).`,
     });
   } finally {
     await db.close();

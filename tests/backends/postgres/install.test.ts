@@ -132,7 +132,7 @@ describe('superduper install', () => {
       });
       expect(run.status).toBe(0);
       expect(run.stdout).toContain('listener nums_lin: created (version 1), 5000 existing row(s) to compute');
-      expect(run.stderr).toMatch(/nums_lin \|[█░]+\| 5000\/5000 rows/);
+      expect(run.stderr).toMatch(/nums_lin: 5000\/5000 rows, 0 in flight, 0 failed/);
       const done = await client.query(`SELECT count(*)::int AS n FROM superduper.out_nums_lin`);
       expect(done.rows[0].n).toBe(5000);
     } finally {
@@ -152,7 +152,7 @@ describe('superduper install', () => {
         return { code: e.status, stderr: e.stderr };
       }
     };
-    expect(run('status', uri)).toEqual({ code: 1, stderr: 'error: superduper is not installed in this database\nhint: Run "superduper install <uri>" first.\n' });
+    expect(run('status', uri)).toEqual({ code: 1, stderr: 'error: superduper is not installed in this database\nhint: Run "npx superduper install <uri>" first.\n' });
     const bad = run('install', 'postgres://postgres@127.0.0.1:1/nothing');
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/^error: connect ECONNREFUSED 127\.0\.0\.1:1/);

@@ -29,8 +29,17 @@ $(GENERATED): $(SQL_SOURCES)
 
 sql: $(GENERATED)
 
-build: deps sql
-	npx tsup
+# The build, made again only when a source changed: "npm ci" builds it already
+# (npm runs the package's prepare script), so a first "make demo" builds once
+# and a second one not at all. node_modules is order-only: installing it again
+# does not make the build stale.
+DIST := dist/cli.js
+TS_SOURCES := $(shell find src -name '*.ts' -not -path 'src/generated/*') tsup.config.ts tsconfig.json
+$(DIST): $(TS_SOURCES) $(GENERATED) | $(NODE_MODULES_STAMP)
+	npx tsup --silent
+	@touch $@
+
+build: $(DIST)
 
 typecheck: deps sql
 	npx tsc --noEmit -p .

@@ -12,6 +12,8 @@ export interface Configuration {
   uri: string | undefined;
   /** pino level for the root logger: SUPERDUPER_LOG_LEVEL (default "info"; commands "warn"). */
   logLevel: string | undefined;
+  /** How logs are written: SUPERDUPER_LOG_FORMAT "pretty" (lines for people) or "json"; unset: pretty on a terminal, JSON otherwise. */
+  logFormat: 'pretty' | 'json' | undefined;
   /** Where stored model folders are written, one per model version: SUPERDUPER_CACHE_DIR. */
   cacheDir: string;
   /** Models with a hub id may download (SUPERDUPER_ALLOW_REMOTE_MODELS=1). */
@@ -29,11 +31,19 @@ export interface Configuration {
 const flag = (value: string | undefined) => ['1', 'true', 'yes', 'on'].includes((value ?? '').trim().toLowerCase());
 const text = (value: string | undefined) => (value === undefined || value.trim() === '' ? undefined : value);
 
+function logFormat(value: string | undefined): 'pretty' | 'json' | undefined {
+  const given = text(value)?.trim().toLowerCase();
+  if (given === undefined) return undefined;
+  if (given === 'pretty' || given === 'json') return given;
+  throw new Error(`SUPERDUPER_LOG_FORMAT must be "pretty" or "json", not "${value}"`);
+}
+
 /** The configuration an environment gives. */
 export function configurationFrom(env: NodeJS.ProcessEnv): Configuration {
   return {
     uri: text(env.SUPERDUPER_URI) ?? text(env.DATABASE_URL),
     logLevel: text(env.SUPERDUPER_LOG_LEVEL),
+    logFormat: logFormat(env.SUPERDUPER_LOG_FORMAT),
     cacheDir: text(env.SUPERDUPER_CACHE_DIR) ?? join(tmpdir(), 'superduper-models'),
     allowRemoteModels: flag(env.SUPERDUPER_ALLOW_REMOTE_MODELS),
     imageDir: text(env.SUPERDUPER_IMAGE_DIR),

@@ -46,6 +46,15 @@ export function buildProgram(): Command {
     .showHelpAfterError();
 
   const logLevel = () => new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('warn');
+  // Read where loggers are made (src/logger.ts), as SUPERDUPER_LOG_FORMAT.
+  const logFormat = () =>
+    new Option('--log-format <format>', 'logs as lines for people or JSON lines (default: pretty on a terminal, JSON otherwise)')
+      .choices(['pretty', 'json'])
+      .argParser((value: string) => {
+        if (value !== 'pretty' && value !== 'json') throw new InvalidArgumentError('Allowed choices are pretty, json.');
+        process.env.SUPERDUPER_LOG_FORMAT = value;
+        return value;
+      });
   const port = () => new Option('--port <port>', 'TCP port of the wire endpoint (0: any free port)').default(5433).argParser(integer(0, 65535, 'a TCP port'));
   const host = () => new Option('--host <host>', 'address of the wire endpoint (anyone who reaches it is the superuser)').default('127.0.0.1');
   // The embedded database has one session that clients take in turns (docs/embedded.md).
@@ -69,6 +78,7 @@ export function buildProgram(): Command {
     .addOption(idleTimeout())
     .addOption(waitTimeout())
     .addOption(logLevel())
+    .addOption(logFormat())
     .action((options: Omit<DemoOptions, 'reset' | 'serve'> & { reset?: boolean; serve?: boolean }) =>
       demoCommand({ ...options, reset: options.reset ?? false, serve: options.serve ?? false }),
     );
@@ -82,6 +92,7 @@ export function buildProgram(): Command {
     .addOption(idleTimeout())
     .addOption(waitTimeout())
     .addOption(logLevel())
+    .addOption(logFormat())
     .action((dir: string, options: ServeOptions) => serveCommand(dir, options));
 
   program
@@ -136,6 +147,7 @@ export function buildProgram(): Command {
       new Option('--reconcile-ms <ms>', 'look for work this often even without notifications').default(2000).argParser(integer(10, 3_600_000, 'milliseconds')),
     )
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
+    .addOption(logFormat())
     .addOption(new Option('--health-port <port>', 'serve /healthz and /readyz on this port (see docs/operations.md)').argParser(integer(0, 65535, 'a TCP port')))
     .addOption(new Option('--health-host <host>', 'address of the health endpoint').default('127.0.0.1'))
     .action((uri: string | undefined, options: StartOptions) => startCommand(uri, options));

@@ -6,7 +6,7 @@
  * summary and exit 1). The CLI runs as a child process, stdin and stderr not a
  * terminal, as in a script.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -111,6 +111,33 @@ describe('the CLI', () => {
     expect(removed.code).toBe(1);
     expect(removed.stderr).toContain('hint: Remove those first, or run "npx superduper remove docs_embedding --cascade" to remove them too.');
     expect(removed.stderr).not.toContain('p_cascade');
+  });
+
+  it('logs lines for people with --log-format pretty (the default on a terminal), JSON lines otherwise', async () => {
+    const firstLines = (args: string[]) =>
+      new Promise<string>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', 'tests/helpers/cli.ts', 'start', database.uri, ...args], {
+          env: { ...process.env, SUPERDUPER_URI: '', SUPERDUPER_LOG_FORMAT: '' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let err = '';
+        const timer = setTimeout(() => reject(new Error(`no "sidecar started" line: ${err}`)), 30_000);
+        child.stderr.on('data', (chunk) => {
+          err += chunk;
+          if (err.includes('sidecar started')) {
+            clearTimeout(timer);
+            child.kill('SIGTERM');
+          }
+        });
+        child.once('exit', () => resolve(err));
+      });
+    const pretty = await firstLines(['--log-format', 'pretty']);
+    expect(pretty).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: sidecar started$/m);
+    expect(pretty).not.toContain('"level"');
+    const json = await firstLines([]);
+    const started = json.split('\n').find((line) => line.includes('sidecar started'))!;
+    expect(JSON.parse(started)).toMatchObject({ level: 30, msg: 'sidecar started' });
+    expect((await cli(['start', database.uri, '--log-format', 'yaml'])).stderr).toContain("argument 'yaml' is invalid. Allowed choices are pretty, json.");
   });
 
   it('ends an apply whose every row failed with a summary, the first errors and exit 1, in plain lines', async () => {

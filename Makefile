@@ -39,7 +39,10 @@ $(DIST): $(TS_SOURCES) $(GENERATED) | $(NODE_MODULES_STAMP)
 	npx tsup --silent
 	@touch $@
 
-build: $(DIST)
+# In a make of its own, started once node_modules is there: a fresh clone's
+# "npm ci" builds dist/ (prepare) after this make has looked for it.
+build: deps
+	@$(MAKE) --no-print-directory $(DIST)
 
 typecheck: deps sql
 	npx tsc --noEmit -p .

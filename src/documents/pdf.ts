@@ -18,8 +18,8 @@ interface Line {
  */
 export async function pdfText(bytes: Uint8Array): Promise<string> {
   // Imported here, not at the top: pdf.js is large, and a sidecar without
-  // document chunkers should not load it. (unpdf 1.8 declares Node >= 22; its
-  // pdf.js build runs on this project's Node 20, as tests/unit/documents.test.ts shows.)
+  // document chunkers should not load it. (unpdf is kept at 1.7: 1.8 declares
+  // Node >= 22, and npm warns every install on this project's Node 20.)
   const { extractTextItems, getDocumentProxy } = await import('unpdf');
   // A copy: pdf.js takes over (detaches) the buffer it is given, and a Buffer
   // from the database driver may share its memory with other values.

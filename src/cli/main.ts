@@ -13,6 +13,7 @@ import { startCommand, type StartOptions } from './commands/start.js';
 import { statusCommand } from './commands/status.js';
 import { waitCommand } from './commands/wait.js';
 import { nameAndUri } from './context.js';
+import { metricsAddress } from './metrics-server.js';
 
 const uriHelp = 'PostgreSQL connection URI (default: $SUPERDUPER_URI, then $DATABASE_URL)';
 
@@ -150,6 +151,7 @@ export function buildProgram(): Command {
     .addOption(logFormat())
     .addOption(new Option('--health-port <port>', 'serve /healthz and /readyz on this port (see docs/operations.md)').argParser(integer(0, 65535, 'a TCP port')))
     .addOption(new Option('--health-host <host>', 'address of the health endpoint').default('127.0.0.1'))
+    .addOption(new Option('--metrics <host:port>', 'serve Prometheus metrics at /metrics there (a port alone: 127.0.0.1)').argParser(metricsAddress))
     .action((uri: string | undefined, options: StartOptions) => startCommand(uri, options));
 
   program

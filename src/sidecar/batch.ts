@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
 import type { ModelCache } from '../models/registry.js';
 import type { LoadedModel } from '../models/types.js';
 import { jsonKey, type ClaimedRow, type InFlight, type ListenerInfo } from './listener-info.js';
+import type { BatchObserver } from './metrics.js';
 import { predictIsolatingFailures } from './predict.js';
 
 /** How often, at most, a sidecar computing a backfill range says how far it is. */
@@ -25,6 +26,8 @@ export interface BatchContext {
   logger: Logger;
   /** Called with claimed work and again when it is done, so the sidecar can extend its lease. */
   onClaim?(claim: InFlight, done: boolean): void;
+  /** Told each step's rows and seconds (the sidecar's metrics), if anyone listens. */
+  observer?: BatchObserver;
 }
 
 /**
@@ -33,7 +36,9 @@ export interface BatchContext {
  * the model runs.
  */
 export async function runBatch(context: BatchContext, listener: ListenerInfo): Promise<BatchOutcome> {
+  const claimStarted = performance.now();
   const { rows, source } = await context.backend.queue.claim(context.sidecarId, listener);
+  context.observer?.claimed(listener, rows.length, (performance.now() - claimStarted) / 1000);
   if (rows.length === 0) return { claimed: 0, written: 0, failed: 0, source: 'none' };
 
   const inFlight: InFlight = {
@@ -125,7 +130,9 @@ async function computeAndWrite(
             context.logger.debug(errorFields(error), 'could not report a backfill range\'s progress');
           });
         }
+        const predictStarted = performance.now();
         const results = await predictIsolatingFailures(model, listener, inputs.slice(start, start + size));
+        context.observer?.predicted(listener, Math.min(size, live.length - start), (performance.now() - predictStarted) / 1000);
         results.forEach((result, i) => {
           if (result.ok) {
             outputs[start + i] = result.value;
@@ -164,6 +171,7 @@ async function computeAndWrite(
   const { backend, sidecarId } = context;
   const batch = { gone, ackPks, ackIds, claimedPks: claim.ackPks, claimedIds: claim.ackIds, chunk: claim.chunk };
   let writtenCount = 0;
+  const writeStarted = performance.now();
   try {
     writtenCount = await backend.queue.write(sidecarId, listener, { ...batch, rows: written, outputs: writtenOutputs }, failures);
   } catch (error) {
@@ -183,6 +191,7 @@ async function computeAndWrite(
     writtenCount = 0;
   }
 
+  context.observer?.wrote(listener, writtenCount, failures.length, (performance.now() - writeStarted) / 1000);
   if (failures.length > 0) {
     context.logger.warn({ listener: listener.name, failed: failures.length, error: failures[0]!.error }, 'rows failed');
   }

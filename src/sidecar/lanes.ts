@@ -4,6 +4,7 @@ import type { Logger } from '../logger.js';
 import type { ModelCache } from '../models/registry.js';
 import { runBatch } from './batch.js';
 import type { InFlight, ListenerInfo } from './listener-info.js';
+import type { BatchObserver } from './metrics.js';
 
 export interface LanesContext {
   backend: Backend;
@@ -28,6 +29,8 @@ export interface LanesContext {
    * meanwhile join the hot ones (see workHotListeners).
    */
   reconcile(): Promise<void>;
+  /** The sidecar's metrics, if it has them. */
+  observer?: BatchObserver;
 }
 
 /**
@@ -72,6 +75,7 @@ export async function workHotListeners(context: LanesContext): Promise<void> {
             sidecarId: context.sidecarId,
             logger: context.logger,
             onClaim: (claim, done) => (done ? context.inFlight.delete(claim) : context.inFlight.add(claim)),
+            observer: context.observer,
           },
           listener,
         );

@@ -6,6 +6,7 @@ import { SIDECAR_DEFAULTS } from '../config.js';
 import { classifyDatabaseError, describeError, errorFields, SuperduperError } from '../errors.js';
 import { compareLayer, describeCode, describeLayer, type LayerVersion } from '../layer-version.js';
 import type { Logger } from '../logger.js';
+import type { BatchObserver } from './metrics.js';
 import type { ModelCache } from '../models/registry.js';
 import { fatalError } from './fatal.js';
 import { Heartbeat } from './heartbeat.js';
@@ -36,6 +37,8 @@ export interface SidecarOptions {
   stallTimeoutMs?: number;
   /** The longest wait between attempts to reach the database during an outage. Default 1000 ms. */
   reconnectMaxMs?: number;
+  /** Told each batch's steps (metrics.ts: SidecarMetrics, for `superduper start --metrics`). */
+  observer?: BatchObserver;
 }
 
 /**
@@ -83,7 +86,7 @@ export class Sidecar {
   readonly #backend: Backend;
   readonly #models: ModelCache;
   readonly #log: Logger;
-  readonly #options: Required<Omit<SidecarOptions, 'logger'>>;
+  readonly #options: Required<Omit<SidecarOptions, 'logger' | 'observer'>> & Pick<SidecarOptions, 'observer'>;
 
   #listeners = new Map<number, ListenerInfo>();
   readonly #hot = new Set<number>();
@@ -139,6 +142,7 @@ export class Sidecar {
       concurrency: Math.max(1, options.concurrency ?? SIDECAR_DEFAULTS.concurrency),
       stallTimeoutMs: options.stallTimeoutMs ?? SIDECAR_DEFAULTS.stallTimeoutMs,
       reconnectMaxMs: options.reconnectMaxMs ?? SIDECAR_DEFAULTS.reconnectMaxMs,
+      observer: options.observer,
     };
     this.#log = options.logger.child({ sidecar: this.id });
     this.#requests =
@@ -469,6 +473,7 @@ export class Sidecar {
               this.#refreshNeeded = true;
             },
             reconcile: () => this.#reconcileWhileWorking(),
+            observer: this.#options.observer,
           });
           idleWait = 10;
           continue;

@@ -1,13 +1,17 @@
 import type { Server } from 'node:http';
 import { SuperduperError } from '../../errors.js';
 import { openDatabaseWhenReachable } from '../context.js';
+import type { Sidecar } from '../../sidecar/sidecar.js';
+import { SidecarMetrics } from '../../sidecar/metrics.js';
 import { serveHealth } from '../health-server.js';
+import { serveMetrics } from '../metrics-server.js';
 
 export interface StartOptions {
   reconcileMs: number;
   logLevel: string;
   healthPort?: number;
   healthHost: string;
+  metrics?: { host: string; port: number };
 }
 
 /**
@@ -18,8 +22,26 @@ export interface StartOptions {
 export async function startCommand(uri: string | undefined, options: StartOptions): Promise<void> {
   const db = await openDatabaseWhenReachable(uri, { logLevel: options.logLevel });
   let health: Server | undefined;
+  let metricsServer: Server | undefined;
   try {
-    const worker = await db.start({ reconcileMs: options.reconcileMs });
+    // The gauges read superduper.status at each scrape, and the sidecar's own state.
+    let sidecar: Sidecar | undefined;
+    const metrics = options.metrics
+      ? new SidecarMetrics({
+          status: () => db.status({ countDone: false }),
+          sidecar: () => sidecar?.status() ?? { state: 'starting', outages: 0 },
+        })
+      : undefined;
+    const worker = await db.start({ reconcileMs: options.reconcileMs, observer: metrics });
+    sidecar = worker;
+    if (metrics && options.metrics) {
+      const where = options.metrics;
+      metricsServer = await serveMetrics(metrics.registry, where).catch((error: unknown) => {
+        throw new SuperduperError(`cannot serve metrics on ${where.host}:${where.port}: ${(error as Error).message}`, { hint: 'Pass another --metrics host:port.' });
+      });
+      const address = metricsServer.address();
+      db.logger.info({ host: where.host, port: typeof address === 'object' && address ? address.port : where.port }, 'metrics: /metrics');
+    }
     if (options.healthPort !== undefined) {
       health = await serveHealth(() => worker.status(), { host: options.healthHost, port: options.healthPort }).catch((error: unknown) => {
         throw new SuperduperError(`cannot serve the health endpoint on ${options.healthHost}:${options.healthPort}: ${(error as Error).message}`, {
@@ -43,6 +65,7 @@ export async function startCommand(uri: string | undefined, options: StartOption
     await worker.done;
   } finally {
     health?.close();
+    metricsServer?.close();
     await db.close();
   }
 }

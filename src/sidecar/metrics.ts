@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ListenerStatus } from '../backends/types.js';
+import { apiUsage, estimatedCostUsd, type ApiUsageEvents } from '../models/api/usage.js';
 import type { ListenerInfo } from './listener-info.js';
 
 /**
@@ -30,7 +31,9 @@ const ROWS_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 2000, 5000];
  * superduper.status at each scrape, so they are the database's numbers, the
  * same for every sidecar; the rest is what this sidecar did since it started:
  * rows computed and failed, batch sizes, and the latency of claims, model calls
- * and writes. docs/operations.md lists them with the alerts worth having.
+ * and writes; and per API model, its requests (by outcome), retries, tokens
+ * and estimated cost, from every call this process made (listeners' and SQL
+ * callers'). docs/operations.md lists them with the alerts worth having.
  */
 export class SidecarMetrics implements BatchObserver {
   readonly registry = new Registry();
@@ -40,6 +43,7 @@ export class SidecarMetrics implements BatchObserver {
   readonly #claimSeconds: Histogram<'listener'>;
   readonly #writeSeconds: Histogram<'listener'>;
   readonly #modelSeconds: Histogram<'model'>;
+  readonly #unsubscribe: () => void;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -93,6 +97,33 @@ export class SidecarMetrics implements BatchObserver {
         for (const s of SIDECAR_STATES) this.set({ state: s }, s === state ? 1 : 0);
       },
     });
+    const api = ['model', 'provider', 'api_model'] as const;
+    const requests = new Counter({ name: 'superduper_api_requests_total', help: 'Requests to model APIs, by how they ended (ok, or the error code).', labelNames: [...api, 'outcome'], registers });
+    const retries = new Counter({ name: 'superduper_api_retries_total', help: 'Requests to model APIs made again (429, 5xx, network errors, timeouts).', labelNames: api, registers });
+    const tokens = new Counter({ name: 'superduper_api_tokens_total', help: 'Tokens model APIs said they counted, input and output.', labelNames: [...api, 'direction'], registers });
+    const cost = new Counter({
+      name: 'superduper_api_cost_usd_total',
+      help: "Estimated cost of those tokens at the provider's published price (only for models with a known price; see docs/operations.md).",
+      labelNames: api,
+      registers,
+    });
+    const labels = (u: ApiUsageEvents['retry'][0]) => ({ model: u.model, provider: u.provider, api_model: u.apiModel });
+    const onRequest = (u: ApiUsageEvents['request'][0]) => requests.inc({ ...labels(u), outcome: u.outcome });
+    const onRetry = (u: ApiUsageEvents['retry'][0]) => retries.inc(labels(u));
+    const onTokens = (u: ApiUsageEvents['tokens'][0]) => {
+      tokens.inc({ ...labels(u), direction: 'input' }, u.input);
+      tokens.inc({ ...labels(u), direction: 'output' }, u.output);
+      const usd = estimatedCostUsd(u, u);
+      if (usd !== undefined) cost.inc(labels(u), usd);
+    };
+    apiUsage.on('request', onRequest);
+    apiUsage.on('retry', onRetry);
+    apiUsage.on('tokens', onTokens);
+    this.#unsubscribe = () => {
+      apiUsage.off('request', onRequest);
+      apiUsage.off('retry', onRetry);
+      apiUsage.off('tokens', onTokens);
+    };
     new Gauge({
       name: 'superduper_sidecar_outages',
       help: 'Database outages this sidecar came through since it started.',
@@ -101,6 +132,11 @@ export class SidecarMetrics implements BatchObserver {
         this.set(sources.sidecar().outages);
       },
     });
+  }
+
+  /** Stops counting API calls (they are process-wide events). */
+  close(): void {
+    this.#unsubscribe();
   }
 
   claimed(listener: ListenerInfo, rows: number, seconds: number): void {

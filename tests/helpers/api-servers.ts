@@ -143,14 +143,16 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
       case '/v1/embeddings': {
         const data = (body.input as string[]).map((text, index) => ({ object: 'embedding', index, embedding: fakeEmbedding(text, body.dimensions ?? dim) }));
         // Out of order on purpose: clients must place results by `index`.
-        return send(response, 200, { object: 'list', data: data.reverse(), model: body.model, usage: { prompt_tokens: 1, total_tokens: 1 } });
+        const tokens = (body.input as string[]).reduce((sum, text) => sum + wordCount(text), 0);
+        return send(response, 200, { object: 'list', data: data.reverse(), model: body.model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
       }
       case '/v1/chat/completions': {
         const user = body.messages.findLast((m: { role: string }) => m.role === 'user').content as string;
         const system = body.messages.find((m: { role: string }) => m.role === 'system')?.content as string | undefined;
         const content = server.reply(user, system);
         if (body.stream === true) return streamOpenAi(response, server.stream, body.model, content);
-        return send(response, 200, { id: 'chatcmpl-test', object: 'chat.completion', model: body.model, choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }] });
+        const usage = { prompt_tokens: wordCount(`${system ?? ''} ${user}`), completion_tokens: wordCount(content) };
+        return send(response, 200, { id: 'chatcmpl-test', object: 'chat.completion', model: body.model, choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }], usage });
       }
       case '/v1/messages': {
         if (headers['anthropic-version'] !== '2023-06-01') return send(response, 400, { type: 'error', error: { type: 'invalid_request_error', message: 'anthropic-version header is required' } });
@@ -160,11 +162,13 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
         // Two text blocks (and a non-text one): clients must join the text blocks.
         const half = Math.floor(text.length / 2);
         const content = [{ type: 'text', text: text.slice(0, half) }, { type: 'thinking', thinking: '...' }, { type: 'text', text: text.slice(half) }];
-        return send(response, 200, { id: 'msg_test', type: 'message', role: 'assistant', model: body.model, content, stop_reason: 'end_turn' });
+        const usage = { input_tokens: wordCount(`${body.system ?? ''} ${body.messages.at(-1).content as string}`), output_tokens: wordCount(text) };
+        return send(response, 200, { id: 'msg_test', type: 'message', role: 'assistant', model: body.model, content, stop_reason: 'end_turn', usage });
       }
       case '/v2/embed': {
         const float = (body.texts as string[]).map((text) => fakeEmbedding(text, dim));
-        return send(response, 200, { id: 'embed-test', embeddings: { float }, texts: body.texts, meta: {} });
+        const billed = { input_tokens: (body.texts as string[]).reduce((sum, text) => sum + wordCount(text), 0) };
+        return send(response, 200, { id: 'embed-test', embeddings: { float }, texts: body.texts, meta: { billed_units: billed } });
       }
       case '/v2/rerank': {
         // Relevance in order of relevance, as Cohere answers: clients must place scores by `index`.
@@ -181,6 +185,11 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   server.url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
   return server;
+}
+
+/** The tokens this stand-in counts: a token a word (real tokenizers count more; the shape is what matters). */
+function wordCount(text: string): number {
+  return text.split(/\s+/).filter((word) => word !== '').length;
 }
 
 function send(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

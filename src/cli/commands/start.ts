@@ -23,15 +23,15 @@ export async function startCommand(uri: string | undefined, options: StartOption
   const db = await openDatabaseWhenReachable(uri, { logLevel: options.logLevel });
   let health: Server | undefined;
   let metricsServer: Server | undefined;
+  // The gauges read superduper.status at each scrape, and the sidecar's own state.
+  let sidecar: Sidecar | undefined;
+  const metrics = options.metrics
+    ? new SidecarMetrics({
+        status: () => db.status({ countDone: false }),
+        sidecar: () => sidecar?.status() ?? { state: 'starting', outages: 0 },
+      })
+    : undefined;
   try {
-    // The gauges read superduper.status at each scrape, and the sidecar's own state.
-    let sidecar: Sidecar | undefined;
-    const metrics = options.metrics
-      ? new SidecarMetrics({
-          status: () => db.status({ countDone: false }),
-          sidecar: () => sidecar?.status() ?? { state: 'starting', outages: 0 },
-        })
-      : undefined;
     const worker = await db.start({ reconcileMs: options.reconcileMs, observer: metrics });
     sidecar = worker;
     if (metrics && options.metrics) {
@@ -66,6 +66,7 @@ export async function startCommand(uri: string | undefined, options: StartOption
   } finally {
     health?.close();
     metricsServer?.close();
+    metrics?.close();
     await db.close();
   }
 }

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SuperduperError } from '../../errors.js';
+import { apiUsage, tokensOf, usageOf } from './usage.js';
 
 /**
  * Where and how a model API is called. The error messages name all of it, since
@@ -10,6 +11,9 @@ export interface ApiEndpoint {
   label: string;
   /** Names the service in errors: openai, anthropic, cohere. */
   provider: string;
+  /** The superduper model's name, and the provider's model id (config.model): for usage.ts. */
+  model: string;
+  apiModel: string;
   baseUrl: string;
   /** The environment variable the key came from, or null when no key is sent. */
   keyEnv: string | null;
@@ -46,8 +50,9 @@ export async function postJson(endpoint: ApiEndpoint, path: string, body: unknow
     signal: () => AbortSignal.timeout(endpoint.timeoutMs),
     read: (response) => response.text(),
   });
+  let answer: unknown;
   try {
-    return JSON.parse(text);
+    answer = JSON.parse(text);
   } catch {
     const url = `${endpoint.baseUrl.replace(/\/+$/, '')}${path}`;
     const where = `${endpoint.provider} at ${endpoint.baseUrl}`;
@@ -55,6 +60,9 @@ export async function postJson(endpoint: ApiEndpoint, path: string, body: unknow
       code: 'api_response',
     });
   }
+  const tokens = tokensOf(answer);
+  if (tokens) apiUsage.emit('tokens', { ...usageOf(endpoint), ...tokens });
+  return answer;
 }
 
 /** How one request is sent and its successful answer read (postJson's, or a stream's: sse.ts). */
@@ -77,6 +85,17 @@ export interface PostOptions<T> {
  * its code (see above); returns what `read` makes of the 2xx answer.
  */
 export async function post<T>(endpoint: ApiEndpoint, path: string, body: unknown, options: PostOptions<T>): Promise<T> {
+  try {
+    const answer = await attempts(endpoint, path, body, options);
+    apiUsage.emit('request', { ...usageOf(endpoint), outcome: 'ok' });
+    return answer;
+  } catch (error) {
+    apiUsage.emit('request', { ...usageOf(endpoint), outcome: (error as { code?: string }).code ?? 'error' });
+    throw error;
+  }
+}
+
+async function attempts<T>(endpoint: ApiEndpoint, path: string, body: unknown, options: PostOptions<T>): Promise<T> {
   const url = `${endpoint.baseUrl.replace(/\/+$/, '')}${path}`;
   const where = `${endpoint.provider} at ${endpoint.baseUrl}`;
   const wait = async (ms: number) => {
@@ -107,6 +126,7 @@ export async function post<T>(endpoint: ApiEndpoint, path: string, body: unknown
       if (options.abort?.aborted) throw abortedRequest(endpoint, options.abort);
       const reason = isTimeout(error) ? `no answer within ${endpoint.timeoutMs} ms (timeout_ms)` : networkMessage(error);
       if (!retriesLeft) throw unavailable(endpoint, `${where} could not be reached: ${reason}`, attempt, error);
+      apiUsage.emit('retry', usageOf(endpoint));
       await wait(backoffMs(attempt));
       continue;
     }
@@ -118,6 +138,7 @@ export async function post<T>(endpoint: ApiEndpoint, path: string, body: unknown
         throw unavailable(endpoint, `${where} answered HTTP ${status} and asks to wait ${Math.ceil(ms / 1000)} s: ${message}`, attempt);
       }
       if (!retriesLeft) throw unavailable(endpoint, `${where} answered HTTP ${status}: ${message}`, attempt);
+      apiUsage.emit('retry', usageOf(endpoint));
       await wait(ms);
       continue;
     }

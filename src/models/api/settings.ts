@@ -95,6 +95,8 @@ export function apiSettings(model: ModelRecord, defaults: ApiDefaults): ApiSetti
     endpoint: {
       label,
       provider: defaults.provider,
+      model: model.name,
+      apiModel: name as string,
       baseUrl: baseUrl as string,
       keyEnv: keyEnv as string | null,
       headers: {},

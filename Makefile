@@ -64,7 +64,7 @@ test: deps pg sql
 
 # Benchmarks run the production build: dist/ (the CLI sidecar) and a bundle of
 # bench/ with the sources it imports (no tsx in the measured code).
-# ONLY="backfill streaming write-overhead memory search onnx-embedder api-models embedded endpoint reconnect wait-for mongodb documents" picks some.
+# ONLY="backfill streaming write-overhead memory search onnx-embedder api-models embedded endpoint reconnect wait-for mongodb documents metrics" picks some.
 bench: build pg
 	npx esbuild bench/run.ts --bundle --platform=node --format=esm --packages=external --outfile=bench/dist/run.mjs --log-level=warning
 	npx esbuild bench/lib/sidecar-child.ts bench/lib/load-child.ts --bundle --platform=node --format=esm --packages=external --outdir=bench/dist --out-extension:.js=.mjs --log-level=warning

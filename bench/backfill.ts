@@ -7,6 +7,7 @@
  *   make bench ONLY=backfill
  */
 import ort from 'onnxruntime-node';
+import { benchMetrics } from './lib/metrics.js';
 import type { Superduper } from '../src/client.js';
 import { listener } from '../src/components/listener.js';
 import { onnxModel } from '../src/components/model.js';
@@ -85,7 +86,7 @@ async function superduper(db: Superduper, model: Uint8Array, rows: number, round
   return seconds;
 }
 
-export async function backfillBenchmark(rows = 100_000, rounds = 5): Promise<BackfillResult> {
+export async function backfillBenchmark(rows = 100_000, rounds = 5, metrics = false): Promise<BackfillResult> {
   const uri = await freshDatabase('superduper_bench_backfill');
   const db = await open(uri);
   try {
@@ -93,7 +94,7 @@ export async function backfillBenchmark(rows = 100_000, rounds = 5): Promise<Bac
     await db.db.query(documentSql('docs', rows));
     await db.db.query('VACUUM ANALYZE docs');
     const model = wordEmbeddingModel({ vocabSize: BACKFILL.vocab, dim: BACKFILL.dim, seed: 3 });
-    await db.start({ concurrency: Number(process.env.LANES ?? 2) });
+    await db.start({ concurrency: Number(process.env.LANES ?? 2), observer: metrics ? benchMetrics(db) : undefined });
     const baselineSeconds: number[] = [];
     const superduperSeconds: number[] = [];
     // One untimed round each first (the model file is stored and loaded once,

@@ -17,6 +17,7 @@ import { onnxEmbedderBenchmark, type OnnxEmbedderResult } from './onnx-embedder.
 import { reconnectBenchmark, type ReconnectResult } from './reconnect.js';
 import { searchBenchmark, type SearchResult } from './search.js';
 import { streamingBenchmark, type StreamingResult } from './streaming.js';
+import { metricsBenchmark, type MetricsResult } from './metrics.js';
 import { waitForBenchmark, type WaitForResult } from './wait-for.js';
 import { writeOverheadBenchmark, type WriteOverheadResult } from './write-overhead.js';
 
@@ -42,6 +43,7 @@ interface Results {
   waitFor?: WaitForResult;
   mongodb?: MongoBenchResult;
   documents?: DocumentsResult;
+  metrics?: MetricsResult;
 }
 
 const results: Results = {
@@ -72,6 +74,7 @@ results.reconnect = await step('reconnect', () => reconnectBenchmark());
 results.waitFor = await step('wait-for', () => waitForBenchmark());
 results.mongodb = await step('mongodb', () => mongoBenchmark());
 results.documents = await step('documents', () => documentsBenchmark());
+results.metrics = await step('metrics', () => metricsBenchmark());
 
 // A partial run (ONLY=...) keeps the other benchmarks' last results.
 mkdirSync(join(root, 'bench', 'results'), { recursive: true });

@@ -24,10 +24,10 @@ export interface StreamingResult {
   maxMs: number;
 }
 
-export async function streamingBenchmark(rate = 100, seconds = 20, modelMs = 1): Promise<StreamingResult> {
+export async function streamingBenchmark(rate = 100, seconds = 20, modelMs = 1, metrics = false): Promise<StreamingResult> {
   const uri = await freshDatabase('superduper_bench_streaming');
   const db = await open(uri);
-  const sidecar = await startChild(join(import.meta.dirname, 'sidecar-child.mjs'), [uri, String(modelMs)]);
+  const sidecar = await startChild(join(import.meta.dirname, 'sidecar-child.mjs'), [uri, String(modelMs)], metrics ? { SUPERDUPER_BENCH_METRICS: '1' } : {});
   const writer = new pg.Client({ connectionString: uri });
   const listenerClient = new pg.Client({ connectionString: uri });
   try {

@@ -8,6 +8,7 @@
 import { connect } from '../../src/client.js';
 import { createLogger } from '../../src/logger.js';
 import { functionModel } from '../../src/models/function-runtime.js';
+import { benchMetrics } from './metrics.js';
 
 const [uri, busyMs] = process.argv.slice(2);
 const db = await connect(uri!, { logger: createLogger(process.env.SUPERDUPER_LOG_LEVEL ?? 'warn') });
@@ -26,7 +27,10 @@ if (busyMs !== undefined) {
     }),
   );
 }
-await db.start();
+// SUPERDUPER_BENCH_METRICS=1: with the metrics `superduper start --metrics`
+// keeps, scraped every 5 s as Prometheus would (bench/metrics.ts).
+const metrics = process.env.SUPERDUPER_BENCH_METRICS === '1' ? benchMetrics(db) : undefined;
+await db.start({ observer: metrics });
 process.stdout.write(`ready ${process.pid}\n`);
 process.once('SIGTERM', async () => {
   await db.close();

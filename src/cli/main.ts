@@ -11,6 +11,7 @@ import { removeCommand } from './commands/remove.js';
 import { serveCommand, type ServeOptions } from './commands/serve.js';
 import { startCommand, type StartOptions } from './commands/start.js';
 import { statusCommand } from './commands/status.js';
+import { uiCommand } from './commands/ui.js';
 import { waitCommand } from './commands/wait.js';
 import { nameAndUri } from './context.js';
 import { metricsAddress } from './metrics-server.js';
@@ -153,6 +154,14 @@ export function buildProgram(): Command {
     .addOption(new Option('--health-host <host>', 'address of the health endpoint').default('127.0.0.1'))
     .addOption(new Option('--metrics <host:port>', 'serve Prometheus metrics at /metrics there (a port alone: 127.0.0.1)').argParser(metricsAddress))
     .action((uri: string | undefined, options: StartOptions) => startCommand(uri, options));
+
+  program
+    .command('ui')
+    .description('serve a status page: listeners, lineage, failures with retry, and search, updating live (PostgreSQL)')
+    .argument('[uri]', uriHelp)
+    .option('--host <host>', 'address to serve on (anyone who reaches it acts as the database role in the URI)', '127.0.0.1')
+    .addOption(new Option('--port <port>', 'TCP port (0: any free port)').default(8765).argParser(integer(0, 65535, 'a TCP port')))
+    .action((uri: string | undefined, options: { host: string; port: number }) => uiCommand(uri, options));
 
   program
     .command('status')

@@ -4,11 +4,13 @@
  * `make test` runs). The page is served by the CLI in a child process, as a
  * user starts it; the browser reads listeners, lineage and failures that the
  * test makes, retries as a role that may, sees a role that may not told so,
- * and searches. Screenshots go to docs/images/ (the docs show them).
+ * and searches. With SUPERDUPER_UPDATE_SCREENSHOTS=1 its screenshots replace
+ * those in docs/images/ (docs/operations.md shows them).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -27,7 +29,9 @@ let browser: Browser;
 const servers: ChildProcess[] = [];
 /** A role of this file's own (roles are the whole server's), that may read but not retry. */
 const READER = `ui_reader_${randomUUID().slice(0, 8)}`;
-const images = join(import.meta.dirname, '..', '..', '..', 'docs', 'images');
+/** The docs' screenshots are made again with SUPERDUPER_UPDATE_SCREENSHOTS=1; otherwise they go to a temporary folder. */
+const images =
+  process.env.SUPERDUPER_UPDATE_SCREENSHOTS === '1' ? join(import.meta.dirname, '..', '..', '..', 'docs', 'images') : mkdtempSync(join(tmpdir(), 'superduper-ui-'));
 
 /** `superduper ui <uri> --port 0` in a child process; resolves with its URL. */
 async function startUi(uri: string): Promise<string> {

@@ -53,8 +53,8 @@ pg:
 pg-stop:
 	scripts/pg.sh stop
 
-test: deps pg sql
-	@# pgJDBC and psycopg2 (Debian's packages), for tests/conformance/clients.test.ts.
+test: build pg sql
+	@# pgJDBC and psycopg2 (Debian's packages), for tests/conformance/clients.test.ts, and Chromium for tests/backends/postgres/ui.test.ts; the build, for the tests of the built CLI.
 	scripts/test-clients.sh
 	@# The extension files go into PostgreSQL's share directory when we may write
 	@# there (root, as in CI); the CREATE EXTENSION test runs only then.

@@ -3,11 +3,11 @@
  * where the URI would go, numbers that are not numbers, a URI without a
  * scheme, connections that fail, a spec file that is not JSON or names the
  * wrong field, the remove hint, and an apply whose every row failed (a
- * summary and exit 1). The CLI runs as a child process, stdin and stderr not a
- * terminal, as in a script.
+ * summary and exit 1). The built CLI runs as a child process, stdin and stderr
+ * not a terminal, as in a script.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,13 +17,20 @@ import { connectTest, createTestDatabase, type TestDatabase } from '../../helper
 let database: TestDatabase;
 let db: Superduper;
 const dir = mkdtempSync(join(tmpdir(), 'superduper-cli-truth-'));
+const BIN = join(import.meta.dirname, '..', '..', '..', 'bin', 'superduper.js');
+if (!existsSync(join(import.meta.dirname, '..', '..', '..', 'dist', 'cli.js'))) {
+  throw new Error('these tests run the built CLI: run "make build" first (make test does)');
+}
 
-/** Runs the CLI from source (tests/helpers/cli.ts: the main() bin/superduper.js runs); async, so a sidecar in this process keeps working. */
+/**
+ * Runs the built CLI, bin/superduper.js on dist/ (make test builds it first), as
+ * a user runs it; async, so a sidecar in this process keeps working.
+ */
 function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', 'tests/helpers/cli.ts', ...args],
+      [BIN, ...args],
       { timeout: 120_000, env: { ...process.env, SUPERDUPER_URI: '', DATABASE_URL: '', ...env } },
       (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
@@ -116,7 +123,7 @@ describe('the CLI', () => {
   it('logs lines for people with --log-format pretty (the default on a terminal), JSON lines otherwise', async () => {
     const firstLines = (args: string[]) =>
       new Promise<string>((resolve, reject) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', 'tests/helpers/cli.ts', 'start', database.uri, ...args], {
+        const child = spawn(process.execPath, [BIN, 'start', database.uri, ...args], {
           env: { ...process.env, SUPERDUPER_URI: '', SUPERDUPER_LOG_FORMAT: '' },
           stdio: ['ignore', 'pipe', 'pipe'],
         });

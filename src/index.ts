@@ -9,6 +9,7 @@ export type { LoadedModel, ModelRecord, ModelRuntime, OutputSpec, RuntimeContext
 export type { SqlDriver, Queryable, QueryResult } from './backends/postgres/sql-driver.js';
 export { connectPostgres, type PostgresOptions } from './backends/postgres/driver.js';
 export { Sidecar, type SidecarOptions, type SidecarState, type SidecarStatus } from './sidecar/sidecar.js';
+export { SidecarMetrics, type BatchObserver, type MetricsSources } from './sidecar/metrics.js';
 /** @deprecated The same as Sidecar (its name before 0.2). */
 export { Sidecar as Worker, type SidecarOptions as WorkerOptions } from './sidecar/sidecar.js';
 export { SuperduperError } from './errors.js';

@@ -29,7 +29,7 @@ export function checkUri(uri: string, from: string): string {
  * (ECONNREFUSED, a database or role that does not exist) with what to check.
  */
 export function connectionHint(error: unknown, uri: string): string | undefined {
-  const code = (error as { code?: string }).code;
+  const code = errorCode(error);
   let target: URL | undefined;
   try {
     target = new URL(uri);
@@ -41,7 +41,7 @@ export function connectionHint(error: unknown, uri: string): string | undefined 
   const user = target ? decodeURIComponent(target.username) || undefined : undefined;
   switch (code) {
     case 'ECONNREFUSED':
-      return `Nothing accepts connections at ${where}: start the server (for this project's test server: scripts/pg.sh start), or check the host and port in the URI.`;
+      return `Nothing accepts connections at ${where}: start the server, or check the host and port in the URI.`;
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return `The host ${target?.hostname ? `"${target.hostname}"` : ''} is not known here: check the host in the URI.`;
@@ -56,4 +56,22 @@ export function connectionHint(error: unknown, uri: string): string | undefined 
     default:
       return undefined;
   }
+}
+
+/**
+ * The code of a connection error, wherever the driver put it: on the error
+ * (node-postgres), on one of an AggregateError's errors (a host with IPv4 and
+ * IPv6 addresses), or only in the message (the MongoDB driver's server
+ * selection error says "connect ECONNREFUSED 127.0.0.1:1").
+ */
+function errorCode(error: unknown): string | undefined {
+  const found = error as { code?: unknown; cause?: unknown; errors?: unknown[]; message?: unknown } | undefined;
+  if (typeof found?.code === 'string' && found.code !== '') return found.code;
+  for (const inner of [found?.cause, ...(Array.isArray(found?.errors) ? found.errors : [])]) {
+    if (inner && inner !== error) {
+      const code = errorCode(inner);
+      if (code) return code;
+    }
+  }
+  return /\b(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT)\b/.exec(String(found?.message ?? ''))?.[1];
 }

@@ -107,6 +107,12 @@ describe('the CLI on a mongodb:// URI', () => {
     expect(await database.db.collection('superduper.listeners').countDocuments({ name: 'second' })).toBe(0);
   });
 
+  it('says what to check when nothing answers at a mongodb:// URI', async () => {
+    const refused = await cli('status', 'mongodb://127.0.0.1:1/nothing_here');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('hint: Nothing accepts connections at 127.0.0.1:1: start the server, or check the host and port in the URI.');
+  });
+
   it('refuses a MongoDB connection string without a database, saying where it goes', async () => {
     const uri = database.uri.replace(/\/[^/?]+(\?|$)/, '/$1');
     const result = await cli('install', uri);

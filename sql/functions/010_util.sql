@@ -19,7 +19,7 @@ BEGIN
   SELECT body INTO v_body FROM superduper._templates WHERE name = p_template;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'superduper: template "%" is not installed', p_template
-      USING HINT = 'Run "superduper install <uri>" to install or repair the SQL layer.';
+      USING HINT = 'Run "npx superduper install <uri>" to install or repair the SQL layer.';
   END IF;
   LOOP
     v_open := strpos(v_body, '{{');
@@ -129,7 +129,7 @@ BEGIN
   WHERE e.extname = 'vector';
   IF v_schema IS NULL THEN
     RAISE EXCEPTION 'superduper: the pgvector extension is not installed in this database'
-      USING HINT = 'Install pgvector on the server, then run CREATE EXTENSION vector (or "superduper install").';
+      USING HINT = 'Install pgvector on the server, then run CREATE EXTENSION vector (or "npx superduper install").';
   END IF;
   RETURN quote_ident(v_schema) || '.vector';
 END

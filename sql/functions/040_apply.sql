@@ -88,7 +88,7 @@ BEGIN
   IF v_version > p_type.spec_version THEN
     RAISE EXCEPTION 'superduper.apply: % %: spec_version % is newer than this database''s superduper reads (up to %)',
       p_type.label, v_name, v_version, p_type.spec_version
-      USING HINT = 'Upgrade superduper where the spec is applied (superduper install, or ALTER EXTENSION superduper UPDATE), then apply it again.';
+      USING HINT = 'Upgrade superduper where the spec is applied (npx superduper install, or ALTER EXTENSION superduper UPDATE), then apply it again.';
   END IF;
   FOR v_step IN v_version .. p_type.spec_version - 1 LOOP
     EXECUTE format('SELECT superduper.%I($1)', format('_spec_%s_%s_to_%s', p_type.type, v_step, v_step + 1)) INTO v_spec USING v_spec;

@@ -73,7 +73,7 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT CASE
-    WHEN count(*) = 0 THEN 'No sidecar is running: start one with "superduper start <uri>".'
+    WHEN count(*) = 0 THEN 'No sidecar is running: start one with "npx superduper start <uri>".'
     WHEN count(*) FILTER (WHERE now() - w.seen_at <= 3 * w.heartbeat) = 0 THEN
       format('%s sidecar(s) registered, none seen for %s s (reconnecting, or gone: see superduper.workers).',
              count(*), round(extract(epoch FROM now() - max(w.seen_at))))

@@ -27,9 +27,9 @@ BEGIN
   RAISE EXCEPTION 'superduper: model "%" cannot be called from SQL here: this database has no dblink, and no superduper process hosting it answered', p_model
     USING ERRCODE = '@{sqlstates.model_call}',
           DETAIL = jsonb_build_object('model', p_model, 'kind', p_kind, 'input', p_input)::text,
-          HINT = 'On a PostgreSQL server: CREATE EXTENSION dblink; (it ships with contrib), then run "superduper install" again '
+          HINT = 'On a PostgreSQL server: CREATE EXTENSION dblink; (it ships with contrib), then run "npx superduper install" again '
                  || '(installed with CREATE EXTENSION superduper: run the superduper-functions.sql script instead, see docs/sql.md). '
-                 || 'On the embedded database: query it while "superduper serve" (or your process) has it open. '
+                 || 'On the embedded database: query it while "npx superduper serve" (or your process) has it open. '
                  || 'Or compute embeddings in your application and pass vectors to superduper.like.';
 END
 {{q}};

@@ -422,7 +422,7 @@ export class WireClient {
                 '55P03',
                 `the embedded database is busy: ${holder?.who ?? 'another client'} has held its one session for ${Math.round((holder?.forMs ?? 0) / 1000)} s`,
                 'A client inside a transaction block holds the embedded database until it commits or rolls back (one idle that long is disconnected: ' +
-                  'superduper serve --idle-in-transaction-timeout). Keep transactions short, or use a PostgreSQL server for many concurrent clients.',
+                  'npx superduper serve --idle-in-transaction-timeout). Keep transactions short, or use a PostgreSQL server for many concurrent clients.',
               ),
             );
           }, this.limits.waitMs)

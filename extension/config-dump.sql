@@ -15,6 +15,8 @@ SELECT pg_catalog.pg_extension_config_dump('superduper._vector_indexes', '');
 -- Applications and the components each holds.
 SELECT pg_catalog.pg_extension_config_dump('superduper._applications', '');
 SELECT pg_catalog.pg_extension_config_dump('superduper._application_components', '');
+SELECT pg_catalog.pg_extension_config_dump('superduper._schedules', '');
+SELECT pg_catalog.pg_extension_config_dump('superduper._schedule_runs', '');
 -- Work: the change log not yet drained, the queue, the backfill cursors and the
 -- ranges in flight, the failures.
 SELECT pg_catalog.pg_extension_config_dump('superduper._changes', '');

@@ -19,6 +19,7 @@ export type { SearchHit, SearchOptions } from './backends/types.js';
 export type { RagAnswer, RagContextOptions, RagOptions, RagResult, RagSource } from './rag/types.js';
 export { createKysely, superduperDialect } from './backends/postgres/kysely.js';
 export { vectorIndex, type VectorIndexComponent, type VectorIndexOptions } from './components/vector-index.js';
+export { schedule, type ScheduleOptions } from './components/schedule.js';
 export {
   anthropicMessages,
   cohereEmbed,

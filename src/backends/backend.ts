@@ -264,6 +264,12 @@ export interface SidecarLiveness {
    */
   buildVectorIndexes(): Promise<number>;
   /**
+   * Fires the schedules that are due (sql/functions/046_schedules.sql): each
+   * due time claimed by one sidecar only, its action run; records the next due
+   * times. Returns how many firings this sidecar ran.
+   */
+  runSchedules(sidecarId: string): Promise<number>;
+  /**
    * Reads again what searches take from the database's own statistics once
    * they have changed (PostgreSQL: how many rows hold each common word of a
    * full-text index, after an ANALYZE). Cheap when nothing changed; called as

@@ -105,6 +105,8 @@ export class Sidecar {
   #lastPromoteCheck = 0;
   /** The vector index build under way in the background, if any. */
   #indexBuild: Promise<void> | undefined;
+  /** Schedules being fired in the background, if any. */
+  #schedules: Promise<void> | undefined;
   #lastRefresh = 0;
   /** A refresh under way while lanes work: the other lanes wait for it rather than start their own. */
   #refreshing: Promise<void> | undefined;
@@ -271,7 +273,7 @@ export class Sidecar {
     });
     // (A vector index still being built is cut short when the connections
     // close: its invalid index is dropped and built again by the next sidecar.)
-    await Promise.race([Promise.all([this.#loop?.catch(() => {}), this.#requests?.idle(), this.#indexBuild]), timedOut]);
+    await Promise.race([Promise.all([this.#loop?.catch(() => {}), this.#requests?.idle(), this.#indexBuild, this.#schedules]), timedOut]);
     clearTimeout(timer);
     await this.#unlisten?.().catch(() => {});
     this.#requests?.release();
@@ -386,6 +388,7 @@ export class Sidecar {
       this.#lastPromoteCheck = Date.now();
       await this.#promote();
       this.#buildVectorIndexes();
+      this.#runSchedules();
       await this.#backend.sidecars.refreshSearchStatistics().catch((error: unknown) => {
         this.#log.debug(errorFields(error), 'reading search statistics failed');
       });
@@ -420,6 +423,22 @@ export class Sidecar {
       })
       .finally(() => {
         this.#indexBuild = undefined;
+      });
+  }
+
+  /** Schedules that are due, fired (one sidecar per due time), in the background as builds are. */
+  #runSchedules(): void {
+    if (this.#schedules || this.#stopping) return;
+    this.#schedules = this.#backend.sidecars
+      .runSchedules(this.id)
+      .then((fired) => {
+        if (fired > 0) this.#log.info({ fired }, 'fired schedules');
+      })
+      .catch((error: unknown) => {
+        this.#log.warn(errorFields(error), 'firing schedules failed; trying again at the next reconcile');
+      })
+      .finally(() => {
+        this.#schedules = undefined;
       });
   }
 

@@ -132,6 +132,11 @@ export function mongoSidecars(context: MongoContext): SidecarLiveness {
       // Nothing to read: hybrid() and its full-text half are PostgreSQL's.
     },
 
+    async runSchedules() {
+      // Schedules are PostgreSQL's for now (a component type MongoDB refuses).
+      return 0;
+    },
+
     async buildVectorIndexes() {
       // Nothing to build: a vector index here is a registry document that
       // like() reads as it searches (registry.ts), changed in place.

@@ -4,6 +4,7 @@ import { codeVersion } from '../../generated/sql.js';
 import type { ListenerInfo } from '../../sidecar/listener-info.js';
 import type { SidecarLiveness } from '../backend.js';
 import type { SidecarRow } from '../types.js';
+import { decide, type ScheduleRow } from '../../schedules/due.js';
 import type { SqlDriver } from './sql-driver.js';
 
 /**
@@ -14,6 +15,9 @@ import type { SqlDriver } from './sql-driver.js';
  * the last second vacuums the log (skipped if another sidecar is at it).
  */
 const VACUUM_LOG = 'VACUUM (SKIP_LOCKED) superduper._changes';
+
+/** A schedule's firing is another sidecar's to take over once this long passes without it finishing. */
+const SCHEDULE_LEASE_SECONDS = 300;
 
 /** lock_not_available: a statement's lock_timeout ran out. */
 const LOCK_TIMEOUT = '55P03';
@@ -85,6 +89,26 @@ export function postgresSidecars(db: SqlDriver): SidecarLiveness {
         });
       }
       return swapped;
+    },
+
+    async runSchedules(sidecarId) {
+      const schedules = await db.query<ScheduleRow>('SELECT * FROM superduper._schedules_due()');
+      let fired = 0;
+      for (const schedule of schedules.rows) {
+        const decision = decide(schedule);
+        if (decision.kind === 'next') {
+          await db.query('SELECT superduper._schedule_next($1, $2, $3)', [schedule.name, decision.next, decision.error]);
+        } else if (decision.kind === 'fire') {
+          const claimed = await db.query<{ claimed: boolean }>(
+            'SELECT superduper._schedule_claim($1, $2, $3, $4, make_interval(secs => $5), $6, $7) AS claimed',
+            [schedule.name, decision.due, decision.next, sidecarId, SCHEDULE_LEASE_SECONDS, decision.skip, decision.note === null ? null : JSON.stringify(decision.note)],
+          );
+          if (!claimed.rows[0]?.claimed) continue;
+          await db.query('SELECT superduper._schedule_run($1, $2, $3)', [schedule.name, decision.due, sidecarId], { timeoutMs: 0 });
+          fired++;
+        }
+      }
+      return fired;
     },
 
     async refreshSearchStatistics() {

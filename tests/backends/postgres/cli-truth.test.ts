@@ -7,7 +7,7 @@
  * not a terminal, as in a script.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,8 +18,21 @@ let database: TestDatabase;
 let db: Superduper;
 const dir = mkdtempSync(join(tmpdir(), 'superduper-cli-truth-'));
 const BIN = join(import.meta.dirname, '..', '..', '..', 'bin', 'superduper.js');
-if (!existsSync(join(import.meta.dirname, '..', '..', '..', 'dist', 'cli.js'))) {
-  throw new Error('these tests run the built CLI: run "make build" first (make test does)');
+{
+  // The built CLI must be the sources' (make test builds it; a run of vitest alone may not have).
+  const root = join(import.meta.dirname, '..', '..', '..');
+  const built = join(root, 'dist', 'cli.js');
+  // (src/generated/ is written again by the tests' global setup: its source, sql/, is what counts.)
+  const newest = (dir: string): number =>
+    Math.max(
+      0,
+      ...readdirSync(dir, { withFileTypes: true })
+        .filter((e) => e.name !== 'generated')
+        .map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)),
+    );
+  if (!existsSync(built) || statSync(built).mtimeMs < Math.max(newest(join(root, 'src')), newest(join(root, 'sql')))) {
+    throw new Error('these tests run the built CLI, which is missing or older than src/ or sql/: run "make build" first (make test does)');
+  }
 }
 
 /**

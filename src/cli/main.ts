@@ -153,6 +153,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--health-port <port>', 'serve /healthz and /readyz on this port (see docs/operations.md)').argParser(integer(0, 65535, 'a TCP port')))
     .addOption(new Option('--health-host <host>', 'address of the health endpoint').default('127.0.0.1'))
     .addOption(new Option('--metrics <host:port>', 'serve Prometheus metrics at /metrics there (a port alone: 127.0.0.1)').argParser(metricsAddress))
+    .addOption(new Option('--ui <host:port>', 'serve the status page there too, as superduper ui does (a port alone: 127.0.0.1)').argParser(metricsAddress))
     .action((uri: string | undefined, options: StartOptions) => startCommand(uri, options));
 
   program

@@ -1,10 +1,11 @@
 import type { Server } from 'node:http';
 import { SuperduperError } from '../../errors.js';
-import { openDatabaseWhenReachable } from '../context.js';
+import { openDatabaseWhenReachable, resolveUri } from '../context.js';
 import type { Sidecar } from '../../sidecar/sidecar.js';
 import { SidecarMetrics } from '../../sidecar/metrics.js';
 import { serveHealth } from '../health-server.js';
 import { serveMetrics } from '../metrics-server.js';
+import { serveUi } from '../../ui/server.js';
 
 export interface StartOptions {
   reconcileMs: number;
@@ -12,6 +13,7 @@ export interface StartOptions {
   healthPort?: number;
   healthHost: string;
   metrics?: { host: string; port: number };
+  ui?: { host: string; port: number };
 }
 
 /**
@@ -23,6 +25,7 @@ export async function startCommand(uri: string | undefined, options: StartOption
   const db = await openDatabaseWhenReachable(uri, { logLevel: options.logLevel });
   let health: Server | undefined;
   let metricsServer: Server | undefined;
+  let uiServer: Server | undefined;
   // The gauges read superduper.status at each scrape, and the sidecar's own state.
   let sidecar: Sidecar | undefined;
   const metrics = options.metrics
@@ -41,6 +44,17 @@ export async function startCommand(uri: string | undefined, options: StartOption
       });
       const address = metricsServer.address();
       db.logger.info({ host: where.host, port: typeof address === 'object' && address ? address.port : where.port }, 'metrics: /metrics');
+    }
+    if (options.ui) {
+      const where = options.ui;
+      if (/^mongodb(\+srv)?:/.test(resolveUri(uri))) {
+        throw new SuperduperError('the status page reads PostgreSQL\'s views; it has no MongoDB form yet', { hint: 'Start the sidecar without --ui.' });
+      }
+      uiServer = await serveUi(db.db, where).catch((error: unknown) => {
+        throw new SuperduperError(`cannot serve the status page on ${where.host}:${where.port}: ${(error as Error).message}`, { hint: 'Pass another --ui host:port.' });
+      });
+      const address = uiServer.address();
+      db.logger.info({ host: where.host, port: typeof address === 'object' && address ? address.port : where.port }, 'status page: /');
     }
     if (options.healthPort !== undefined) {
       health = await serveHealth(() => worker.status(), { host: options.healthHost, port: options.healthPort }).catch((error: unknown) => {
@@ -66,6 +80,7 @@ export async function startCommand(uri: string | undefined, options: StartOption
   } finally {
     health?.close();
     metricsServer?.close();
+    uiServer?.close();
     metrics?.close();
     await db.close();
   }

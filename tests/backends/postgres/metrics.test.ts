@@ -85,6 +85,21 @@ describe('superduper start --metrics', () => {
     expect((await scrape()).get('superduper_rows_computed_total{listener="docs_embedding"}')).toBe(25);
   });
 
+  it('serves the status page from the sidecar too, with --ui', async () => {
+    const withUi = await startCliSidecar(database.uri, { args: ['--ui', '127.0.0.1:0'] });
+    try {
+      const line = await eventually(async () => withUi.logs().find((l) => l.msg === 'status page: /') as { port?: number } | undefined, 20_000, 'the status page line');
+      const page = await fetch(`http://127.0.0.1:${line!.port}/`);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('<title>superduper status</title>');
+      const overview = (await (await fetch(`http://127.0.0.1:${line!.port}/api/overview`)).json()) as { listeners: Array<{ listener: string }> };
+      expect(overview.listeners.map((l) => l.listener).sort()).toEqual(['docs_embedding', 'nums_embedding']);
+    } finally {
+      withUi.child.kill('SIGTERM');
+      await withUi.exited;
+    }
+  });
+
   it('refuses a --metrics that is not host:port, and answers 404 elsewhere', async () => {
     const response = await fetch(`http://127.0.0.1:${port}/`);
     expect(response.status).toBe(404);

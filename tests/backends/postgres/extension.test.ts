@@ -328,7 +328,7 @@ describe.runIf(installed && previous)(`CREATE EXTENSION superduper: ALTER EXTENS
         AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'superduper')
       ORDER BY c.relname`);
     const decided = (dumped: boolean, kind: string) => config.rows.filter((r) => r.dumped === dumped && r.kind === kind).map((r) => r.relname);
-    expect(decided(true, 'r')).toEqual(['_application_components', '_applications', '_artifacts', '_backfill', '_backfill_cursor', '_changes', '_failures', '_listeners', '_meta', '_models', '_queue', '_vector_indexes']);
+    expect(decided(true, 'r')).toEqual(['_application_components', '_applications', '_artifacts', '_backfill', '_backfill_cursor', '_changes', '_failures', '_listeners', '_meta', '_models', '_queue', '_schedule_runs', '_schedules', '_vector_indexes']);
     expect(decided(false, 'r')).toEqual(['_answer_cache', '_answers', '_component_types', '_embed_cache', '_migrations', '_requests', '_templates', '_text_common_words', '_text_word_stats', '_workers']);
     // Identity sequences belong to their tables, not to the extension directly.
     const sequences = await source.sql.query<{ seq: string }>(

@@ -42,7 +42,7 @@ import { functionModel } from '../src/models/function-runtime.js';
 import { wordEmbeddingModel } from '../src/models/onnx-builder.js';
 import { tokenizeBatch } from '../src/models/word-tokenizer.js';
 import { startApiServer } from '../tests/helpers/api-servers.js';
-import { dropDatabase, freshDatabase, open, percentile, round, sleep } from './lib/setup.js';
+import { dropDatabase, freshDatabase, open, percentile, round, seededRandom, sleep } from './lib/setup.js';
 
 const DATABASE = 'superduper_bench_documents';
 const PGBENCH = process.env.PGBENCH ?? '/usr/lib/postgresql/15/bin/pgbench';
@@ -133,17 +133,6 @@ export interface DocumentsResult {
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
-/** mulberry32: a seeded generator, so every run writes the same documents. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SYLLABLES = ['ba', 'ce', 'di', 'fo', 'gu', 'ka', 'le', 'mi', 'no', 'pu', 'ra', 'se', 'ti', 'vo', 'zu', 'bra', 'cle', 'dri', 'fla', 'gro', 'kri', 'plo', 'sta', 'tre', 'vin', 'mor', 'sal', 'ter', 'lun', 'dex'];
 const STOP_WORDS = ['the', 'of', 'and', 'to', 'in', 'a', 'is', 'that', 'for', 'it', 'with', 'as', 'on', 'was', 'by'];
@@ -194,7 +183,7 @@ function paragraph(random: () => number, topic: number): string {
 
 /** Paragraphs until the document holds about `characters`. */
 export function documentText(seed: number, characters = 5000): string {
-  const random = generator(seed);
+  const random = seededRandom(seed);
   const topic = seed % TOPICS;
   const paragraphs: string[] = [];
   let length = 0;
@@ -208,7 +197,7 @@ export function documentText(seed: number, characters = 5000): string {
 
 /** Questions shaped like the documents: words of one topic, some common words, stop words. */
 export function questions(count: number): string[] {
-  const random = generator(4242);
+  const random = seededRandom(4242);
   return Array.from({ length: count }, () => {
     const topic = Math.floor(random() * TOPICS);
     return `what is the ${topicWord(topic, random)} ${topicWord(topic, random)} of ${commonWord(random)} for ${topicWord(topic, random)} ${commonWord(random)}`;
@@ -448,7 +437,7 @@ export async function documentsBenchmark(documents = Number(process.env.DOCUMENT
 
       // 2. Editing a 50-chunk document.
       const topic = 7;
-      const random = generator(777);
+      const random = seededRandom(777);
       const paragraphs = Array.from({ length: 50 }, () => paragraph(random, topic));
       await db.db.query('CREATE TABLE long_docs (id int PRIMARY KEY, body text NOT NULL)');
       await db.db.query('INSERT INTO long_docs VALUES (1, $1)', [paragraphs.join('\n\n')]);
@@ -478,10 +467,10 @@ export async function documentsBenchmark(documents = Number(process.env.DOCUMENT
       let current = paragraphs;
       for (let i = 0; i < editRounds + 1; i++) {
         await sleep(200); // the sidecar back asleep, as between a user's edits
-        current = current.map((p, j) => (j === 25 ? paragraph(generator(1000 + i), topic) : p));
+        current = current.map((p, j) => (j === 25 ? paragraph(seededRandom(1000 + i), topic) : p));
         const o = await edit(current.join('\n\n'));
         await sleep(200);
-        current = current.map((_, j) => paragraph(generator(2000 + 100 * i + j), topic));
+        current = current.map((_, j) => paragraph(seededRandom(2000 + 100 * i + j), topic));
         const e = await edit(current.join('\n\n'));
         if (i === 0) continue; // warm-up
         runs.one.push(o);
@@ -496,7 +485,7 @@ export async function documentsBenchmark(documents = Number(process.env.DOCUMENT
       });
       // Positions are the chunks' keys: a paragraph that becomes two moves every later chunk.
       await sleep(200);
-      const grown = current.map((p, j) => (j === 25 ? `${p} ${paragraph(generator(3000), topic)}` : p));
+      const grown = current.map((p, j) => (j === 25 ? `${p} ${paragraph(seededRandom(3000), topic)}` : p));
       const split = await edit(grown.join('\n\n'));
 
       return {

@@ -10,20 +10,10 @@ import { Matrix } from 'ml-matrix';
 import LogisticRegression from 'ml-logistic-regression';
 import { RandomForestClassifier } from 'ml-random-forest';
 import { accuracy, macroF1 } from '../src/training/metrics.js';
-
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from './lib/setup.js';
 
 function dataset(rows: number, seed: number): { x: number[][]; y: number[] } {
-  const next = random(seed);
+  const next = seededRandom(seed);
   const x: number[][] = [];
   const y: number[] = [];
   for (let i = 0; i < rows; i++) {

@@ -73,15 +73,17 @@ export async function search(db: Queryable, index: string, query: string, k: num
       [index],
     )
   ).rows;
-  if (!source) return hits.map((hit) => ({ ...hit, row: null }));
-  // source is qualified and quoted by the database (superduper._qualify); the key columns are quoted here.
-  const where = source.primary_key.map((column, i) => `t.${pg.escapeIdentifier(column)}::text = $${i + 1}`).join(' AND ');
-  const rows = [];
-  for (const hit of hits) {
-    // A chunk's key ends with its position in its row's list: the row is the first columns.
-    const key = hit.key.slice(0, source.primary_key.length);
-    const found = await db.query<{ row: unknown }>(`SELECT to_jsonb(t) AS row FROM ${source.source} AS t WHERE ${where}`, key);
-    rows.push({ ...hit, row: found.rows[0]?.row ?? null });
-  }
-  return rows;
+  if (!source || hits.length === 0) return hits.map((hit) => ({ ...hit, row: null }));
+  // One query for every hit's row: source is qualified and quoted by the
+  // database (superduper._qualify); the key columns are quoted here. A chunk's
+  // key ends with its position in its row's list: the row is the first columns.
+  const columns = source.primary_key.map((column) => `t.${pg.escapeIdentifier(column)}::text`);
+  const keys = source.primary_key.map((_, i) => hits.map((hit) => hit.key[i]!));
+  const found = await db.query<{ key: string[]; row: unknown }>(
+    `SELECT ARRAY[${columns.join(', ')}] AS key, to_jsonb(t) AS row FROM ${source.source} AS t
+     WHERE (${columns.join(', ')}) IN (SELECT * FROM unnest(${keys.map((_, i) => `$${i + 1}::text[]`).join(', ')}))`,
+    keys,
+  );
+  const rows = new Map(found.rows.map((r) => [JSON.stringify(r.key), r.row]));
+  return hits.map((hit) => ({ ...hit, row: rows.get(JSON.stringify(hit.key.slice(0, source.primary_key.length))) ?? null }));
 }

@@ -17,6 +17,10 @@ SELECT pg_catalog.pg_extension_config_dump('superduper._applications', '');
 SELECT pg_catalog.pg_extension_config_dump('superduper._application_components', '');
 SELECT pg_catalog.pg_extension_config_dump('superduper._schedules', '');
 SELECT pg_catalog.pg_extension_config_dump('superduper._schedule_runs', '');
+-- Trainers, their runs (each with its artifact and metrics) and deployments.
+SELECT pg_catalog.pg_extension_config_dump('superduper._trainers', '');
+SELECT pg_catalog.pg_extension_config_dump('superduper._training_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('superduper._training_deployments', '');
 -- Work: the change log not yet drained, the queue, the backfill cursors and the
 -- ranges in flight, the failures.
 SELECT pg_catalog.pg_extension_config_dump('superduper._changes', '');
@@ -33,6 +37,7 @@ SELECT pg_catalog.pg_extension_config_dump('superduper._meta', 'WHERE key <> ''c
 SELECT pg_catalog.pg_extension_config_dump('superduper._change_id', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('superduper._listeners', 'id')::pg_catalog.regclass, '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('superduper._vector_indexes', 'id')::pg_catalog.regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('superduper._training_deployments', 'id')::pg_catalog.regclass, '');
 
 -- Not dumped:
 --   _migrations, _templates   written by the extension script (its version's rows)

@@ -1,11 +1,13 @@
 import type { Kysely } from 'kysely';
-import type { Backend } from './backends/backend.js';
+import type { Backend, TrainingControl } from './backends/backend.js';
 import { backoffMs } from './backends/connection-health.js';
 import { openBackend } from './backends/open.js';
 import type { TableQuery } from './backends/postgres/search.js';
 import type { SqlDriver } from './backends/postgres/sql-driver.js';
 import type {
   ApplyResult,
+  DeployOptions,
+  DeployResult,
   FailureRow,
   InstallResult,
   ListenerStatus,
@@ -13,6 +15,7 @@ import type {
   SearchHit,
   SearchOptions,
   SidecarRow,
+  TrainingRunRow,
   WaitResult,
 } from './backends/types.js';
 import { componentSpecs, type Component } from './components/component.js';
@@ -194,6 +197,33 @@ export class Superduper {
   /** Queues a listener's failed rows again; returns how many. */
   retry(listener: string): Promise<number> {
     return this.backend.registry.retry(listener);
+  }
+
+  /** Queues a run of a trainer (by its name or its model's), fitted by a sidecar; returns the run's number at once. */
+  train(trainer: string): Promise<number> {
+    return this.#training('train').train(trainer);
+  }
+
+  /** Deploys a run of a trainer: by its deploy strategy, or the one given (pinned: `run`). */
+  deploy(trainer: string, options: DeployOptions = {}): Promise<DeployResult> {
+    return this.#training('deploy').deploy(trainer, options);
+  }
+
+  /** Deploys again the run deployed before the current one, and pins it. */
+  rollback(trainer: string): Promise<DeployResult> {
+    return this.#training('rollback').rollback(trainer);
+  }
+
+  /** Training runs (superduper.training_runs), of one trainer or all, oldest first. */
+  trainingRuns(trainer?: string): Promise<TrainingRunRow[]> {
+    return this.#training('trainingRuns').runs(trainer);
+  }
+
+  #training(method: string): TrainingControl {
+    if (!this.backend.training) {
+      throw new SuperduperError(`superduper.${method}: trainers run on PostgreSQL and the embedded database; ${this.backend.name} has none`);
+    }
+    return this.backend.training;
   }
 
   /** The sidecars the database knows of (superduper.workers). */

@@ -26,6 +26,8 @@ export interface Configuration {
   documentDir: string | undefined;
   /** Chunkers with source "document" fetch URLs a row names (SUPERDUPER_ALLOW_DOCUMENT_URLS=1). */
   allowDocumentUrls: boolean;
+  /** The most memory a training run's fit may take, in MB: SUPERDUPER_TRAINING_MEMORY_MB (default 2048). */
+  trainingMemoryMb: number;
 }
 
 const flag = (value: string | undefined) => ['1', 'true', 'yes', 'on'].includes((value ?? '').trim().toLowerCase());
@@ -36,6 +38,13 @@ function logFormat(value: string | undefined): 'pretty' | 'json' | undefined {
   if (given === undefined) return undefined;
   if (given === 'pretty' || given === 'json') return given;
   throw new Error(`SUPERDUPER_LOG_FORMAT must be "pretty" or "json", not "${value}"`);
+}
+
+function megabytes(name: string, value: string | undefined, fallback: number): number {
+  const given = text(value)?.trim();
+  if (given === undefined) return fallback;
+  if (!/^[1-9][0-9]*$/.test(given)) throw new Error(`${name} must be a whole number of megabytes, not "${value}"`);
+  return Number(given);
 }
 
 /** The configuration an environment gives. */
@@ -50,6 +59,7 @@ export function configurationFrom(env: NodeJS.ProcessEnv): Configuration {
     allowImageUrls: flag(env.SUPERDUPER_ALLOW_IMAGE_URLS),
     documentDir: text(env.SUPERDUPER_DOCUMENT_DIR),
     allowDocumentUrls: flag(env.SUPERDUPER_ALLOW_DOCUMENT_URLS),
+    trainingMemoryMb: megabytes('SUPERDUPER_TRAINING_MEMORY_MB', env.SUPERDUPER_TRAINING_MEMORY_MB, 2048),
   };
 }
 
@@ -76,4 +86,6 @@ export const SIDECAR_DEFAULTS = {
   stallTimeoutMs: 10_000,
   /** The longest wait between attempts to reach the database during an outage. */
   reconnectMaxMs: 1000,
+  /** A training run is another sidecar's to take over once this long passes without its lease extended. */
+  trainingLeaseSeconds: 60,
 } as const;

@@ -15,11 +15,12 @@ export { Sidecar as Worker, type SidecarOptions as WorkerOptions } from './sidec
 export { SuperduperError } from './errors.js';
 export { createLogger, type Logger } from './logger.js';
 export { TableQuery } from './backends/postgres/search.js';
-export type { SearchHit, SearchOptions } from './backends/types.js';
+export type { DeployOptions, DeployResult, SearchHit, SearchOptions, TrainingRunRow } from './backends/types.js';
 export type { RagAnswer, RagContextOptions, RagOptions, RagResult, RagSource } from './rag/types.js';
 export { createKysely, superduperDialect } from './backends/postgres/kysely.js';
 export { vectorIndex, type VectorIndexComponent, type VectorIndexOptions } from './components/vector-index.js';
 export { schedule, type ScheduleOptions } from './components/schedule.js';
+export { trainer, type TrainerFeature, type TrainerOptions } from './components/trainer.js';
 export {
   anthropicMessages,
   cohereEmbed,

@@ -118,6 +118,13 @@ BEGIN
   IF v_runtime = 'chunker' THEN
     v_config := superduper._chunker_tokenizer(v_name, v_config);
   END IF;
+  -- A trained model is its trainer's: deployed by it (047_trainers.sql), not applied.
+  IF (v_runtime = 'trained' OR EXISTS (SELECT 1 FROM superduper._trainers WHERE model = v_name))
+     AND coalesce(current_setting('superduper.deploying', true), '') = '' THEN
+    RAISE EXCEPTION 'superduper: model "%": %', v_name,
+      coalesce('it is trained by trainer "' || (SELECT name FROM superduper._trainers WHERE model = v_name) || '"', 'models of runtime "trained" are made by trainers')
+      USING HINT = 'Apply a trainer ({"type": "trainer", ...}); superduper.deploy and superduper.rollback choose which of its runs the model is.';
+  END IF;
   IF v_artifact IS NOT NULL AND NOT EXISTS (SELECT 1 FROM superduper._artifacts WHERE sha256 = v_artifact) THEN
     RAISE EXCEPTION 'superduper: model "%": artifact % is not stored', v_name, v_artifact
       USING HINT = 'Store the file first: SELECT superduper.put_artifact(<bytes>).';
@@ -155,6 +162,12 @@ BEGIN
   -- changes made meanwhile are captured by the new version's triggers.
   SELECT coalesce(array_agg(l.name ORDER BY l.name), '{}') INTO v_rebuilt
   FROM superduper._listeners l WHERE l.model = v_name AND l.state = 'current';
+  -- Every version of them at once, a version still building from the model's
+  -- last change included, before any DDL: freezing the current version locks
+  -- its tables, and a sidecar's claim on the building version, holding that
+  -- version's lock, waits for those tables (found as "deadlock detected" when
+  -- a trained model was deployed again while its listeners were rebuilding).
+  PERFORM superduper._lock_listeners(array_agg(l.id)) FROM superduper._listeners l WHERE l.name = ANY (v_rebuilt);
   PERFORM superduper._listener_freeze(l.id, 'model "' || v_name || '" changed; version being rebuilt')
   FROM superduper._listeners l WHERE l.model = v_name AND l.state = 'current';
   PERFORM superduper._rebuild_listener(n, 'model "' || v_name || '" changed') FROM unnest(v_rebuilt) AS n;

@@ -218,7 +218,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_users text[] := superduper._model_users(p_name);
+  v_trainer text := (SELECT name FROM superduper._trainers WHERE model = p_name);
 BEGIN
+  IF v_trainer IS NOT NULL AND coalesce(current_setting('superduper.deploying', true), '') = '' THEN
+    RAISE EXCEPTION 'superduper.remove: model "%" is trained by trainer "%"', p_name, v_trainer
+      USING HINT = 'Remove the trainer: its model goes with it.';
+  END IF;
   IF v_users IS NOT NULL THEN
     RAISE EXCEPTION 'superduper.remove: model "%" is used by %', p_name, array_to_string(v_users, ', ')
       USING HINT = 'Remove those listeners, vector indexes and chunkers first.';
@@ -227,7 +232,9 @@ BEGIN
   -- Model files no model refers to any more.
   DELETE FROM superduper._artifacts a
   WHERE NOT EXISTS (SELECT 1 FROM superduper._models m WHERE m.artifact = a.sha256
-                      OR m.config::text LIKE '%' || a.sha256 || '%');
+                      OR m.config::text LIKE '%' || a.sha256 || '%')
+    -- Runs of trainers keep theirs, to be deployed again.
+    AND NOT EXISTS (SELECT 1 FROM superduper._training_runs r WHERE r.artifact = a.sha256);
   RETURN jsonb_build_array(jsonb_build_object('type', 'model', 'name', p_name, 'action', 'removed'));
 END
 $$;

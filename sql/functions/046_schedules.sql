@@ -12,7 +12,8 @@
 -- answering (its lease ran out) is taken over, at most three times, then
 -- failed with the reason. The action today is {"refresh": "<listener>"}:
 -- every output of the listener computed again (superduper.refresh), say
--- nightly from an API model whose answers change.
+-- nightly from an API model whose answers change; or {"train": "<trainer>"}: a
+-- run of the trainer queued (047_trainers.sql), fitted by a sidecar.
 
 SELECT superduper._component_type('schedule', 'schedule', '_schedules', 40, @{spec_versions.schedule});
 SELECT superduper._component_non_breaking('schedule', ARRAY[@{identity.schedule}]);
@@ -64,11 +65,17 @@ BEGIN
     RAISE EXCEPTION 'superduper: schedule "%": "grace_seconds" must be a number of seconds, 0 or more, not %', v_name, p_spec -> 'grace_seconds';
   END IF;
   v_grace := coalesce((p_spec ->> 'grace_seconds')::numeric, 60);
-  IF jsonb_typeof(v_action) IS DISTINCT FROM 'object' OR (SELECT array_agg(k) FROM jsonb_object_keys(v_action) AS k) IS DISTINCT FROM ARRAY['refresh'] THEN
-    RAISE EXCEPTION 'superduper: schedule "%": "action" must be {"refresh": "<listener>"}, not %', v_name, coalesce(v_action, 'null'::jsonb)
-      USING HINT = 'A refresh computes every output of the listener again.';
+  IF jsonb_typeof(v_action) IS DISTINCT FROM 'object'
+     OR (SELECT array_agg(k) FROM jsonb_object_keys(v_action) AS k) NOT IN (ARRAY['refresh'], ARRAY['train'])
+     OR jsonb_typeof(coalesce(v_action -> 'refresh', v_action -> 'train')) <> 'string' THEN
+    RAISE EXCEPTION 'superduper: schedule "%": "action" must be {"refresh": "<listener>"} or {"train": "<trainer>"}, not %', v_name, coalesce(v_action, 'null'::jsonb)
+      USING HINT = 'A refresh computes every output of the listener again; train queues a run of the trainer.';
   END IF;
-  IF NOT EXISTS (SELECT 1 FROM superduper._listeners WHERE name = v_action ->> 'refresh') THEN
+  IF v_action ? 'train' AND NOT EXISTS (SELECT 1 FROM superduper._trainers WHERE name = v_action ->> 'train') THEN
+    RAISE EXCEPTION 'superduper: schedule "%": no trainer named % to train', v_name, quote_literal(v_action ->> 'train')
+      USING HINT = 'Trainers: ' || coalesce((SELECT string_agg(quote_literal(name), ', ' ORDER BY name) FROM superduper._trainers), '(none)');
+  END IF;
+  IF v_action ? 'refresh' AND NOT EXISTS (SELECT 1 FROM superduper._listeners WHERE name = v_action ->> 'refresh') THEN
     RAISE EXCEPTION 'superduper: schedule "%": no listener named % to refresh', v_name, coalesce(quote_literal(v_action ->> 'refresh'), 'NULL')
       USING HINT = 'Listeners: ' || coalesce((SELECT string_agg(DISTINCT quote_literal(name), ', ') FROM superduper._listeners), '(none)');
   END IF;
@@ -212,7 +219,9 @@ BEGIN
     RETURN NULL; -- removed, or taken over meanwhile
   END IF;
   BEGIN
-    v_result := jsonb_build_object('queued', superduper.refresh(v_action ->> 'refresh'));
+    v_result := CASE WHEN v_action ? 'train'
+                     THEN jsonb_build_object('run', superduper._training_queue(v_action ->> 'train', 'schedule'))
+                     ELSE jsonb_build_object('queued', superduper.refresh(v_action ->> 'refresh')) END;
     UPDATE superduper._schedule_runs SET state = 'done', result = coalesce(result, '{}') || v_result, finished_at = now()
     WHERE schedule = p_name AND due_at = p_due;
   EXCEPTION WHEN OTHERS THEN

@@ -73,6 +73,8 @@ BEGIN
     UPDATE superduper._queue SET leased_until = NULL, leased_by = NULL WHERE leased_by = ANY (v_dead);
     UPDATE superduper._backfill SET leased_until = NULL, leased_by = NULL WHERE leased_by = ANY (v_dead);
     UPDATE superduper._requests SET status = 'pending', claimed_by = NULL WHERE status = 'running' AND claimed_by = ANY (v_dead);
+    -- Training runs they were fitting: taken over at the next claim.
+    UPDATE superduper._training_runs SET lease_until = now() WHERE state = 'running' AND claimed_by = ANY (v_dead);
   END IF;
   RETURN jsonb_build_object('released', coalesce(cardinality(v_dead), 0)) || superduper._layer_version();
 END
@@ -119,6 +121,7 @@ BEGIN
   SET leased_until = NULL, leased_by = NULL, attempts = greatest(attempts - 1, 0)
   WHERE leased_by = p_id;
   UPDATE superduper._requests SET status = 'pending', claimed_by = NULL WHERE status = 'running' AND claimed_by = p_id;
+  PERFORM superduper._training_release(p_id);
   DELETE FROM superduper._workers WHERE id = p_id;
 END
 $$;

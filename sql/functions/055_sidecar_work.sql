@@ -62,6 +62,8 @@ BEGIN
   JOIN superduper._models m ON m.name = l.model
   WHERE NOT l.frozen
     AND (m.runtime <> '@{runtimes.process_local}' OR m.name = ANY (coalesce(p_functions, '{}')))
+    -- A trained model's listeners wait for its first deployed run.
+    AND (m.runtime <> 'trained' OR m.artifact IS NOT NULL)
   ORDER BY l.id;
 END
 $$;

@@ -17,6 +17,10 @@ BEGIN
     RAISE EXCEPTION 'superduper.%: unknown model %', p_function, coalesce(quote_literal(p_model), 'NULL')
       USING HINT = 'Known models: ' || coalesce((SELECT string_agg(quote_literal(name), ', ' ORDER BY name) FROM superduper._models), '(none)');
   END IF;
+  IF m.runtime = 'trained' AND m.artifact IS NULL THEN
+    RAISE EXCEPTION 'superduper.%: model "%" has no trained version deployed yet', p_function, p_model
+      USING HINT = 'Its trainer "' || (m.config ->> 'trainer') || '" deploys its first finished run; see superduper.training_runs.';
+  END IF;
   RETURN m;
 END
 $$;

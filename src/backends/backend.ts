@@ -7,6 +7,8 @@ import type { TableQuery } from './postgres/search.js';
 import type { SqlDriver } from './postgres/sql-driver.js';
 import type {
   ApplyResult,
+  DeployOptions,
+  DeployResult,
   FailureRow,
   InstallResult,
   ListenerStatus,
@@ -16,6 +18,7 @@ import type {
   SearchHit,
   SearchOptions,
   SidecarRow,
+  TrainingRunRow,
   WaitResult,
 } from './types.js';
 
@@ -82,6 +85,8 @@ export interface Backend {
   readonly search: Search;
   /** Retrieval-augmented generation's database half; absent where the backend has none (MongoDB). */
   readonly rag?: RagStore;
+  /** Trainers' runs, deploys and rollbacks; absent where the backend has no trainers (MongoDB). */
+  readonly training?: TrainingControl;
 
   /**
    * The backend a sidecar in this process works through: connections of its
@@ -238,6 +243,34 @@ export interface SidecarRegistration {
   heartbeatMs: number;
 }
 
+export interface TrainingOptions {
+  sidecarId: string;
+  /** A run is another sidecar's to take over once this long passes without its lease being extended. */
+  leaseSeconds: number;
+  /** The most memory the fit may take (the worker thread's heap); a run that needs more is refused, naming the setting. */
+  memoryMb: number;
+  /** Aborted when the sidecar stops: the fit ends and the run is handed over. */
+  signal?: AbortSignal;
+}
+
+/** How a training run a sidecar claimed ended. */
+export type TrainingOutcome = { trainer: string; run: number; seconds: number } & (
+  | { state: 'done'; deployed: boolean; decision: string }
+  | { state: 'failed'; error: string }
+  | { state: 'taken over' }
+);
+
+/** Trainers (sql/functions/047_trainers.sql): runs on demand, their record, and which one serves. */
+export interface TrainingControl {
+  /** Queues a run, fitted by a sidecar; returns its number at once (the run already waiting, if one is). */
+  train(trainer: string): Promise<number>;
+  deploy(trainer: string, options: DeployOptions): Promise<DeployResult>;
+  /** Deploys again the run deployed before the current one, and pins it. */
+  rollback(trainer: string): Promise<DeployResult>;
+  /** Every run (of one trainer, or all), oldest first. */
+  runs(trainer: string | undefined): Promise<TrainingRunRow[]>;
+}
+
 /** Sidecars announce themselves, beat, and are presumed dead by each other when silent. */
 export interface SidecarLiveness {
   /** Announces a sidecar; returns the installed layer's version, to check against this code. */
@@ -269,6 +302,14 @@ export interface SidecarLiveness {
    * times. Returns how many firings this sidecar ran.
    */
   runSchedules(sidecarId: string): Promise<number>;
+  /**
+   * Queues the retraining that changed rows ask for, then claims one training
+   * run and fits it (sql/functions/047_trainers.sql, src/training/): reads its
+   * rows, fits in a worker thread, records the run and deploys it if its
+   * trainer's strategy says so. Undefined when no run was waiting (and on
+   * backends without trainers). Runs for as long as the fit takes.
+   */
+  runTraining(options: TrainingOptions): Promise<TrainingOutcome | undefined>;
   /**
    * Reads again what searches take from the database's own statistics once
    * they have changed (PostgreSQL: how many rows hold each common word of a

@@ -138,3 +138,54 @@ export interface RagContextOptions {
   /** A reranker model: the top candidates reranked before the k best are kept. */
   rerank?: string;
 }
+
+/** A training run, as superduper.training_runs shows it. */
+export interface TrainingRunRow {
+  trainer: string;
+  model: string;
+  run: number;
+  state: 'queued' | 'running' | 'done' | 'failed';
+  reason: 'applied' | 'on_demand' | 'schedule' | 'changed_rows';
+  /** Whether its artifact is the model's now. */
+  deployed: boolean;
+  /** The model version it was last deployed as. */
+  model_version: number | null;
+  metrics: Record<string, number> | null;
+  rows: number | null;
+  trained_rows: number | null;
+  held_out_rows: number | null;
+  /** pg_current_snapshot() of the transaction its rows were read in. */
+  snapshot: string | null;
+  fit_seconds: number | null;
+  seconds: number | null;
+  /** Whether it was deployed when it finished, and why (or why not: the gate). */
+  decision: string | null;
+  error: string | null;
+  attempts: number;
+  queued_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+/** How to choose the run a deploy puts in service. */
+export interface DeployOptions {
+  /** most_recent, best_score (on the trainer's deploy metric, or `metric`), or pinned (`run`). Default: the trainer's. */
+  strategy?: 'most_recent' | 'best_score' | 'pinned';
+  run?: number;
+  metric?: string;
+}
+
+/** What a deploy or rollback did. */
+export interface DeployResult {
+  trainer: string;
+  model: string;
+  run: number;
+  strategy: string;
+  action: 'deployed' | 'unchanged' | 'rolled back';
+  /** The model's version now (absent when unchanged). */
+  model_version?: number;
+  /** Listeners using the model, rebuilding with it (their current version serves until they are done). */
+  rebuilding?: string[];
+  /** The run deployed before a rollback. */
+  from?: number | null;
+}

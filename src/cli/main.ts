@@ -4,6 +4,7 @@ import { describeError } from '../errors.js';
 import { applyCommand, planCommand, type ApplyOptions } from './commands/apply.js';
 import { exportCommand } from './commands/export.js';
 import { templatesCommand } from './commands/templates.js';
+import { deployCommand, rollbackCommand, trainCommand, trainingRunsCommand } from './commands/training.js';
 import { demoCommand, type DemoOptions } from './commands/demo.js';
 import { failuresCommand } from './commands/failures.js';
 import { installCommand } from './commands/install.js';
@@ -14,6 +15,7 @@ import { statusCommand } from './commands/status.js';
 import { uiCommand } from './commands/ui.js';
 import { waitCommand } from './commands/wait.js';
 import { nameAndUri } from './context.js';
+import type { DeployOptions } from '../backends/types.js';
 import { metricsAddress } from './metrics-server.js';
 
 const uriHelp = 'PostgreSQL connection URI (default: $SUPERDUPER_URI, then $DATABASE_URL)';
@@ -201,6 +203,50 @@ export function buildProgram(): Command {
       // The URI first, as this command once took it, still works.
       const { name, uri } = nameAndUri(first, second);
       return failuresCommand(name, uri, { retry: options.retry ?? false, json: options.json ?? false });
+    });
+
+  program
+    .command('train')
+    .description('queue a run of a trainer; a running sidecar fits it and deploys it if its strategy says so')
+    .argument('<trainer>', 'the trainer (or its model)')
+    .argument('[uri]', uriHelp)
+    .action((trainer: string, uri: string | undefined) => trainCommand(trainer, uri));
+
+  program
+    .command('deploy')
+    .description("put a trainer's run in service: the best score, the most recent, or a pinned run")
+    .argument('<trainer>', 'the trainer (or its model)')
+    .argument('[uri]', uriHelp)
+    .addOption(new Option('--strategy <strategy>', "which run (default: the trainer's deploy strategy)").choices(['best_score', 'most_recent', 'pinned']))
+    .addOption(new Option('--run <n>', 'the run to pin (implies --strategy pinned)').argParser(integer(1, 2_147_483_647, 'a run number')))
+    .option('--metric <name>', "for best_score: the metric to rank by (default: the trainer's)")
+    .option('--json', 'print JSON')
+    .action((trainer: string, uri: string | undefined, options: { strategy?: DeployOptions['strategy']; run?: number; metric?: string; json?: boolean }) =>
+      deployCommand(trainer, uri, {
+        ...(options.strategy ? { strategy: options.strategy } : {}),
+        ...(options.run !== undefined ? { run: options.run } : {}),
+        ...(options.metric ? { metric: options.metric } : {}),
+        json: options.json ?? false,
+      }),
+    );
+
+  program
+    .command('rollback')
+    .description("deploy again a trainer's run deployed before the current one (and pin it)")
+    .argument('<trainer>', 'the trainer (or its model)')
+    .argument('[uri]', uriHelp)
+    .option('--json', 'print JSON')
+    .action((trainer: string, uri: string | undefined, options: { json?: boolean }) => rollbackCommand(trainer, uri, { json: options.json ?? false }));
+
+  program
+    .command('training-runs')
+    .description("trainers' runs: state, metrics, rows, duration, and whether each was deployed and why")
+    .argument('[trainer]', 'only this trainer')
+    .argument('[uri]', uriHelp)
+    .option('--json', 'print JSON')
+    .action((first: string | undefined, second: string | undefined, options: { json?: boolean }) => {
+      const { name, uri } = nameAndUri(first, second);
+      return trainingRunsCommand(name, uri, { json: options.json ?? false });
     });
 
   return program;

@@ -2,7 +2,7 @@ import { SuperduperError } from '../errors.js';
 import { parseCron } from '../schedules/due.js';
 import type { Component } from './component.js';
 
-export interface ScheduleOptions {
+export interface ScheduleTiming {
   name: string;
   /** Five fields (minute hour day month weekday), or six with seconds first: "0 3 * * *". */
   cron: string;
@@ -12,9 +12,10 @@ export interface ScheduleOptions {
   missed?: 'skip' | 'catch_up_once';
   /** How late a firing may be claimed and still be on time (default 60 s). */
   graceSeconds?: number;
-  /** What a firing does: compute every output of this listener again. */
-  refresh: string;
 }
+
+/** What a firing does: compute every output of a listener again, or queue a run of a trainer. */
+export type ScheduleOptions = ScheduleTiming & ({ refresh: string; train?: never } | { train: string; refresh?: never });
 
 /**
  * A schedule (sql/functions/046_schedules.sql): fires its action at each due
@@ -39,7 +40,7 @@ export function schedule(options: ScheduleOptions): Component {
       ...(options.timezone ? { timezone: options.timezone } : {}),
       ...(options.missed ? { missed: options.missed } : {}),
       ...(options.graceSeconds !== undefined ? { grace_seconds: options.graceSeconds } : {}),
-      action: { refresh: options.refresh },
+      action: options.train !== undefined ? { train: options.train } : { refresh: options.refresh },
     },
   };
 }

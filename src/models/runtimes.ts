@@ -5,6 +5,7 @@ import { ChunkerRuntime } from './chunker-runtime.js';
 import { OpenAiRuntime } from './api/openai.js';
 import { OnnxRuntime } from './onnx-runtime.js';
 import { TextEmbedderRuntime } from './text-embedder-runtime.js';
+import { TrainedRuntime } from './trained-runtime.js';
 import { TransformersRuntime } from './transformers-runtime.js';
 
 /**
@@ -13,5 +14,5 @@ import { TransformersRuntime } from './transformers-runtime.js';
  * lists the same names, so that a typo fails at apply time.
  */
 export function builtinRuntimes(): ModelRuntime[] {
-  return [new OnnxRuntime(), new TextEmbedderRuntime(), new OpenAiRuntime(), new AnthropicRuntime(), new CohereRuntime(), new TransformersRuntime(), new ChunkerRuntime()];
+  return [new OnnxRuntime(), new TextEmbedderRuntime(), new OpenAiRuntime(), new AnthropicRuntime(), new CohereRuntime(), new TransformersRuntime(), new ChunkerRuntime(), new TrainedRuntime()];
 }

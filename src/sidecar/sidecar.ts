@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { backoffMs } from '../backends/connection-health.js';
 import type { Backend } from '../backends/backend.js';
-import { SIDECAR_DEFAULTS } from '../config.js';
+import { configuration, SIDECAR_DEFAULTS } from '../config.js';
 import { classifyDatabaseError, describeError, errorFields, SuperduperError } from '../errors.js';
 import { compareLayer, describeCode, describeLayer, type LayerVersion } from '../layer-version.js';
 import type { Logger } from '../logger.js';
@@ -39,6 +39,10 @@ export interface SidecarOptions {
   reconnectMaxMs?: number;
   /** Told each batch's steps (metrics.ts: SidecarMetrics, for `superduper start --metrics`). */
   observer?: BatchObserver;
+  /** The most memory a training run's fit may take, in MB. Default: SUPERDUPER_TRAINING_MEMORY_MB, else 2048. */
+  trainingMemoryMb?: number;
+  /** A training run is another sidecar's to take over once its lease (extended while it fits) runs out. Default 60 s. */
+  trainingLeaseSeconds?: number;
 }
 
 /**
@@ -107,6 +111,9 @@ export class Sidecar {
   #indexBuild: Promise<void> | undefined;
   /** Schedules being fired in the background, if any. */
   #schedules: Promise<void> | undefined;
+  #training: Promise<void> | undefined;
+  /** Aborted on stop: a fit under way ends, and its run is handed over. */
+  readonly #stopTraining = new AbortController();
   #lastRefresh = 0;
   /** A refresh under way while lanes work: the other lanes wait for it rather than start their own. */
   #refreshing: Promise<void> | undefined;
@@ -145,6 +152,8 @@ export class Sidecar {
       stallTimeoutMs: options.stallTimeoutMs ?? SIDECAR_DEFAULTS.stallTimeoutMs,
       reconnectMaxMs: options.reconnectMaxMs ?? SIDECAR_DEFAULTS.reconnectMaxMs,
       observer: options.observer,
+      trainingMemoryMb: options.trainingMemoryMb ?? configuration().trainingMemoryMb,
+      trainingLeaseSeconds: options.trainingLeaseSeconds ?? SIDECAR_DEFAULTS.trainingLeaseSeconds,
     };
     this.#log = options.logger.child({ sidecar: this.id });
     this.#requests =
@@ -263,6 +272,7 @@ export class Sidecar {
   async stop(): Promise<void> {
     if (this.#stopping) return this.#loop;
     this.#stopping = true;
+    this.#stopTraining.abort(new Error('the sidecar is stopping'));
     this.#markStopped();
     this.#wakeUp?.();
     this.#heartbeat.stop();
@@ -273,7 +283,7 @@ export class Sidecar {
     });
     // (A vector index still being built is cut short when the connections
     // close: its invalid index is dropped and built again by the next sidecar.)
-    await Promise.race([Promise.all([this.#loop?.catch(() => {}), this.#requests?.idle(), this.#indexBuild, this.#schedules]), timedOut]);
+    await Promise.race([Promise.all([this.#loop?.catch(() => {}), this.#requests?.idle(), this.#indexBuild, this.#schedules, this.#training]), timedOut]);
     clearTimeout(timer);
     await this.#unlisten?.().catch(() => {});
     this.#requests?.release();
@@ -389,6 +399,7 @@ export class Sidecar {
       await this.#promote();
       this.#buildVectorIndexes();
       this.#runSchedules();
+      this.#runTraining();
       await this.#backend.sidecars.refreshSearchStatistics().catch((error: unknown) => {
         this.#log.debug(errorFields(error), 'reading search statistics failed');
       });
@@ -439,6 +450,39 @@ export class Sidecar {
       })
       .finally(() => {
         this.#schedules = undefined;
+      });
+  }
+
+  /**
+   * Training runs waiting (sql/functions/047_trainers.sql), fitted one at a
+   * time in the background: a fit takes seconds to minutes, in a worker thread
+   * (src/training/), while listeners' work goes on. After a run, the next one
+   * is looked for at once.
+   */
+  #runTraining(): void {
+    if (this.#training || this.#stopping) return;
+    this.#training = this.#backend.sidecars
+      .runTraining({
+        sidecarId: this.id,
+        leaseSeconds: this.#options.trainingLeaseSeconds,
+        memoryMb: this.#options.trainingMemoryMb,
+        signal: this.#stopTraining.signal,
+      })
+      .then((outcome) => {
+        if (!outcome) return false;
+        const { state, ...fields } = outcome;
+        if (state === 'failed') this.#log.warn(fields, 'training run failed');
+        else this.#log.info({ ...fields, state }, 'training run ended');
+        if (state === 'done' && outcome.deployed) this.#refreshNeeded = true;
+        return true;
+      })
+      .catch((error: unknown) => {
+        if (!this.#stopping) this.#log.warn(errorFields(error), 'a training run was interrupted; it is taken over when its lease runs out');
+        return false;
+      })
+      .then((ran) => {
+        this.#training = undefined;
+        if (ran) this.#runTraining();
       });
   }
 

@@ -123,7 +123,7 @@ describe('remove', () => {
   });
 
   it('an unknown name says so and lists the listeners', async () => {
-    await expect(db.remove('nope')).rejects.toThrow(/no application, listener, vector index, model or schedule named 'nope'/);
+    await expect(db.remove('nope')).rejects.toThrow(/no application, listener, vector index, trainer, model or schedule named 'nope'/);
   });
 
   it('a model in use cannot be removed', async () => {

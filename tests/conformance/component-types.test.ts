@@ -41,9 +41,9 @@ describe('component types come from a table', () => {
     try {
       expect(await db.apply({ type: 'note', name: 'hello', body: 'a note' })).toEqual([{ type: 'note', name: 'hello', action: 'created' }]);
       expect((await database.sql.query('SELECT body FROM superduper._notes')).rows).toEqual([{ body: 'a note' }]);
-      await expect(db.remove('nothing')).rejects.toThrow(/no application, listener, vector index, model, schedule or note named 'nothing'/);
+      await expect(db.remove('nothing')).rejects.toThrow(/no application, listener, vector index, trainer, model, schedule or note named 'nothing'/);
       await expect(db.apply({ type: 'nope', name: 'x' })).rejects.toThrow(/unknown component type 'nope'/);
-      await expect(db.apply({ type: 'nope', name: 'x' })).rejects.toMatchObject({ hint: 'Known types: application, listener, vector_index, model, schedule, note.' });
+      await expect(db.apply({ type: 'nope', name: 'x' })).rejects.toMatchObject({ hint: 'Known types: application, listener, vector_index, trainer, model, schedule, note.' });
       expect(await db.remove('hello')).toEqual([{ type: 'note', name: 'hello', action: 'removed' }]);
     } finally {
       await database.sql.query(`DELETE FROM superduper._component_types WHERE type = 'note';

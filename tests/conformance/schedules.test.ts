@@ -51,7 +51,8 @@ describe('schedules', () => {
     await expect(bad({ timezone: 'Mars/Olympus' })).rejects.toThrow(`schedule "${NAME}": unknown time zone 'Mars/Olympus'`);
     await expect(bad({ missed: 'never' })).rejects.toThrow(/"missed" must be "skip" or "catch_up_once"/);
     await expect(bad({ action: { refresh: 'no_such_listener' } })).rejects.toThrow(/no listener named 'no_such_listener' to refresh/);
-    await expect(bad({ action: { train: 'x' } })).rejects.toThrow(/"action" must be \{"refresh": "<listener>"\}/);
+    await expect(bad({ action: { train: 'x' } })).rejects.toThrow(/no trainer named .x. to train/);
+    await expect(bad({ action: { rebuild: 'x' } })).rejects.toThrow(/"action" must be \{"refresh": "<listener>"\} or \{"train": "<trainer>"\}/);
     await expect(bad({ crontab: '0 3 * * *' })).rejects.toThrow(/unknown field\(s\) 'crontab'/);
     // The sidecars' parser, at once, from TypeScript.
     expect(() => schedule({ name: NAME, cron: '61 * * * *', refresh: 'docs_length' })).toThrow(`schedule "${NAME}": the cron expression "61 * * * *" does not parse`);

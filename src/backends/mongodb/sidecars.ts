@@ -137,6 +137,11 @@ export function mongoSidecars(context: MongoContext): SidecarLiveness {
       return 0;
     },
 
+    async runTraining() {
+      // Trainers are PostgreSQL's for now (a component type MongoDB refuses).
+      return undefined;
+    },
+
     async buildVectorIndexes() {
       // Nothing to build: a vector index here is a registry document that
       // like() reads as it searches (registry.ts), changed in place.

@@ -11,6 +11,7 @@ import { postgresRegistry } from './registry.js';
 import { createKysely } from './kysely.js';
 import { postgresSearch, TableQuery } from './search.js';
 import { postgresSidecars } from './sidecars.js';
+import { postgresTraining } from './training-control.js';
 import type { SqlDriver } from './sql-driver.js';
 import { postgresWakeUp } from './wake-up.js';
 
@@ -49,6 +50,7 @@ export class PostgresBackend implements Backend {
   readonly modelCalls;
   readonly search;
   readonly rag;
+  readonly training;
   readonly #options: PostgresBackendOptions;
   #kysely: Kysely<any> | undefined;
 
@@ -64,6 +66,7 @@ export class PostgresBackend implements Backend {
     this.modelCalls = postgresModelCalls(driver, options.hostModelCalls);
     this.search = postgresSearch(driver);
     this.rag = postgresRag(driver);
+    this.training = postgresTraining(driver);
   }
 
   get uri(): string | undefined {

@@ -6,6 +6,7 @@ import type { SidecarLiveness } from '../backend.js';
 import type { SidecarRow } from '../types.js';
 import { decide, type ScheduleRow } from '../../schedules/due.js';
 import type { SqlDriver } from './sql-driver.js';
+import { runTraining } from './training.js';
 
 /**
  * Drains delete from the change log, which has no index: its dead rows are read
@@ -109,6 +110,11 @@ export function postgresSidecars(db: SqlDriver): SidecarLiveness {
         }
       }
       return fired;
+    },
+
+    async runTraining(options) {
+      await db.query('SELECT superduper._training_changed()');
+      return runTraining(db, options);
     },
 
     async refreshSearchStatistics() {

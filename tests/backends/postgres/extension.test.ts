@@ -328,13 +328,13 @@ describe.runIf(installed && previous)(`CREATE EXTENSION superduper: ALTER EXTENS
         AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'superduper')
       ORDER BY c.relname`);
     const decided = (dumped: boolean, kind: string) => config.rows.filter((r) => r.dumped === dumped && r.kind === kind).map((r) => r.relname);
-    expect(decided(true, 'r')).toEqual(['_application_components', '_applications', '_artifacts', '_backfill', '_backfill_cursor', '_changes', '_failures', '_listeners', '_meta', '_models', '_queue', '_schedule_runs', '_schedules', '_vector_indexes']);
+    expect(decided(true, 'r')).toEqual(['_application_components', '_applications', '_artifacts', '_backfill', '_backfill_cursor', '_changes', '_failures', '_listeners', '_meta', '_models', '_queue', '_schedule_runs', '_schedules', '_trainers', '_training_deployments', '_training_runs', '_vector_indexes']);
     expect(decided(false, 'r')).toEqual(['_answer_cache', '_answers', '_component_types', '_embed_cache', '_migrations', '_requests', '_templates', '_text_common_words', '_text_word_stats', '_workers']);
     // Identity sequences belong to their tables, not to the extension directly.
     const sequences = await source.sql.query<{ seq: string }>(
       `SELECT u.c::regclass::text AS seq FROM pg_extension, unnest(extconfig) AS u(c) WHERE extname = 'superduper' AND (SELECT relkind FROM pg_class WHERE oid = u.c) = 'S' ORDER BY 1`,
     );
-    expect(sequences.rows.map((r) => r.seq)).toEqual(['superduper._change_id', 'superduper._listeners_id_seq', 'superduper._vector_indexes_id_seq']);
+    expect(sequences.rows.map((r) => r.seq)).toEqual(['superduper._change_id', 'superduper._listeners_id_seq', 'superduper._training_deployments_id_seq', 'superduper._vector_indexes_id_seq']);
 
     const dir = mkdtempSync(join(tmpdir(), 'sd-dump-'));
     try {

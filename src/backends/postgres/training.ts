@@ -16,7 +16,8 @@ interface TrainingPlan {
   seed: number;
   validation: TrainingSpec['validation'];
   features: Array<{ name: string; alias: string; kind: 'number' | 'boolean' | 'category' | 'vector'; dim?: number }>;
-  target?: string;
+  /** null for clustering. */
+  target: string | null;
   output: { type: string };
   query: string;
   /** For messages: the table or view, and the filter. */
@@ -105,7 +106,7 @@ function specOf(plan: TrainingPlan, features: FeatureLayout[]): TrainingSpec {
     task: plan.task,
     algorithm: plan.algorithm,
     features,
-    ...(plan.target === undefined ? {} : { target: plan.target }),
+    ...(plan.target == null ? {} : { target: plan.target }),
     hyperparameters: plan.hyperparameters,
     seed: plan.seed,
     validation: plan.validation,
@@ -131,7 +132,7 @@ async function readRows(db: SqlDriver, plan: TrainingPlan, memoryMb: number) {
     }
     const features = await layout(tx, plan);
     const width = features.reduce((sum, f) => sum + (f.kind === 'category' ? f.categories.length : f.kind === 'vector' ? f.dim : 1), 0);
-    const needed = estimateBytes(count, width);
+    const needed = estimateBytes(count, width, plan.algorithm);
     if (needed > memoryMb * 1024 * 1024) {
       throw new TrainingError(
         plan.trainer,
@@ -146,7 +147,7 @@ async function readRows(db: SqlDriver, plan: TrainingPlan, memoryMb: number) {
       for (const row of batch.rows) {
         const named: Record<string, unknown> = {};
         for (const feature of plan.features) named[feature.name] = row[feature.alias];
-        if (plan.target !== undefined) named[plan.target] = row.target;
+        if (plan.target !== null) named[plan.target] = row.target;
         encoder.push(named);
       }
       if (batch.rows.length < FETCH_ROWS) break;

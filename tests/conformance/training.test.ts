@@ -288,7 +288,8 @@ describe('trainers: retraining', () => {
   it('retrains after N changed rows of its table, and on a schedule', async () => {
     await seed(100);
     await db.apply(trainer(spec({ retrain: { afterRows: 50 } })));
-    await db.start({ reconcileMs: 100 });
+    // Three sidecars: each due time, and each run, is still taken by one.
+    await Promise.all([db.start({ reconcileMs: 100 }), db.start({ reconcileMs: 100 }), db.start({ reconcileMs: 100 })]);
     await finished(1);
     await seed(60, 101);
     // The statistics the count comes from are flushed by backends within seconds.
@@ -296,13 +297,18 @@ describe('trainers: retraining', () => {
     expect(changed.run).toBe(2);
     expect((await finished(2)).rows).toBe(160);
 
+    // Each firing as it ends, kept past the schedule's removal.
+    await q(`CREATE TABLE fired (due_at timestamptz PRIMARY KEY, state text, result jsonb)`);
+    await q(`CREATE FUNCTION keep_firing() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+               INSERT INTO public.fired VALUES (NEW.due_at, NEW.state, NEW.result); RETURN NULL; END $$`);
+    await q(`CREATE TRIGGER keep_firing AFTER UPDATE OF state ON superduper._schedule_runs FOR EACH ROW WHEN (NEW.state <> 'running') EXECUTE FUNCTION keep_firing()`);
     await db.apply(schedule({ name: 'retrain "nightly"', cron: '* * * * * *', train: NAME }));
     const scheduled = await eventually(async () => (await runs()).find((r) => r.reason === 'schedule'), 20_000, 'a run queued by the schedule').then((found) => found!);
     await finished(scheduled.run);
-    const firings = await q<{ state: string; result: { run: number } }>(`SELECT state, result FROM superduper.schedule_runs`);
     await db.remove('retrain "nightly"');
+    const firings = await q<{ state: string; result: { run: number } }>(`SELECT state, result FROM fired`);
     expect(firings.length).toBeGreaterThan(0);
-    for (const firing of firings) expect(firing.state).toBe('done');
+    for (const firing of firings) expect(firing).toMatchObject({ state: 'done', result: { run: expect.any(Number) } });
     // Every run fitted once, by one sidecar, runs numbered without gaps.
     const all = await runs();
     expect(all.map((r) => r.run)).toEqual(all.map((_, i) => i + 1));

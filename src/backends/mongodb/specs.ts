@@ -70,6 +70,11 @@ export function parseSpec(raw: unknown): ComponentSpec {
   const spec = raw as Record<string, unknown>;
   const type = spec.type;
   const name = typeof spec.name === 'string' ? spec.name : '?';
+  if (type === 'trainer' || type === 'schedule') {
+    throw new SuperduperError(`superduper.apply: ${type} '${name}': ${type}s run on PostgreSQL and the embedded database; MongoDB has none yet`, {
+      hint: `Known types on MongoDB: ${COMPONENT_TYPES.join(', ')}. docs/mongodb.md lists what MongoDB has.`,
+    });
+  }
   if (typeof type !== 'string' || !(COMPONENT_TYPES as readonly string[]).includes(type)) {
     throw new SuperduperError(`superduper.apply: unknown component type ${typeof type === 'string' ? `'${type}'` : '(missing "type")'}`, {
       hint: `Known types on MongoDB: ${COMPONENT_TYPES.join(', ')}.`,

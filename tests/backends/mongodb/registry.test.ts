@@ -71,6 +71,8 @@ describe('bad specs and hostile names', () => {
       [{ type: 'listener', name: 'l', model: 'features', collection: 'superduper.listeners', keys: ['body'] }, /cannot be listened to/],
       [{ type: 'vector_index', name: 'v', listener: 'nope' }, /vector index "v": unknown listener 'nope'/],
       [{ type: 'gadget', name: 'g' }, /unknown component type 'gadget'/],
+      [{ type: 'trainer', name: 't', collection: 'docs', features: ['n'], target: 'y', task: 'classification' }, /trainer 't': trainers run on PostgreSQL and the embedded database; MongoDB has none yet/],
+      [{ type: 'schedule', name: 's', cron: '0 3 * * *', action: { refresh: 'l' } }, /schedule 's': schedules run on PostgreSQL/],
     ];
     for (const [spec, message] of cases) await expect(db.apply(model, spec), JSON.stringify(spec)).rejects.toThrow(message);
     expect(await database.db.collection('superduper.listeners').countDocuments({})).toBe(0);

@@ -1,0 +1,314 @@
+/**
+ * Fits a trainer's model on encoded rows (encode.ts) and measures it on rows
+ * it did not see: a seeded held-out split, or k folds (the metrics their mean,
+ * the model then fitted on all rows). Synchronous CPU work: the sidecar runs
+ * it in a worker thread (fit-in-worker.ts). Deterministic: the same spec, data
+ * and seed give the same artifact, byte for byte.
+ */
+// @ts-ignore -- ml-logistic-regression ships no types (bench/lib declares a
+// part of it for the bench only); what fit() uses is LogisticRegressionClass.
+import LogisticRegressionLibrary from 'ml-logistic-regression';
+import { kmeans } from 'ml-kmeans';
+import { Matrix } from 'ml-matrix';
+import MultivariateLinearRegression from 'ml-regression-multivariate-linear';
+import type { KmeansArtifact, LinearArtifact, LogisticArtifact, Standardization, TrainedArtifact } from './artifact.js';
+import { ARTIFACT_FORMAT, ARTIFACT_VERSION, classProbabilities, nearestCentroid, predictClass, predictLinear } from './artifact.js';
+import type { EncodedData } from './encode.js';
+import { TrainingError } from './errors.js';
+import { accuracy, macroF1, mae, r2, rocAuc, silhouette } from './metrics.js';
+import type { TrainingSpec } from './types.js';
+import { layoutWidth } from './encode.js';
+import { resolveHyperparameters } from './types.js';
+
+/** The part of ml-logistic-regression fit() uses (its source: node_modules/ml-logistic-regression/src/logreg.js). */
+interface LogisticRegressionClass {
+  new (options: { numSteps: number; learningRate: number }): LogisticRegressionModel;
+  /** Rebuilds a model from its toJSON(); with classifiers of no weights, they are untrained binary classifiers. */
+  load(json: { name: 'LogisticRegression'; numberClasses: number; classifiers: { numSteps: number; learningRate: number }[] }): LogisticRegressionModel;
+}
+interface LogisticRegressionModel {
+  train(x: Matrix, y: Matrix): void;
+  /** One-vs-rest: classifiers[i] was trained with class i as 0 and the others as 1. */
+  classifiers: BinaryClassifier[];
+}
+/** ml-logistic-regression's LogisticRegressionTwoClasses: P(1) = sigmoid(weights·x). */
+interface BinaryClassifier {
+  train(x: Matrix, y: Matrix): void;
+  weights: Matrix;
+}
+const LogisticRegression = LogisticRegressionLibrary as unknown as LogisticRegressionClass;
+
+export interface FitResult {
+  artifact: TrainedArtifact;
+  /** accuracy, f1, roc_auc (classification); r2, mae (regression); silhouette, inertia (clustering). */
+  metrics: Record<string, number>;
+  /** Milliseconds inside the libraries' own fit calls (all folds and the final fit), so callers can tell their overhead from the fit's. */
+  fitMs: number;
+  /** Rows the returned model was fitted on. */
+  trainedRows: number;
+  /** Rows the metrics were measured on, by a model that had not seen them (with folds: every row, once). */
+  heldOutRows: number;
+}
+
+/** Silhouette is quadratic in the rows: it is measured on at most this many held-out rows (a random sample: the held-out rows are in shuffled order). */
+export const SILHOUETTE_SAMPLE = 2000;
+
+export function fit(spec: TrainingSpec, data: EncodedData): FitResult {
+  const hyperparameters = resolveHyperparameters(spec);
+  checkData(spec, data);
+  const fail = (detail: string): never => {
+    throw new TrainingError(spec.trainer, detail);
+  };
+  const order = shuffledRows(data.rows, spec.seed);
+  const timer = { ms: 0 };
+  const learn = (rows: Uint32Array) => learnModel(spec, hyperparameters, data, rows, timer, fail);
+
+  if ('holdout' in spec.validation) {
+    const testCount = Math.round(data.rows * spec.validation.holdout);
+    if (testCount < 1) fail(`holding out ${spec.validation.holdout} of ${data.rows} rows leaves no row to measure on; raise "holdout", use more rows, or use {"folds": n}`);
+    const test = order.subarray(0, testCount);
+    const train = order.subarray(testCount);
+    checkTrainPart(spec, data, train, 'the training part of the held-out split', fail);
+    const artifact = learn(train);
+    return { artifact, metrics: evaluate(artifact, data, test), fitMs: timer.ms, trainedRows: train.length, heldOutRows: test.length };
+  }
+
+  const folds = spec.validation.folds;
+  if (folds > data.rows) fail(`${folds} folds need at least ${folds} rows, and the query returned ${data.rows}; use fewer folds or more rows`);
+  const sums = new Map<string, { sum: number; count: number }>();
+  for (let f = 0; f < folds; f++) {
+    const start = Math.floor((f * data.rows) / folds);
+    const end = Math.floor(((f + 1) * data.rows) / folds);
+    const test = order.subarray(start, end);
+    const train = new Uint32Array(data.rows - test.length);
+    train.set(order.subarray(0, start));
+    train.set(order.subarray(end), start);
+    checkTrainPart(spec, data, train, `the training part of fold ${f + 1}`, fail);
+    for (const [name, value] of Object.entries(evaluate(learn(train), data, test))) {
+      const entry = sums.get(name) ?? { sum: 0, count: 0 };
+      entry.sum += value;
+      entry.count++;
+      sums.set(name, entry);
+    }
+  }
+  const metrics: Record<string, number> = {};
+  for (const [name, { sum, count }] of sums) metrics[name] = sum / count;
+  const all = new Uint32Array(data.rows).map((_, i) => i);
+  const artifact = learn(all);
+  return { artifact, metrics, fitMs: timer.ms, trainedRows: data.rows, heldOutRows: data.rows };
+}
+
+function checkData(spec: TrainingSpec, data: EncodedData): void {
+  const width = layoutWidth(spec.features);
+  if (data.width !== width || data.x.length !== data.rows * width) {
+    throw new Error(`fit: the data is ${data.rows} rows × ${data.width} (${data.x.length} numbers), but the spec's features encode to ${width} numbers a row`);
+  }
+  if (spec.task !== 'clustering' && data.y?.length !== data.rows) throw new Error(`fit: ${spec.task} needs a target for each of the ${data.rows} rows`);
+  if (spec.task === 'classification' && (data.classes?.length ?? 0) < 2) throw new Error('fit: classification needs the classes (two or more)');
+}
+
+function checkTrainPart(spec: TrainingSpec, data: EncodedData, train: Uint32Array, part: string, fail: (detail: string) => never): void {
+  if (spec.task === 'classification') {
+    const seen = new Set<number>();
+    for (const row of train) seen.add(data.y![row]!);
+    if (seen.size < 2) fail(`${part} (${train.length} rows) has one class only; a classifier needs two or more: use more rows, a smaller holdout or fewer folds`);
+  }
+  if (spec.algorithm === 'kmeans' && train.length < spec.hyperparameters.k!) {
+    fail(`${part} has ${train.length} rows, fewer than k = ${spec.hyperparameters.k}; lower "k" or use more rows`);
+  }
+}
+
+/** Fits the spec's algorithm on the given rows and returns the artifact; adds the library's own time to timer.ms. */
+function learnModel(
+  spec: TrainingSpec,
+  hyperparameters: Record<string, number>,
+  data: EncodedData,
+  rows: Uint32Array,
+  timer: { ms: number },
+  fail: (detail: string) => never,
+): TrainedArtifact {
+  const head = { format: ARTIFACT_FORMAT, version: ARTIFACT_VERSION, features: spec.features } as const;
+  switch (spec.algorithm) {
+    case 'logistic_regression': {
+      const standardize = standardization(data, rows);
+      const classes = data.classes!;
+      // The library fits no intercept: a constant 1 is the last column.
+      const x = new Matrix(rows.length, data.width + 1);
+      const scratch = new Float64Array(data.width);
+      rows.forEach((row, i) => {
+        writeStandardized(data, row, standardize, scratch).forEach((value, j) => x.set(i, j, value));
+        x.set(i, data.width, 1);
+      });
+      const present = [...new Set(Array.from(rows, (row) => data.y![row]!))].sort((a, b) => a - b);
+      const weights: (number[] | null)[] = classes.map(() => null);
+      // Its gradient is summed over the rows, not averaged: the rate is
+      // divided by the row count so that "learning_rate" means the same step
+      // on 100 rows as on a million (undivided, 0.5 on 8,000 standardized
+      // rows of bench/training-libraries.ts grows the weights past 1,000 and
+      // the held-out ROC AUC falls from 0.849 to 0.794).
+      const options = { numSteps: hyperparameters.steps!, learningRate: hyperparameters.learning_rate! / rows.length };
+      if (present.length === 2) {
+        // Two classes: one binary classifier, trained with the second class
+        // as 1, gives P(second) = sigmoid(w·x) and P(first) = sigmoid(-w·x).
+        // The library's one-vs-rest would train two mirror images of it
+        // (tests/unit/training-fit.test.ts checks they agree): half the time.
+        const binary = LogisticRegression.load({ name: 'LogisticRegression', numberClasses: 1, classifiers: [options] }).classifiers[0]!;
+        const y = Matrix.columnVector(Float64Array.from(rows, (row) => (data.y![row] === present[1] ? 1 : 0)));
+        timed(timer, () => binary.train(x, y));
+        const w = binary.weights.to1DArray();
+        weights[present[1]!] = w;
+        // 0 - v, not -v: no -0, which JSON prints as 0 (the artifact would not survive a round trip unchanged).
+        weights[present[0]!] = w.map((v) => 0 - v);
+      } else {
+        // The library numbers the classes 0..n-1 by the labels it sees:
+        // classes absent from these rows are mapped out, and back in below.
+        const label = new Map(present.map((c, i) => [c, i]));
+        const y = Matrix.columnVector(Float64Array.from(rows, (row) => label.get(data.y![row]!)!));
+        const model = new LogisticRegression(options);
+        timed(timer, () => model.train(x, y));
+        present.forEach((c, i) => {
+          // Classifier i is trained with class i as 0 and the rest as 1, so
+          // P(class i) = 1 - sigmoid(w·x) = sigmoid(-w·x): stored negated.
+          weights[c] = model.classifiers[i]!.weights.to1DArray().map((w) => 0 - w);
+        });
+      }
+      if (!weights.every((w) => w === null || w.every(Number.isFinite))) fail('the logistic regression diverged (its weights are not finite); lower "learning_rate"');
+      const artifact: LogisticArtifact = { ...head, task: 'classification', algorithm: 'logistic_regression', standardize, classes, model: { weights } };
+      return artifact;
+    }
+    case 'linear_regression': {
+      // The constant column is ours, not the library's (intercept: true
+      // would addColumn, copying every row once more).
+      const x = new Matrix(rows.length, data.width + 1);
+      rows.forEach((row, i) => {
+        for (let j = 0; j < data.width; j++) x.set(i, j, data.x[row * data.width + j]!);
+        x.set(i, data.width, 1);
+      });
+      const y = Matrix.columnVector(Float64Array.from(rows, (row) => data.y![row]!));
+      // statistics: off, because the standard errors cost several more n × 1
+      // matrices and the artifact does not keep them.
+      const model = timed(timer, () => new MultivariateLinearRegression(x, y, { intercept: false, statistics: false }));
+      const coefficients = model.weights.slice(0, data.width).map((w) => w[0]!);
+      const intercept = model.weights[data.width]![0]!;
+      if (![...coefficients, intercept].every(Number.isFinite)) fail('the linear regression has no finite solution; check the features for huge values');
+      const artifact: LinearArtifact = { ...head, task: 'regression', algorithm: 'linear_regression', model: { coefficients, intercept } };
+      return artifact;
+    }
+    case 'kmeans': {
+      const standardize = standardization(data, rows);
+      const points = Array.from(rows, (row) => Array.from(writeStandardized(data, row, standardize, new Float64Array(data.width))));
+      const result = timed(timer, () => kmeans(points, hyperparameters.k!, { seed: spec.seed, maxIterations: hyperparameters.max_iterations!, initialization: 'kmeans++' }));
+      const artifact: KmeansArtifact = { ...head, task: 'clustering', algorithm: 'kmeans', standardize, model: { centroids: result.centroids } };
+      return artifact;
+    }
+  }
+}
+
+/** The metrics of the artifact's predictions for the given (held-out) rows. */
+function evaluate(artifact: TrainedArtifact, data: EncodedData, rows: Uint32Array): Record<string, number> {
+  switch (artifact.algorithm) {
+    case 'logistic_regression': {
+      const labels = Array.from(rows, (row) => data.y![row]!);
+      const scratch = new Float64Array(artifact.classes.length);
+      const predicted = Array.from(rows, (row) => predictClass(artifact, data.x, row * data.width, scratch));
+      const metrics: Record<string, number> = { accuracy: accuracy(labels, predicted), f1: macroF1(labels, predicted) };
+      const auc = rocAucOf(artifact, data, rows, labels);
+      if (auc !== undefined) metrics.roc_auc = auc;
+      return metrics;
+    }
+    case 'linear_regression': {
+      const actual = Array.from(rows, (row) => data.y![row]!);
+      const predicted = Array.from(rows, (row) => predictLinear(artifact, data.x, row * data.width));
+      return { r2: r2(actual, predicted), mae: mae(actual, predicted) };
+    }
+    case 'kmeans': {
+      let inertia = 0;
+      const clusters = Array.from(rows, (row) => {
+        const nearest = nearestCentroid(artifact, data.x, row * data.width);
+        inertia += nearest.squaredDistance;
+        return nearest.index;
+      });
+      const sample = rows.subarray(0, SILHOUETTE_SAMPLE);
+      const points = Array.from(sample, (row) => Array.from(writeStandardized(data, row, artifact.standardize, new Float64Array(data.width))));
+      return { silhouette: silhouette(points, clusters.slice(0, sample.length)), inertia };
+    }
+  }
+}
+
+/** Binary: AUC of the second class's probability; more classes: the mean of each class's one-vs-rest AUC (classes absent from the rows skipped). */
+function rocAucOf(artifact: LogisticArtifact, data: EncodedData, rows: Uint32Array, labels: number[]): number | undefined {
+  const classes = artifact.classes.length;
+  // A column of scores per class, not an array per row: on a million rows an
+  // array per row is a hundred megabytes of objects.
+  const scores = artifact.classes.map(() => new Array<number>(rows.length));
+  const probabilities = new Float64Array(classes);
+  rows.forEach((row, i) => {
+    classProbabilities(artifact, data.x, row * data.width, probabilities);
+    for (let c = 0; c < classes; c++) scores[c]![i] = probabilities[c]!;
+  });
+  if (classes === 2) return rocAuc(labels.map((label) => label === 1), scores[1]!);
+  const aucs: number[] = [];
+  for (let c = 0; c < classes; c++) {
+    const auc = rocAuc(labels.map((label) => label === c), scores[c]!);
+    if (auc !== undefined) aucs.push(auc);
+  }
+  return aucs.length === 0 ? undefined : aucs.reduce((s, v) => s + v, 0) / aucs.length;
+}
+
+/** Mean and (population) standard deviation of each column over the rows; a constant column's std is 1, so it standardizes to 0 (or near it). */
+function standardization(data: EncodedData, rows: Uint32Array): Standardization {
+  const { width, x } = data;
+  const mean = new Float64Array(width);
+  const squares = new Float64Array(width);
+  for (const row of rows) for (let j = 0; j < width; j++) mean[j]! += x[row * width + j]!;
+  for (let j = 0; j < width; j++) mean[j]! /= rows.length;
+  // Two passes (mean, then squared deviations): the one-pass formula loses
+  // digits on columns with a large mean and a small spread.
+  for (const row of rows) for (let j = 0; j < width; j++) squares[j]! += (x[row * width + j]! - mean[j]!) ** 2;
+  // A column constant but for rounding (the mean of equal float32 values is
+  // not exactly any of them: found as a std of 3e-18 on an embedding's unused
+  // dimension) is constant: dividing by that std would turn a difference in
+  // the last digit of an input into millions.
+  const std = Array.from(squares, (s, j) => {
+    const deviation = Math.sqrt(s / rows.length);
+    return deviation > 1e-9 * Math.max(1, Math.abs(mean[j]!)) ? deviation : 1;
+  });
+  return { mean: Array.from(mean), std };
+}
+
+function writeStandardized(data: EncodedData, row: number, { mean, std }: Standardization, out: Float64Array): Float64Array {
+  for (let j = 0; j < data.width; j++) out[j] = (data.x[row * data.width + j]! - mean[j]!) / std[j]!;
+  return out;
+}
+
+/** The row indices 0..n-1 in an order fixed by the seed (Fisher-Yates with mulberry32). */
+export function shuffledRows(rows: number, seed: number): Uint32Array {
+  const order = new Uint32Array(rows).map((_, i) => i);
+  const random = mulberry32(seed);
+  for (let i = rows - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
+
+/** A small seeded generator of numbers in [0, 1) (Tommy Ettinger's mulberry32): enough to shuffle rows, and the same on every platform. */
+export function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function timed<T>(timer: { ms: number }, work: () => T): T {
+  const started = performance.now();
+  try {
+    return work();
+  } finally {
+    timer.ms += performance.now() - started;
+  }
+}

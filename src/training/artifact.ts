@@ -6,8 +6,7 @@
  * (keys sorted, numbers printed the one way JavaScript prints them), so two
  * runs can be compared by their SHA-256.
  */
-import type { ClassValue } from './encode.js';
-import { describe, encodeFeature, featureWidth, layoutWidth } from './encode.js';
+import { describe, encodeFeature, featureWidth, layoutWidth, type ClassValue } from './encode.js';
 import type { FeatureLayout } from './types.js';
 
 export const ARTIFACT_FORMAT = 'superduper-trained';

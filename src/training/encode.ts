@@ -7,8 +7,7 @@
  * predictor (artifact.ts), so a model sees at prediction what it saw in training.
  */
 import { TrainingError } from './errors.js';
-import type { Algorithm, FeatureLayout, TrainingSpec } from './types.js';
-import { checkSpec } from './types.js';
+import { checkSpec, type Algorithm, type FeatureLayout, type TrainingSpec } from './types.js';
 
 /** A class label as the target column held it. */
 export type ClassValue = string | number | boolean;

@@ -11,14 +11,23 @@ import LogisticRegressionLibrary from 'ml-logistic-regression';
 import { kmeans } from 'ml-kmeans';
 import { Matrix } from 'ml-matrix';
 import MultivariateLinearRegression from 'ml-regression-multivariate-linear';
-import type { KmeansArtifact, LinearArtifact, LogisticArtifact, Standardization, TrainedArtifact } from './artifact.js';
-import { ARTIFACT_FORMAT, ARTIFACT_VERSION, classProbabilities, nearestCentroid, predictClass, predictLinear } from './artifact.js';
-import type { EncodedData } from './encode.js';
+import {
+  ARTIFACT_FORMAT,
+  ARTIFACT_VERSION,
+  classProbabilities,
+  nearestCentroid,
+  predictClass,
+  predictLinear,
+  type KmeansArtifact,
+  type LinearArtifact,
+  type LogisticArtifact,
+  type Standardization,
+  type TrainedArtifact,
+} from './artifact.js';
+import { layoutWidth, type EncodedData } from './encode.js';
 import { TrainingError } from './errors.js';
 import { accuracy, macroF1, mae, r2, rocAuc, silhouette } from './metrics.js';
-import type { TrainingSpec } from './types.js';
-import { layoutWidth } from './encode.js';
-import { resolveHyperparameters } from './types.js';
+import { resolveHyperparameters, type TrainingSpec } from './types.js';
 
 /** The part of ml-logistic-regression fit() uses (its source: node_modules/ml-logistic-regression/src/logreg.js). */
 interface LogisticRegressionClass {
@@ -61,7 +70,7 @@ export function fit(spec: TrainingSpec, data: EncodedData): FitResult {
   };
   const order = shuffledRows(data.rows, spec.seed);
   const timer = { ms: 0 };
-  const learn = (rows: Uint32Array) => learnModel(spec, hyperparameters, data, rows, timer, fail);
+  const learn = (rows: Uint32Array) => learnModel({ spec, hyperparameters, data, rows, timer, fail });
 
   if ('holdout' in spec.validation) {
     const testCount = Math.round(data.rows * spec.validation.holdout);
@@ -118,90 +127,102 @@ function checkTrainPart(spec: TrainingSpec, data: EncodedData, train: Uint32Arra
   }
 }
 
+/** What each algorithm's learner gets: the rows to fit on, the library timer, and how to fail. */
+interface Learning {
+  spec: TrainingSpec;
+  hyperparameters: Record<string, number>;
+  data: EncodedData;
+  rows: Uint32Array;
+  timer: { ms: number };
+  fail: (detail: string) => never;
+}
+
 /** Fits the spec's algorithm on the given rows and returns the artifact; adds the library's own time to timer.ms. */
-function learnModel(
-  spec: TrainingSpec,
-  hyperparameters: Record<string, number>,
-  data: EncodedData,
-  rows: Uint32Array,
-  timer: { ms: number },
-  fail: (detail: string) => never,
-): TrainedArtifact {
-  const head = { format: ARTIFACT_FORMAT, version: ARTIFACT_VERSION, features: spec.features } as const;
-  switch (spec.algorithm) {
-    case 'logistic_regression': {
-      const standardize = standardization(data, rows);
-      const classes = data.classes!;
-      // The library fits no intercept: a constant 1 is the last column.
-      const x = new Matrix(rows.length, data.width + 1);
-      const scratch = new Float64Array(data.width);
-      rows.forEach((row, i) => {
-        writeStandardized(data, row, standardize, scratch).forEach((value, j) => x.set(i, j, value));
-        x.set(i, data.width, 1);
-      });
-      const present = [...new Set(Array.from(rows, (row) => data.y![row]!))].sort((a, b) => a - b);
-      const weights: (number[] | null)[] = classes.map(() => null);
-      // Its gradient is summed over the rows, not averaged: the rate is
-      // divided by the row count so that "learning_rate" means the same step
-      // on 100 rows as on a million (undivided, 0.5 on 8,000 standardized
-      // rows of bench/training-libraries.ts grows the weights past 1,000 and
-      // the held-out ROC AUC falls from 0.849 to 0.794).
-      const options = { numSteps: hyperparameters.steps!, learningRate: hyperparameters.learning_rate! / rows.length };
-      if (present.length === 2) {
-        // Two classes: one binary classifier, trained with the second class
-        // as 1, gives P(second) = sigmoid(w·x) and P(first) = sigmoid(-w·x).
-        // The library's one-vs-rest would train two mirror images of it
-        // (tests/unit/training-fit.test.ts checks they agree): half the time.
-        const binary = LogisticRegression.load({ name: 'LogisticRegression', numberClasses: 1, classifiers: [options] }).classifiers[0]!;
-        const y = Matrix.columnVector(Float64Array.from(rows, (row) => (data.y![row] === present[1] ? 1 : 0)));
-        timed(timer, () => binary.train(x, y));
-        const w = binary.weights.to1DArray();
-        weights[present[1]!] = w;
-        // 0 - v, not -v: no -0, which JSON prints as 0 (the artifact would not survive a round trip unchanged).
-        weights[present[0]!] = w.map((v) => 0 - v);
-      } else {
-        // The library numbers the classes 0..n-1 by the labels it sees:
-        // classes absent from these rows are mapped out, and back in below.
-        const label = new Map(present.map((c, i) => [c, i]));
-        const y = Matrix.columnVector(Float64Array.from(rows, (row) => label.get(data.y![row]!)!));
-        const model = new LogisticRegression(options);
-        timed(timer, () => model.train(x, y));
-        present.forEach((c, i) => {
-          // Classifier i is trained with class i as 0 and the rest as 1, so
-          // P(class i) = 1 - sigmoid(w·x) = sigmoid(-w·x): stored negated.
-          weights[c] = model.classifiers[i]!.weights.to1DArray().map((w) => 0 - w);
-        });
-      }
-      if (!weights.every((w) => w === null || w.every(Number.isFinite))) fail('the logistic regression diverged (its weights are not finite); lower "learning_rate"');
-      const artifact: LogisticArtifact = { ...head, task: 'classification', algorithm: 'logistic_regression', standardize, classes, model: { weights } };
-      return artifact;
-    }
-    case 'linear_regression': {
-      // The constant column is ours, not the library's (intercept: true
-      // would addColumn, copying every row once more).
-      const x = new Matrix(rows.length, data.width + 1);
-      rows.forEach((row, i) => {
-        for (let j = 0; j < data.width; j++) x.set(i, j, data.x[row * data.width + j]!);
-        x.set(i, data.width, 1);
-      });
-      const y = Matrix.columnVector(Float64Array.from(rows, (row) => data.y![row]!));
-      // statistics: off, because the standard errors cost several more n × 1
-      // matrices and the artifact does not keep them.
-      const model = timed(timer, () => new MultivariateLinearRegression(x, y, { intercept: false, statistics: false }));
-      const coefficients = model.weights.slice(0, data.width).map((w) => w[0]!);
-      const intercept = model.weights[data.width]![0]!;
-      if (![...coefficients, intercept].every(Number.isFinite)) fail('the linear regression has no finite solution; check the features for huge values');
-      const artifact: LinearArtifact = { ...head, task: 'regression', algorithm: 'linear_regression', model: { coefficients, intercept } };
-      return artifact;
-    }
-    case 'kmeans': {
-      const standardize = standardization(data, rows);
-      const points = Array.from(rows, (row) => Array.from(writeStandardized(data, row, standardize, new Float64Array(data.width))));
-      const result = timed(timer, () => kmeans(points, hyperparameters.k!, { seed: spec.seed, maxIterations: hyperparameters.max_iterations!, initialization: 'kmeans++' }));
-      const artifact: KmeansArtifact = { ...head, task: 'clustering', algorithm: 'kmeans', standardize, model: { centroids: result.centroids } };
-      return artifact;
-    }
+function learnModel(learning: Learning): TrainedArtifact {
+  switch (learning.spec.algorithm) {
+    case 'logistic_regression':
+      return learnLogistic(learning);
+    case 'linear_regression':
+      return learnLinear(learning);
+    case 'kmeans':
+      return learnKmeans(learning);
   }
+}
+
+function artifactHead(spec: TrainingSpec) {
+  return { format: ARTIFACT_FORMAT, version: ARTIFACT_VERSION, features: spec.features } as const;
+}
+
+function learnLogistic({ spec, hyperparameters, data, rows, timer, fail }: Learning): LogisticArtifact {
+  const standardize = standardization(data, rows);
+  const classes = data.classes!;
+  // The library fits no intercept: a constant 1 is the last column.
+  const x = new Matrix(rows.length, data.width + 1);
+  const scratch = new Float64Array(data.width);
+  rows.forEach((row, i) => {
+    writeStandardized(data, row, standardize, scratch).forEach((value, j) => x.set(i, j, value));
+    x.set(i, data.width, 1);
+  });
+  const present = [...new Set(Array.from(rows, (row) => data.y![row]!))].sort((a, b) => a - b);
+  const weights: (number[] | null)[] = classes.map(() => null);
+  // Its gradient is summed over the rows, not averaged: the rate is
+  // divided by the row count so that "learning_rate" means the same step
+  // on 100 rows as on a million (undivided, 0.5 on 8,000 standardized
+  // training rows of bench/training-libraries.ts's rule grows the weights
+  // past 1,000 and the held-out ROC AUC falls from 0.849 to 0.794).
+  const options = { numSteps: hyperparameters.steps!, learningRate: hyperparameters.learning_rate! / rows.length };
+  if (present.length === 2) {
+    // Two classes: one binary classifier, trained with the second class
+    // as 1, gives P(second) = sigmoid(w·x) and P(first) = sigmoid(-w·x).
+    // The library's one-vs-rest would train two mirror images of it
+    // (tests/unit/training-fit.test.ts checks they agree): half the time.
+    const binary = LogisticRegression.load({ name: 'LogisticRegression', numberClasses: 1, classifiers: [options] }).classifiers[0]!;
+    const y = Matrix.columnVector(Float64Array.from(rows, (row) => (data.y![row] === present[1] ? 1 : 0)));
+    timed(timer, () => binary.train(x, y));
+    const w = binary.weights.to1DArray();
+    weights[present[1]!] = w;
+    // 0 - v, not -v: no -0, which JSON prints as 0 (the artifact would not survive a round trip unchanged).
+    weights[present[0]!] = w.map((v) => 0 - v);
+  } else {
+    // The library numbers the classes 0..n-1 by the labels it sees:
+    // classes absent from these rows are mapped out, and back in below.
+    const label = new Map(present.map((c, i) => [c, i]));
+    const y = Matrix.columnVector(Float64Array.from(rows, (row) => label.get(data.y![row]!)!));
+    const model = new LogisticRegression(options);
+    timed(timer, () => model.train(x, y));
+    present.forEach((c, i) => {
+      // Classifier i is trained with class i as 0 and the rest as 1, so
+      // P(class i) = 1 - sigmoid(w·x) = sigmoid(-w·x): stored negated.
+      weights[c] = model.classifiers[i]!.weights.to1DArray().map((w) => 0 - w);
+    });
+  }
+  if (!weights.every((w) => w === null || w.every(Number.isFinite))) fail('the logistic regression diverged (its weights are not finite); lower "learning_rate"');
+  return { ...artifactHead(spec), task: 'classification', algorithm: 'logistic_regression', standardize, classes, model: { weights } };
+}
+
+function learnLinear({ spec, data, rows, timer, fail }: Learning): LinearArtifact {
+  // The constant column is ours, not the library's (intercept: true
+  // would addColumn, copying every row once more).
+  const x = new Matrix(rows.length, data.width + 1);
+  rows.forEach((row, i) => {
+    for (let j = 0; j < data.width; j++) x.set(i, j, data.x[row * data.width + j]!);
+    x.set(i, data.width, 1);
+  });
+  const y = Matrix.columnVector(Float64Array.from(rows, (row) => data.y![row]!));
+  // statistics: off, because the standard errors cost several more n × 1
+  // matrices and the artifact does not keep them.
+  const model = timed(timer, () => new MultivariateLinearRegression(x, y, { intercept: false, statistics: false }));
+  const coefficients = model.weights.slice(0, data.width).map((w) => w[0]!);
+  const intercept = model.weights[data.width]![0]!;
+  if (![...coefficients, intercept].every(Number.isFinite)) fail('the linear regression has no finite solution; check the features for huge values');
+  return { ...artifactHead(spec), task: 'regression', algorithm: 'linear_regression', model: { coefficients, intercept } };
+}
+
+function learnKmeans({ spec, hyperparameters, data, rows, timer }: Learning): KmeansArtifact {
+  const standardize = standardization(data, rows);
+  const points = Array.from(rows, (row) => Array.from(writeStandardized(data, row, standardize, new Float64Array(data.width))));
+  const result = timed(timer, () => kmeans(points, hyperparameters.k!, { seed: spec.seed, maxIterations: hyperparameters.max_iterations!, initialization: 'kmeans++' }));
+  return { ...artifactHead(spec), task: 'clustering', algorithm: 'kmeans', standardize, model: { centroids: result.centroids } };
 }
 
 /** The metrics of the artifact's predictions for the given (held-out) rows. */

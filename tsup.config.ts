@@ -10,7 +10,9 @@ export default defineConfig([
     target: 'node20',
   },
   {
-    entry: { cli: 'src/cli/main.ts' },
+    // The training worker (src/training/fit-in-worker.ts) is a file of its own,
+    // which every bundle (index.js, index.cjs, cli.js) loads from beside it.
+    entry: { cli: 'src/cli/main.ts', 'training-worker': 'src/training/worker.ts' },
     format: ['esm'],
     sourcemap: true,
     target: 'node20',

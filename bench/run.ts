@@ -18,6 +18,7 @@ import { reconnectBenchmark, type ReconnectResult } from './reconnect.js';
 import { searchBenchmark, type SearchResult } from './search.js';
 import { streamingBenchmark, type StreamingResult } from './streaming.js';
 import { metricsBenchmark, type MetricsResult } from './metrics.js';
+import { trainingBenchmark, type TrainingResult } from './training.js';
 import { waitForBenchmark, type WaitForResult } from './wait-for.js';
 import { writeOverheadBenchmark, type WriteOverheadResult } from './write-overhead.js';
 
@@ -44,6 +45,7 @@ interface Results {
   mongodb?: MongoBenchResult;
   documents?: DocumentsResult;
   metrics?: MetricsResult;
+  training?: TrainingResult;
 }
 
 const results: Results = {
@@ -75,6 +77,7 @@ results.waitFor = await step('wait-for', () => waitForBenchmark());
 results.mongodb = await step('mongodb', () => mongoBenchmark());
 results.documents = await step('documents', () => documentsBenchmark());
 results.metrics = await step('metrics', () => metricsBenchmark());
+results.training = await step('training', () => trainingBenchmark());
 
 // A partial run (ONLY=...) keeps the other benchmarks' last results.
 mkdirSync(join(root, 'bench', 'results'), { recursive: true });

@@ -140,7 +140,7 @@ async function readRows(db: SqlDriver, plan: TrainingPlan, memoryMb: number) {
           `over the training memory limit of ${memoryMb} MB (SUPERDUPER_TRAINING_MEMORY_MB); raise it, or narrow the training query with "filter"`,
       );
     }
-    const encoder = new RowEncoder(specOf(plan, features));
+    const encoder = new RowEncoder(specOf(plan, features), { expectedRows: count });
     await tx.query(`DECLARE superduper_training NO SCROLL CURSOR FOR ${plan.query}`, [], { timeoutMs: 0 });
     for (;;) {
       const batch = await tx.query<Record<string, unknown>>(`FETCH FORWARD ${FETCH_ROWS} FROM superduper_training`, [], { timeoutMs: 0 });

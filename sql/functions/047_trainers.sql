@@ -32,20 +32,24 @@ LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT CASE p_task
-    WHEN 'classification' THEN '{"metrics": ["accuracy", "f1", "roc_auc"], "metric": "f1", "algorithm": "logistic_regression", "algorithms": ["logistic_regression"]}'::jsonb
+    WHEN 'classification' THEN '{"metrics": ["accuracy", "f1", "roc_auc"], "metric": "f1", "algorithm": "logistic_regression", "algorithms": ["logistic_regression", "neural_network"]}'::jsonb
     WHEN 'regression' THEN '{"metrics": ["r2", "mae"], "metric": "r2", "algorithm": "linear_regression", "algorithms": ["linear_regression"]}'::jsonb
     WHEN 'clustering' THEN '{"metrics": ["silhouette"], "metric": "silhouette", "algorithm": "kmeans", "algorithms": ["kmeans"]}'::jsonb
   END
 $$;
 
--- Per algorithm: its hyperparameters, each {"min", "max", "integer", "required"}.
+-- Per algorithm: its hyperparameters, each {"min", "max", "integer", "required"}
+-- ("min" excluded when "positive"). Their defaults are src/training/types.ts's.
 CREATE OR REPLACE FUNCTION superduper._training_hyperparameters(p_algorithm text)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT CASE p_algorithm
-    WHEN 'logistic_regression' THEN '{"steps": {"min": 1, "max": 1000000, "integer": true}, "learning_rate": {"min": 0, "max": 100}}'::jsonb
+    WHEN 'logistic_regression' THEN '{"epochs": {"min": 1, "max": 10000, "integer": true}, "learning_rate": {"min": 0, "max": 10, "positive": true},
+                                      "batch_size": {"min": 1, "max": 100000, "integer": true}}'::jsonb
+    WHEN 'neural_network' THEN '{"epochs": {"min": 1, "max": 10000, "integer": true}, "learning_rate": {"min": 0, "max": 10, "positive": true},
+                                 "batch_size": {"min": 1, "max": 100000, "integer": true}, "hidden_units": {"min": 1, "max": 1024, "integer": true}}'::jsonb
     WHEN 'linear_regression' THEN '{}'::jsonb
     WHEN 'kmeans' THEN '{"k": {"min": 2, "max": 10000, "integer": true, "required": true}, "max_iterations": {"min": 1, "max": 100000, "integer": true}}'::jsonb
   END
@@ -329,11 +333,12 @@ BEGIN
                           ELSE 'Its hyperparameters: ' || (SELECT string_agg(k, ', ' ORDER BY k) FROM jsonb_object_keys(v_known) AS k) || '.' END;
     END IF;
     IF jsonb_typeof(v_value) <> 'number' OR v_value::text::numeric < (v_known -> v_key ->> 'min')::numeric
+       OR (coalesce((v_known -> v_key ->> 'positive')::boolean, false) AND v_value::text::numeric <= 0)
        OR v_value::text::numeric > (v_known -> v_key ->> 'max')::numeric
        OR ((v_known -> v_key ->> 'integer')::boolean AND v_value::text::numeric <> trunc(v_value::text::numeric)) THEN
       RAISE EXCEPTION 'superduper: trainer "%": hyperparameter % must be a% number from % to %, not %', v_name, v_key,
         CASE WHEN (v_known -> v_key ->> 'integer')::boolean THEN ' whole' ELSE '' END,
-        v_known -> v_key ->> 'min', v_known -> v_key ->> 'max', v_value;
+        CASE WHEN (v_known -> v_key ->> 'positive')::boolean THEN 'above ' ELSE '' END || (v_known -> v_key ->> 'min'), v_known -> v_key ->> 'max', v_value;
     END IF;
   END LOOP;
   SELECT string_agg(k, ', ') INTO v_unknown FROM jsonb_each(v_known) AS e(k, v) WHERE (v ->> 'required')::boolean AND NOT v_hyper ? k;

@@ -16,9 +16,9 @@ export interface TrainerOptions {
   /** The column it learns to predict (not for clustering). */
   target?: string;
   task: 'classification' | 'regression' | 'clustering';
-  /** classification: logistic_regression; regression: linear_regression; clustering: kmeans (the default of each). */
-  algorithm?: 'logistic_regression' | 'linear_regression' | 'kmeans';
-  /** logistic_regression: steps, learning_rate; kmeans: k (required), max_iterations. */
+  /** classification: logistic_regression (default) or neural_network; regression: linear_regression; clustering: kmeans. */
+  algorithm?: 'logistic_regression' | 'neural_network' | 'linear_regression' | 'kmeans';
+  /** logistic_regression: epochs, learning_rate, batch_size; neural_network: those and hidden_units; kmeans: k (required), max_iterations. */
   hyperparameters?: Record<string, number>;
   /** Seeds the split and the fit: the same rows and seed give the same model (default 0). */
   seed?: number;

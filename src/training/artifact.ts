@@ -24,19 +24,31 @@ interface ArtifactHead {
   features: FeatureLayout[];
 }
 
-export interface LogisticArtifact extends ArtifactHead {
+/** What a dense layer does to its units' sums: relu (hidden layers), sigmoid (one unit: two classes), softmax (more classes). */
+export type Activation = 'relu' | 'sigmoid' | 'softmax';
+
+/** A fully connected layer: unit u's output is activation(weights[u]·inputs + biases[u]). */
+export interface DenseLayer {
+  /** One row per unit, of one weight per input (the layer before's units, or the standardized columns). */
+  weights: number[][];
+  biases: number[];
+  activation: Activation;
+}
+
+/**
+ * A classifier: its dense layers over the standardized columns, the last one
+ * giving the classes' probabilities. logistic_regression is that last layer
+ * alone, neural_network one relu layer before it. With two classes the last
+ * layer is one sigmoid unit, P(classes[1]) (and P(classes[0]) = 1 - it); with
+ * more it has a softmax unit per class.
+ */
+export interface ClassifierArtifact extends ArtifactHead {
   task: 'classification';
-  algorithm: 'logistic_regression';
+  algorithm: 'logistic_regression' | 'neural_network';
   standardize: Standardization;
+  /** The classes the model predicts: the training rows' (sorted); a class they lacked is not here and never predicted. */
   classes: ClassValue[];
-  model: {
-    /**
-     * Per class c, its one-vs-rest weights over the standardized columns and
-     * then a constant 1 (the intercept last): P(c) = 1 / (1 + e^-(w·[x, 1])).
-     * null for a class absent from the rows fitted: it is never predicted.
-     */
-    weights: (number[] | null)[];
-  };
+  model: { layers: DenseLayer[] };
 }
 
 export interface LinearArtifact extends ArtifactHead {
@@ -54,7 +66,7 @@ export interface KmeansArtifact extends ArtifactHead {
   model: { centroids: number[][] };
 }
 
-export type TrainedArtifact = LogisticArtifact | LinearArtifact | KmeansArtifact;
+export type TrainedArtifact = ClassifierArtifact | LinearArtifact | KmeansArtifact;
 
 /** UTF-8 JSON with keys in sorted order: the same artifact, the same bytes. */
 export function encodeArtifact(artifact: TrainedArtifact): Uint8Array {
@@ -116,6 +128,7 @@ export function predictor(artifact: TrainedArtifact): (inputs: readonly unknown[
 export function predictionOf(artifact: TrainedArtifact, row: Float64Array, offset = 0): ClassValue {
   switch (artifact.algorithm) {
     case 'logistic_regression':
+    case 'neural_network':
       return artifact.classes[predictClass(artifact, row, offset)]!;
     case 'linear_regression':
       return predictLinear(artifact, row, offset);
@@ -124,29 +137,46 @@ export function predictionOf(artifact: TrainedArtifact, row: Float64Array, offse
   }
 }
 
-/** One-vs-rest P(c) of each class for the encoded row at offset (0 for classes never fitted). */
-export function classProbabilities(artifact: LogisticArtifact, row: Float64Array, offset = 0, out: Float64Array = new Float64Array(artifact.classes.length)): Float64Array {
+/** The probability of each of the artifact's classes for the encoded row at offset (they sum to 1). */
+export function classProbabilities(artifact: ClassifierArtifact, row: Float64Array, offset = 0, out: Float64Array = new Float64Array(artifact.classes.length)): Float64Array {
   const { mean, std } = artifact.standardize;
-  const width = mean.length;
-  artifact.model.weights.forEach((weights, c) => {
-    if (weights === null) {
-      out[c] = 0;
-      return;
-    }
-    let z = weights[width]!;
-    for (let j = 0; j < width; j++) z += weights[j]! * ((row[offset + j]! - mean[j]!) / std[j]!);
-    out[c] = 1 / (1 + Math.exp(-z));
-  });
+  let values: Float64Array = new Float64Array(mean.length);
+  for (let j = 0; j < mean.length; j++) values[j] = (row[offset + j]! - mean[j]!) / std[j]!;
+  for (const layer of artifact.model.layers) values = applyDense(layer, values);
+  if (artifact.classes.length === 2) {
+    out[0] = 1 - values[0]!;
+    out[1] = values[0]!;
+  } else {
+    out.set(values);
+  }
   return out;
 }
 
-/** The index of the most probable class (the first of equals, as ml-logistic-regression's predict). */
-export function predictClass(artifact: LogisticArtifact, row: Float64Array, offset = 0, scratch?: Float64Array): number {
+/** One dense layer's outputs for its inputs. */
+function applyDense({ weights, biases, activation }: DenseLayer, inputs: Float64Array): Float64Array {
+  const out = new Float64Array(weights.length);
+  for (let u = 0; u < weights.length; u++) {
+    const w = weights[u]!;
+    let z = biases[u]!;
+    for (let i = 0; i < inputs.length; i++) z += w[i]! * inputs[i]!;
+    out[u] = activation === 'relu' ? Math.max(0, z) : activation === 'sigmoid' ? 1 / (1 + Math.exp(-z)) : z;
+  }
+  if (activation === 'softmax') {
+    // Less the largest sum first, so that exp cannot overflow.
+    let largest = -Infinity;
+    for (const z of out) largest = Math.max(largest, z);
+    let sum = 0;
+    for (let u = 0; u < out.length; u++) sum += out[u] = Math.exp(out[u]! - largest);
+    for (let u = 0; u < out.length; u++) out[u]! /= sum;
+  }
+  return out;
+}
+
+/** The index (into the artifact's classes) of the most probable class, the first of equals. */
+export function predictClass(artifact: ClassifierArtifact, row: Float64Array, offset = 0, scratch?: Float64Array): number {
   const probabilities = classProbabilities(artifact, row, offset, scratch);
   let best = 0;
-  for (let c = 1; c < probabilities.length; c++) {
-    if (artifact.model.weights[best] === null || (artifact.model.weights[c] !== null && probabilities[c]! > probabilities[best]!)) best = c;
-  }
+  for (let c = 1; c < probabilities.length; c++) if (probabilities[c]! > probabilities[best]!) best = c;
   return best;
 }
 
@@ -183,15 +213,11 @@ function checkShape(artifact: TrainedArtifact): void {
     if (!s || !numbers(s.mean, width) || !numbers(s.std, width)) throw artifactError(`its standardization does not have ${width} columns`);
   };
   switch (artifact.algorithm) {
-    case 'logistic_regression': {
+    case 'logistic_regression':
+    case 'neural_network':
       standardized();
-      const { classes, model } = artifact;
-      if (!Array.isArray(classes) || classes.length < 2) throw artifactError('it has fewer than two classes');
-      if (!Array.isArray(model?.weights) || model.weights.length !== classes.length || !model.weights.every((w) => w === null || numbers(w, width + 1))) {
-        throw artifactError(`its weights are not ${classes.length} lists of ${width + 1} numbers`);
-      }
+      checkClassifier(artifact, width, numbers);
       return;
-    }
     case 'linear_regression':
       if (!numbers(artifact.model?.coefficients, width) || !numbers([artifact.model.intercept], 1)) throw artifactError(`its coefficients are not ${width} numbers and an intercept`);
       return;
@@ -204,6 +230,34 @@ function checkShape(artifact: TrainedArtifact): void {
     default:
       throw artifactError(`its algorithm ${describe((artifact as { algorithm?: unknown }).algorithm)} is not one this superduper serves`);
   }
+}
+
+/**
+ * A classifier's layers: each one's weights as wide as its inputs, the hidden
+ * layers relu, the last a sigmoid unit (two classes) or a softmax unit per
+ * class; one layer for logistic regression, two for the neural network.
+ */
+function checkClassifier(artifact: ClassifierArtifact, width: number, numbers: (value: unknown, length: number) => boolean): void {
+  const { classes, model, algorithm } = artifact;
+  if (!Array.isArray(classes) || classes.length < 2) throw artifactError('it has fewer than two classes');
+  if (model !== null && typeof model === 'object' && !('layers' in model) && 'weights' in model) {
+    // A logistic regression as stored when ml-logistic-regression fitted it
+    // (the same version number: only this shape changed): a list of
+    // one-vs-rest weights per class instead of layers.
+    throw artifactError('it is a logistic regression from an earlier superduper (one-vs-rest weights, no layers), which this version does not serve: train the trainer again and deploy the new run');
+  }
+  const layers = (model as { layers?: unknown } | null)?.layers;
+  const count = algorithm === 'logistic_regression' ? 1 : 2;
+  if (!Array.isArray(layers) || layers.length !== count) throw artifactError(`its model does not have the ${count} dense layer${count === 1 ? '' : 's'} of a ${algorithm}`);
+  let inputs = width;
+  layers.forEach((layer: Partial<DenseLayer> | null, l) => {
+    const last = l === layers.length - 1;
+    const units = last ? (classes.length === 2 ? 1 : classes.length) : Array.isArray(layer?.weights) ? layer.weights.length : 0;
+    const activation = last ? (classes.length === 2 ? 'sigmoid' : 'softmax') : 'relu';
+    const fits = typeof layer === 'object' && layer !== null && layer.activation === activation && units >= 1 && numbers(layer.biases, units) && Array.isArray(layer.weights) && layer.weights.length === units && layer.weights.every((w) => numbers(w, inputs));
+    if (!fits) throw artifactError(`its layer ${l + 1} is not ${last ? units : 'n'} ${activation} unit${units === 1 ? '' : 's'} with a bias and ${inputs} weights each`);
+    inputs = units;
+  });
 }
 
 /** JSON with each object's keys sorted, recursively; refuses what JSON cannot hold exactly. */

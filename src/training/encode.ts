@@ -242,6 +242,7 @@ export function estimateBytes(rows: number, width: number, algorithm?: Algorithm
 const BYTES_PER_ROW: Readonly<Record<Algorithm, { fixed: number; perNumber: number }>> = {
   linear_regression: { fixed: 1410, perNumber: 33 },
   logistic_regression: { fixed: 1650, perNumber: 32 },
+  neural_network: { fixed: 1650, perNumber: 32 },
   kmeans: { fixed: 780, perNumber: 27 },
 };
 

@@ -23,7 +23,7 @@ export type WorkerReply =
 const { spec, data } = workerData as WorkerRequest;
 let reply: WorkerReply;
 try {
-  reply = { ok: true, result: fit(spec, data) };
+  reply = { ok: true, result: await fit(spec, data) };
 } catch (error) {
   reply = {
     ok: false,

@@ -57,7 +57,6 @@ const spec = (overrides: Partial<TrainerOptions> = {}): TrainerOptions => ({
   features: ['Monthly Spend', 'age', { column: 'Plan', encoding: 'one_hot' }],
   target: 'Churned?',
   task: 'classification',
-  hyperparameters: { steps: 300, learning_rate: 0.5 },
   seed: 7,
   ...overrides,
 });
@@ -110,7 +109,9 @@ describe('trainers: bad specs', () => {
     await expect(bad({ task: 'clustering', hyperparameters: { k: 2 } })).rejects.toThrow(/clustering has no target/);
     await expect(bad({ task: 'clustering', target: undefined, hyperparameters: {} })).rejects.toThrow(/kmeans needs hyperparameter\(s\) k/);
     await expect(bad({ hyperparameters: { step: 10 } })).rejects.toThrow(/logistic_regression has no hyperparameter 'step'/);
-    await expect(bad({ hyperparameters: { steps: 2.5 } })).rejects.toThrow(/hyperparameter steps must be a whole number from 1/);
+    await expect(bad({ hyperparameters: { epochs: 2.5 } })).rejects.toThrow(/hyperparameter epochs must be a whole number from 1/);
+    await expect(bad({ hyperparameters: { learning_rate: 0 } })).rejects.toThrow(/hyperparameter learning_rate must be a number from above 0 to 10, not 0/);
+    await expect(bad({ algorithm: 'neural_network', hyperparameters: { hidden_units: 0 } })).rejects.toThrow(/hyperparameter hidden_units must be a whole number from 1 to 1024/);
     await expect(bad({ validation: { holdout: 0.9 } })).rejects.toThrow(/"holdout" is the share of rows held out/);
     await expect(bad({ validation: { folds: 1 } })).rejects.toThrow(/"folds" must be a whole number from 2 to 20/);
     await expect(bad({ deploy: { metric: 'r2' } })).rejects.toThrow(/classification runs report accuracy, f1, roc_auc, not "r2"/);
@@ -214,9 +215,9 @@ describe('trainers: runs, deploys, rollbacks', () => {
     await finished(1);
     await promoted('churn risk');
     // Runs with other hyperparameters: each the most recent, deployed (no gate).
-    await db.apply(trainer(spec({ deploy: { strategy: 'most_recent', gate: false }, hyperparameters: { steps: 5, learning_rate: 0.01 } })));
+    await db.apply(trainer(spec({ deploy: { strategy: 'most_recent', gate: false }, hyperparameters: { epochs: 1, learning_rate: 0.001 } })));
     expect(await finished(2)).toMatchObject({ deployed: true });
-    await db.apply(trainer(spec({ deploy: { strategy: 'most_recent', gate: false }, hyperparameters: { steps: 50, learning_rate: 0.1 } })));
+    await db.apply(trainer(spec({ deploy: { strategy: 'most_recent', gate: false }, hyperparameters: { epochs: 3, learning_rate: 0.01 } })));
     expect(await finished(3)).toMatchObject({ deployed: true });
     await promoted('churn risk');
     const versionAt3 = (await model()).version;
@@ -373,7 +374,7 @@ describe('trainers: tasks and features', () => {
     await db.start({ reconcileMs: 100 });
     await db.waitFor('post concepts');
     await db.apply(
-      trainer({ name: 'topics', table: 'Posts', features: [{ listener: 'post concepts' }], target: 'Topic', task: 'classification', hyperparameters: { steps: 500 } }),
+      trainer({ name: 'topics', table: 'Posts', features: [{ listener: 'post concepts' }], target: 'Topic', task: 'classification' }),
       listener({ name: 'topic guess', model: 'topics', schema: 'superduper', table: 'out_post concepts', keys: ['output'] }),
     );
     const [done] = await eventually(async () => {

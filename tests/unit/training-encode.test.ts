@@ -116,7 +116,7 @@ describe('RowEncoder', () => {
   it('estimates more bytes for more rows and wider rows, and the most of all algorithms when none is named', () => {
     expect(estimateBytes(2000, 8, 'linear_regression')).toBeGreaterThan(estimateBytes(1000, 8, 'linear_regression'));
     expect(estimateBytes(1000, 16, 'kmeans')).toBeGreaterThan(estimateBytes(1000, 8, 'kmeans'));
-    const each = (['logistic_regression', 'linear_regression', 'kmeans'] as const).map((a) => estimateBytes(1000, 8, a));
+    const each = (['logistic_regression', 'neural_network', 'linear_regression', 'kmeans'] as const).map((a) => estimateBytes(1000, 8, a));
     expect(estimateBytes(1000, 8)).toBe(Math.max(...each));
   });
 });

@@ -1,24 +1,19 @@
 /**
  * fit() (src/training/fit.ts) on tiny datasets whose answers are known: an
- * exact linear rule, a one-step logistic regression worked out by hand, two
- * clusters far apart; the splits' sizes; determinism by seed.
+ * exact linear rule, classes a line separates, XOR (a line cannot), three
+ * clusters far apart; the splits' sizes; determinism by seed; the predictor
+ * against TensorFlow.js's own forward pass.
  */
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
-// @ts-ignore -- ml-logistic-regression ships no types; the test uses the part fit.ts declares.
-import LogisticRegressionLibrary from 'ml-logistic-regression';
-import { Matrix } from 'ml-matrix';
 import MultivariateLinearRegression from 'ml-regression-multivariate-linear';
-import { classProbabilities, encodeArtifact, predictor, type KmeansArtifact, type LinearArtifact, type LogisticArtifact } from '../../src/training/artifact.js';
+import { classProbabilities, encodeArtifact, predictor, type ClassifierArtifact, type KmeansArtifact, type LinearArtifact } from '../../src/training/artifact.js';
 import { RowEncoder, type EncodedData } from '../../src/training/encode.js';
 import { TrainingError } from '../../src/training/errors.js';
 import { fit, mulberry32, shuffledRows } from '../../src/training/fit.js';
 import { mae, r2, silhouette } from '../../src/training/metrics.js';
 import type { TrainingSpec } from '../../src/training/types.js';
-
-const LogisticRegression = LogisticRegressionLibrary as unknown as new (options: { numSteps: number; learningRate: number }) => {
-  train(x: Matrix, y: Matrix): void;
-  classifiers: { weights: Matrix }[];
-};
 
 function encode(spec: TrainingSpec, rows: Record<string, unknown>[]): EncodedData {
   const encoder = new RowEncoder(spec);
@@ -52,8 +47,8 @@ const noisy = (seed: number) => {
 };
 
 describe('fit: linear regression', () => {
-  it('gives the coefficients of an exact rule back, with R² 1 and no error', () => {
-    const result = fit(linear, encode(linear, exactRows));
+  it('gives the coefficients of an exact rule back, with R² 1 and no error', async () => {
+    const result = await fit(linear, encode(linear, exactRows));
     const { model } = result.artifact as LinearArtifact;
     expect(model.coefficients[0]).toBeCloseTo(2, 9);
     expect(model.coefficients[1]).toBeCloseTo(3, 9);
@@ -64,19 +59,19 @@ describe('fit: linear regression', () => {
     expect([result.trainedRows, result.heldOutRows]).toEqual([8, 2]);
   });
 
-  it('fits a category feature one-hot beside the intercept (collinear columns)', () => {
+  it('fits a category feature one-hot beside the intercept (collinear columns)', async () => {
     const spec: TrainingSpec = { ...linear, features: [{ name: 'a', kind: 'number' }, { name: 'colour', kind: 'category', categories: ['red', 'blue'] }] };
     const rows = Array.from({ length: 12 }, (_, i) => ({ a: i, colour: i % 3 === 0 ? 'red' : 'blue', y: 2 * i + (i % 3 === 0 ? 5 : 7) }));
-    const result = fit(spec, encode(spec, rows));
+    const result = await fit(spec, encode(spec, rows));
     expect(result.metrics.r2).toBeCloseTo(1, 9);
     const predict = predictor(result.artifact);
     expect(predict([{ a: 100, colour: 'red' }, { a: 100, colour: 'blue' }]).map((y) => Number(y))).toEqual([expect.closeTo(205, 6), expect.closeTo(207, 6)]);
   });
 
-  it('with folds, reports the mean of the folds\' metrics and fits the model on every row', () => {
+  it('with folds, reports the mean of the folds\' metrics and fits the model on every row', async () => {
     const spec: TrainingSpec = { ...linear, validation: { folds: 5 } };
     const rows = noisy(3);
-    const result = fit(spec, encode(spec, rows));
+    const result = await fit(spec, encode(spec, rows));
     expect([result.trainedRows, result.heldOutRows]).toEqual([23, 23]);
 
     // The same folds, fitted with the library directly: fold f holds out
@@ -105,88 +100,133 @@ const churn: TrainingSpec = {
   trainer: 'churn',
   task: 'classification',
   algorithm: 'logistic_regression',
-  features: [{ name: 'x', kind: 'number' }],
+  features: [{ name: 'x', kind: 'number' }, { name: 'z', kind: 'number' }],
   target: 'label',
-  hyperparameters: {},
+  // Small data needs more epochs than the defaults (chosen for 100,000 rows):
+  // 100 epochs of batches of 16 are ~500 steps of Adam on 80 rows.
+  hyperparameters: { epochs: 100, batch_size: 16, learning_rate: 0.05 },
   seed: 5,
-  validation: { folds: 2 },
+  validation: { holdout: 0.25 },
 };
+const CLASSIFIERS = ['logistic_regression', 'neural_network'] as const;
 
-describe('fit: logistic regression', () => {
-  it('takes one gradient step as worked out by hand (rate divided by the rows, intercept column, one-vs-rest signs)', () => {
-    // 10 rows x = -1 ("no") and 10 rows x = +1 ("yes"): standardized, x stays
-    // ±1. From w = 0 every P is 1/2; the gradient of the summed log
-    // likelihood is [Σ x(y - 1/2), Σ (y - 1/2)] = [10, 0], and the rate is
-    // 0.5 / 20 rows: w("yes") = [0.25, 0], and w("no") its negation.
-    const spec: TrainingSpec = { ...churn, hyperparameters: { steps: 1, learning_rate: 0.5 } };
-    const rows = Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? { x: -1, label: 'no' } : { x: 1, label: 'yes' }));
-    const artifact = fit(spec, encode(spec, rows)).artifact as LogisticArtifact;
-    expect(artifact.classes).toEqual(['no', 'yes']);
-    expect(artifact.standardize).toEqual({ mean: [0], std: [1] });
-    const [no, yes] = artifact.model.weights;
-    expect(yes![0]).toBeCloseTo(0.25, 12);
-    expect(yes![1]).toBeCloseTo(0, 12);
-    expect(no![0]).toBeCloseTo(-0.25, 12);
-    const probabilities = classProbabilities(artifact, Float64Array.of(1));
-    expect(probabilities[1]).toBeCloseTo(1 / (1 + Math.exp(-0.25)), 12);
-    expect(probabilities[0]! + probabilities[1]!).toBeCloseTo(1, 12);
-    expect(predictor(artifact)([-3, 0.5, 2])).toEqual(['no', 'yes', 'yes']);
+/** n points uniform in [-1, 1]², labelled by `rule`. */
+function points(n: number, seed: number, rule: (x: number, z: number) => string): { x: number; z: number; label: string }[] {
+  const next = mulberry32(seed);
+  return Array.from({ length: n }, () => {
+    const [x, z] = [next() * 2 - 1, next() * 2 - 1];
+    return { x, z, label: rule(x, z) };
   });
+}
+/** Two classes a line separates, with a margin of 0.1 either side. */
+const separable = points(200, 3, (x, z) => (x + z > 0 ? 'yes' : 'no')).filter(({ x, z }) => Math.abs(x + z) > 0.1 * Math.SQRT2);
+/** XOR: the sign of x·z, away from the axes; no line does better than about half. */
+const xor = points(400, 7, (x, z) => (x * z > 0 ? 'same' : 'opposite')).filter(({ x, z }) => Math.abs(x) > 0.1 && Math.abs(z) > 0.1);
 
-  it('for two classes, gives the weights of ml-logistic-regression\'s own one-vs-rest fit', () => {
-    const spec: TrainingSpec = { ...churn, features: [{ name: 'x', kind: 'number' }, { name: 'z', kind: 'number' }], hyperparameters: { steps: 50, learning_rate: 0.5 } };
-    const next = mulberry32(9);
-    const rows = Array.from({ length: 40 }, () => {
-      const [x, z] = [next() * 4 - 2, next() * 4 - 2];
-      return { x, z, label: x - 0.5 * z + (next() - 0.5) > 0 ? 1 : 0 };
-    });
-    const artifact = fit(spec, encode(spec, rows)).artifact as LogisticArtifact;
-    // The final model (folds) is fitted on every row in order, as here.
-    const { mean, std } = artifact.standardize;
-    const x = new Matrix(rows.map((r) => [(r.x - mean[0]!) / std[0]!, (r.z - mean[1]!) / std[1]!, 1]));
-    const library = new LogisticRegression({ numSteps: 50, learningRate: 0.5 / rows.length });
-    library.train(x, Matrix.columnVector(rows.map((r) => r.label)));
-    // Classifier 0 learnt class 0 as 0 and class 1 as 1: it is P(class 1).
-    expect(artifact.model.weights[1]).toEqual(library.classifiers[0]!.weights.to1DArray());
-    // Classifier 1 is its mirror image: P(class 1) = 1 - sigmoid(w1·x).
-    library.classifiers[1]!.weights.to1DArray().forEach((w, j) => expect(artifact.model.weights[1]![j]).toBeCloseTo(-w, 9));
+/** Three groups around (0, 0), (5, 0) and (0, 5), each point within 0.5 of its centre. */
+const threeClasses = (() => {
+  const centres = { a: [0, 0], b: [5, 0], c: [0, 5] } as const;
+  const next = mulberry32(4);
+  return Array.from({ length: 90 }, (_, i) => {
+    const label = (['a', 'b', 'c'] as const)[i % 3]!;
+    return { x: centres[label][0] + next() - 0.5, z: centres[label][1] + next() - 0.5, label };
   });
+})();
 
-  it('separates three classes, with accuracy, F1 and the mean one-vs-rest ROC AUC all 1', () => {
-    const spec: TrainingSpec = { ...churn, features: [{ name: 'x', kind: 'number' }, { name: 'z', kind: 'number' }], validation: { holdout: 0.25 } };
-    const centres = { a: [0, 0], b: [5, 0], c: [0, 5] } as const;
-    const next = mulberry32(4);
-    const rows = Array.from({ length: 60 }, (_, i) => {
-      const label = (['a', 'b', 'c'] as const)[i % 3]!;
-      return { x: centres[label][0] + next() - 0.5, z: centres[label][1] + next() - 0.5, label };
-    });
-    const result = fit(spec, encode(spec, rows));
+describe.each(CLASSIFIERS)('fit: %s', (algorithm) => {
+  const spec: TrainingSpec = { ...churn, algorithm };
+
+  it('separates two classes a line separates: accuracy, F1 and ROC AUC 1 on held-out rows', async () => {
+    const result = await fit(spec, encode(spec, separable));
     expect(result.metrics).toEqual({ accuracy: 1, f1: 1, roc_auc: 1 });
-    expect([result.trainedRows, result.heldOutRows]).toEqual([45, 15]);
-    expect(predictor(result.artifact)([{ x: 0, z: 0 }, { x: 5, z: 0 }, { x: 0, z: 5 }])).toEqual(['a', 'b', 'c']);
+    const artifact = result.artifact as ClassifierArtifact;
+    expect(artifact.algorithm).toBe(algorithm);
+    expect(artifact.classes).toEqual(['no', 'yes']);
+    // Two classes: the last layer is one sigmoid unit, P("yes").
+    const last = artifact.model.layers.at(-1)!;
+    expect([last.activation, last.weights.length, last.biases.length]).toEqual(['sigmoid', 1, 1]);
+    expect(artifact.model.layers.map((layer) => layer.activation)).toEqual(algorithm === 'neural_network' ? ['relu', 'sigmoid'] : ['sigmoid']);
+    expect(predictor(artifact)([{ x: 0.8, z: 0.5 }, { x: -0.5, z: -0.1 }])).toEqual(['yes', 'no']);
+    expect(result.fitMs).toBeGreaterThan(0);
   });
 
-  it('never predicts a class the training part lacked (its weights are null)', () => {
-    const spec: TrainingSpec = { ...churn, validation: { holdout: 0.5 } };
-    const rows = [...Array.from({ length: 20 }, (_, i) => ({ x: i < 10 ? -1 - i : 1 + i, label: i < 10 ? 'a' : 'b' })), { x: 0, label: 'c' }];
-    // A seed whose held-out half has the one "c" row (row 20).
-    const seed = Array.from({ length: 100 }, (_, s) => s).find((s) => shuffledRows(21, s).subarray(0, Math.round(21 * 0.5)).includes(20))!;
-    const result = fit({ ...spec, seed }, encode(spec, rows));
-    const artifact = result.artifact as LogisticArtifact;
-    expect(artifact.classes).toEqual(['a', 'b', 'c']);
-    expect(artifact.model.weights[2]).toBeNull();
-    expect(predictor(artifact)([0, -5, 5])).not.toContain('c');
+  it('separates three classes with a softmax unit each, with accuracy, F1 and the mean one-vs-rest ROC AUC 1', async () => {
+    const result = await fit(spec, encode(spec, threeClasses));
+    expect(result.metrics).toEqual({ accuracy: 1, f1: 1, roc_auc: 1 });
+    const artifact = result.artifact as ClassifierArtifact;
+    const last = artifact.model.layers.at(-1)!;
+    expect([last.activation, last.weights.length]).toEqual(['softmax', 3]);
+    const probabilities = classProbabilities(artifact, Float64Array.of(5, 0));
+    expect(probabilities.reduce((sum, p) => sum + p, 0)).toBeCloseTo(1, 12);
+    expect(predictor(artifact)([{ x: 0, z: 0 }, { x: 5, z: 0 }, { x: 0, z: 5 }])).toEqual(['a', 'b', 'c']);
   });
 
-  it('refuses a training part of one class, and folds or a holdout that leave no row', () => {
-    const spec: TrainingSpec = { ...churn, validation: { holdout: 0.5 } };
-    expect(() => fit(spec, encode(spec, [{ x: 1, label: 'a' }, { x: 2, label: 'b' }]))).toThrow(
+  it.each([['a sigmoid unit', xor], ['softmax', threeClasses]] as const)('predicts what TensorFlow.js\'s own model.predict gives from the same layers, within 1e-5 (%s)', async (_, rows) => {
+    const artifact = (await fit(spec, encode(spec, [...rows]))).artifact as ClassifierArtifact;
+    const { mean, std } = artifact.standardize;
+    // The artifact's layers back into a tfjs model: a row of weights per
+    // unit is a column of tfjs's kernel (inputs × units).
+    const model = tfl.sequential();
+    artifact.model.layers.forEach((layer, l) => {
+      const inputs = layer.weights[0]!.length;
+      const dense = tfl.layers.dense({ units: layer.weights.length, activation: layer.activation, ...(l === 0 ? { inputShape: [inputs] } : {}) });
+      model.add(dense);
+      tf.tidy(() => dense.setWeights([tf.transpose(tf.tensor2d(layer.weights, [layer.weights.length, inputs])), tf.tensor1d(layer.biases)]));
+    });
+    const some = rows.slice(0, 60);
+    const standardized = some.map((row) => [(row.x - mean[0]!) / std[0]!, (row.z - mean[1]!) / std[1]!]);
+    const theirs = tf.tidy(() => (model.predict(tf.tensor2d(standardized)) as tf.Tensor).arraySync() as number[][]);
+    model.dispose();
+    some.forEach((row, i) => {
+      const ours = Array.from(classProbabilities(artifact, Float64Array.of(row.x, row.z)));
+      // One sigmoid unit is P(classes[1]); softmax gives every class's.
+      const expected = theirs[i]!.length === 1 ? [1 - theirs[i]![0]!, theirs[i]![0]!] : theirs[i]!;
+      expect(ours).toHaveLength(artifact.classes.length);
+      ours.forEach((p, c) => expect(Math.abs(p - expected[c]!)).toBeLessThan(1e-5));
+    });
+  });
+
+  it('leaves no tensor behind, across folds and the final fit', async () => {
+    const before = tf.memory().numTensors;
+    await fit({ ...spec, hyperparameters: { epochs: 5 }, validation: { folds: 3 } }, encode(spec, separable));
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('never predicts a class the training part lacked (it is not among the artifact\'s classes)', async () => {
+    const rows = [...separable.slice(0, 40), { x: 0, z: 0, label: 'rare' }];
+    // A seed whose held-out half has the one "rare" row (row 40).
+    const seed = Array.from({ length: 100 }, (_, s) => s).find((s) => shuffledRows(41, s).subarray(0, Math.round(41 * 0.5)).includes(40))!;
+    const result = await fit({ ...spec, seed, validation: { holdout: 0.5 } }, encode(spec, rows));
+    const artifact = result.artifact as ClassifierArtifact;
+    expect(artifact.classes).toEqual(['no', 'yes']);
+    expect(predictor(artifact)([{ x: 0, z: 0 }, { x: -1, z: -1 }, { x: 1, z: 1 }])).not.toContain('rare');
+    // Measured against the data's three classes: "rare" held out, never predicted.
+    expect(result.metrics.accuracy).toBeLessThan(1);
+  });
+});
+
+describe('fit: neural network against logistic regression', () => {
+  it('learns XOR, which logistic regression cannot', async () => {
+    const network = await fit({ ...churn, algorithm: 'neural_network' }, encode(churn, xor));
+    const logistic = await fit(churn, encode(churn, xor));
+    expect(network.metrics.accuracy).toBeGreaterThan(0.95);
+    expect(network.metrics.roc_auc).toBeGreaterThan(0.98);
+    expect(logistic.metrics.accuracy).toBeLessThan(0.7);
+    expect(logistic.metrics.roc_auc).toBeLessThan(0.7);
+    expect((network.artifact as ClassifierArtifact).model.layers[0]!.weights).toHaveLength(16); // hidden_units' default
+  });
+});
+
+describe('fit: classification refusals', () => {
+  it('refuses a training part of one class, and folds or a holdout that leave no row', async () => {
+    const spec: TrainingSpec = { ...churn, features: [{ name: 'x', kind: 'number' }], validation: { holdout: 0.5 } };
+    await expect(fit(spec, encode(spec, [{ x: 1, label: 'a' }, { x: 2, label: 'b' }]))).rejects.toThrow(
       'trainer "churn": the training part of the held-out split (1 rows) has one class only; a classifier needs two or more: use more rows, a smaller holdout or fewer folds',
     );
     const few = [{ x: 1, label: 'a' }, { x: 2, label: 'b' }, { x: 3, label: 'a' }];
-    expect(() => fit({ ...spec, validation: { holdout: 0.1 } }, encode(spec, few))).toThrow(TrainingError);
-    expect(() => fit({ ...spec, validation: { holdout: 0.1 } }, encode(spec, few))).toThrow('holding out 0.1 of 3 rows leaves no row to measure on');
-    expect(() => fit({ ...spec, validation: { folds: 4 } }, encode(spec, few))).toThrow('4 folds need at least 4 rows, and the query returned 3');
+    await expect(fit({ ...spec, validation: { holdout: 0.1 } }, encode(spec, few))).rejects.toThrow(TrainingError);
+    await expect(fit({ ...spec, validation: { holdout: 0.1 } }, encode(spec, few))).rejects.toThrow('holding out 0.1 of 3 rows leaves no row to measure on');
+    await expect(fit({ ...spec, validation: { folds: 4 } }, encode(spec, few))).rejects.toThrow('4 folds need at least 4 rows, and the query returned 3');
   });
 });
 
@@ -204,8 +244,8 @@ describe('fit: k-means', () => {
   // Two tight groups, (0, 0) and (10, 10), each point within 0.5 of its centre.
   const rows = Array.from({ length: 40 }, (_, i) => ({ u: (i < 20 ? 0 : 10) + next() - 0.5, v: (i < 20 ? 0 : 10) + next() - 0.5 }));
 
-  it('finds two groups far apart: each point with its own group, silhouette near 1', () => {
-    const result = fit(spec, encode(spec, rows));
+  it('finds two groups far apart: each point with its own group, silhouette near 1', async () => {
+    const result = await fit(spec, encode(spec, rows));
     const predicted = predictor(result.artifact)(rows) as number[];
     expect(new Set(predicted.slice(0, 20)).size).toBe(1);
     expect(new Set(predicted.slice(20)).size).toBe(1);
@@ -214,8 +254,8 @@ describe('fit: k-means', () => {
     expect(result.metrics.silhouette).toBeGreaterThan(0.9);
   });
 
-  it('measures silhouette and inertia on the held-out rows, as computed from the artifact', () => {
-    const result = fit(spec, encode(spec, rows));
+  it('measures silhouette and inertia on the held-out rows, as computed from the artifact', async () => {
+    const result = await fit(spec, encode(spec, rows));
     const artifact = result.artifact as KmeansArtifact;
     const held = Array.from(shuffledRows(40, spec.seed).subarray(0, 10));
     const { mean, std } = artifact.standardize;
@@ -227,36 +267,36 @@ describe('fit: k-means', () => {
     expect([result.trainedRows, result.heldOutRows]).toEqual([30, 10]);
   });
 
-  it('refuses a k above the training rows', () => {
-    expect(() => fit({ ...spec, hyperparameters: { k: 31 } }, encode(spec, rows))).toThrow('the training part of the held-out split has 30 rows, fewer than k = 31; lower "k" or use more rows');
+  it('refuses a k above the training rows', async () => {
+    await expect(fit({ ...spec, hyperparameters: { k: 31 } }, encode(spec, rows))).rejects.toThrow('the training part of the held-out split has 30 rows, fewer than k = 31; lower "k" or use more rows');
   });
 });
 
 describe('fit: determinism', () => {
-  const logistic: TrainingSpec = { ...churn, features: [{ name: 'x', kind: 'number' }, { name: 'z', kind: 'number' }], hyperparameters: { steps: 30 }, validation: { holdout: 0.3 } };
-  const next = mulberry32(1);
-  const rows = Array.from({ length: 50 }, () => {
-    const [x, z] = [next(), next()];
-    return { x, z, label: x + z + next() * 0.5 > 1.2 ? 'yes' : 'no' };
-  });
+  const rows = points(60, 1, (x, z) => (x + z + x * z > 0.2 ? 'yes' : 'no'));
+  const logistic: TrainingSpec = { ...churn, hyperparameters: { epochs: 5, batch_size: 8 }, validation: { folds: 2 } };
+  const network: TrainingSpec = { ...logistic, algorithm: 'neural_network', hyperparameters: { epochs: 5, batch_size: 8, hidden_units: 4 } };
   const clustering: TrainingSpec = { trainer: 'c', task: 'clustering', algorithm: 'kmeans', features: [{ name: 'x', kind: 'number' }, { name: 'z', kind: 'number' }], hyperparameters: { k: 3 }, seed: 5, validation: { folds: 3 } };
+  const bytes = (result: { artifact: Parameters<typeof encodeArtifact>[0] }) => Buffer.from(encodeArtifact(result.artifact));
 
-  it('gives byte-identical artifacts for the same spec, data and seed', () => {
-    for (const [spec, data] of [[logistic, rows], [linear, noisy(2)], [clustering, rows.map(({ x, z }) => ({ x, z }))]] as const) {
-      const data1 = encode(spec, [...data]);
-      const first = fit(spec, copy(data1));
-      const second = fit(spec, copy(data1));
-      expect(Buffer.from(encodeArtifact(second.artifact)).equals(Buffer.from(encodeArtifact(first.artifact)))).toBe(true);
+  it('gives byte-identical artifacts for the same spec, data and seed', async () => {
+    for (const [spec, data] of [[logistic, rows], [network, rows], [linear, noisy(2)], [clustering, rows.map(({ x, z }) => ({ x, z }))]] as const) {
+      const encoded = encode(spec, [...data]);
+      const first = await fit(spec, copy(encoded));
+      const second = await fit(spec, copy(encoded));
+      expect(bytes(second).equals(bytes(first))).toBe(true);
       expect(second.metrics).toEqual(first.metrics);
     }
   });
 
-  it('splits differently with a different seed', () => {
+  it('splits and initializes differently with a different seed', async () => {
     expect(Array.from(shuffledRows(50, 1))).not.toEqual(Array.from(shuffledRows(50, 2)));
     expect(Array.from(shuffledRows(50, 1)).sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => i));
-    const data = encode(logistic, rows);
-    const one = fit({ ...logistic, seed: 1 }, copy(data));
-    const two = fit({ ...logistic, seed: 2 }, copy(data));
-    expect(Buffer.from(encodeArtifact(one.artifact)).equals(Buffer.from(encodeArtifact(two.artifact)))).toBe(false);
+    for (const spec of [logistic, network]) {
+      const data = encode(spec, rows);
+      const one = await fit({ ...spec, seed: 1 }, copy(data));
+      const two = await fit({ ...spec, seed: 2 }, copy(data));
+      expect(bytes(one).equals(bytes(two))).toBe(false);
+    }
   });
 });

@@ -13,7 +13,7 @@ const spec: TrainingSpec = {
   algorithm: 'logistic_regression',
   features: [{ name: 'x', kind: 'number' }, { name: 'z', kind: 'number' }],
   target: 'label',
-  hyperparameters: { steps: 50 },
+  hyperparameters: { epochs: 5, batch_size: 32 },
   seed: 4,
   validation: { folds: 3 },
 };
@@ -31,10 +31,11 @@ function copy(data: EncodedData): EncodedData {
 }
 
 describe('fitInWorker', () => {
-  it('returns what fit() returns, and moves the rows to the worker rather than copying them', async () => {
+  it.each(['logistic_regression', 'neural_network'] as const)('returns what fit() returns (%s, TensorFlow.js in the worker), and moves the rows to the worker rather than copying them', async (algorithm) => {
+    const spec2: TrainingSpec = { ...spec, algorithm };
     const data = dataset(300);
-    const local = fit(spec, copy(data));
-    const inWorker = await fitInWorker(spec, data, { memoryMb: 256 });
+    const local = await fit(spec2, copy(data));
+    const inWorker = await fitInWorker(spec2, data, { memoryMb: 256 });
     expect(Buffer.from(encodeArtifact(inWorker.artifact)).equals(Buffer.from(encodeArtifact(local.artifact)))).toBe(true);
     expect(inWorker.metrics).toEqual(local.metrics);
     expect([inWorker.trainedRows, inWorker.heldOutRows]).toEqual([300, 300]);
@@ -62,7 +63,7 @@ describe('fitInWorker', () => {
 
   it('ends the worker when the signal aborts, rejecting with its reason', async () => {
     const controller = new AbortController();
-    const long = fitInWorker({ ...spec, hyperparameters: { steps: 10_000_000 } }, dataset(2000), { memoryMb: 256, signal: controller.signal });
+    const long = fitInWorker({ ...spec, hyperparameters: { epochs: 10_000, batch_size: 1 } }, dataset(2000), { memoryMb: 256, signal: controller.signal });
     setTimeout(() => controller.abort(new Error('the sidecar is stopping')), 100);
     await expect(long).rejects.toThrow('the sidecar is stopping');
     const before = new AbortController();

@@ -39,7 +39,7 @@ beforeAll(async () => {
   db = await connectTest(database);
   await q(`CREATE TABLE customers (id int PRIMARY KEY, spend float8, age int, churned boolean)`);
   await q(`INSERT INTO customers SELECT i, i * 37 % 100, 18 + i * 53 % 60, (i * 37 % 100) + 0.5 * (18 + i * 53 % 60) > 70 FROM generate_series(1, 200) AS i`);
-  await db.apply(trainer({ name: NAME, table: 'customers', features: ['spend', 'age'], target: 'churned', task: 'classification', hyperparameters: { steps: 200 } }));
+  await db.apply(trainer({ name: NAME, table: 'customers', features: ['spend', 'age'], target: 'churned', task: 'classification' }));
   await db.start({ reconcileMs: 100 });
   await finished(1);
 });

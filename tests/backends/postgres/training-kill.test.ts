@@ -37,8 +37,8 @@ afterAll(async () => {
 
 describe('a sidecar killed while it fits a training run', () => {
   it('is taken over by another sidecar, which fits the run once, from its rows read again', async () => {
-    // Many steps over 2,000 rows: the fit lasts over a minute, so the kill lands mid-fit.
-    await db.apply(trainer({ name: 'churn', table: 'customers', features: ['spend', 'age'], target: 'churned', task: 'classification', hyperparameters: { steps: 100_000 } }));
+    // Many epochs over 2,000 rows: the fit lasts long enough for the kill to land mid-fit.
+    await db.apply(trainer({ name: 'churn', table: 'customers', features: ['spend', 'age'], target: 'churned', task: 'classification', hyperparameters: { epochs: 10_000 } }));
     const doomed = await startSidecarProcess(database.uri, { env: { SD_HEARTBEAT_MS: '300', SD_DEAD_AFTER_MS: '2000' } });
     await eventually(async () => (await run())?.claimed_by === doomed.id, 20_000, 'the run claimed by the doomed sidecar');
     // Its rows read (2,000 take milliseconds), it fits, extending its lease.

@@ -1,34 +1,41 @@
 /**
  * The training benchmark's baseline (bench/training.ts), in a process of its
  * own as the sidecar's fit is (in a fresh worker thread): reads the first
- * `rows` rows of table points into memory, standardizes them as the trainer
- * does (with the intercept column ml-logistic-regression lacks), then times
- * the library's own fit alone and prints its seconds: the same work the
- * trainer gives it (src/training/fit.ts), its binary classifier once with the
- * rate divided by the rows, on a Matrix built the same way. (The library's
- * LogisticRegression.train on two classes trains two mirror-image binary
- * classifiers: twice this.)
- *   node bench/dist/library-fit-child.mjs <uri> <rows> <steps>
+ * `rows` rows of table points into memory, standardizes them, and times
+ * TensorFlow.js's own fit alone, written by hand as its documentation has it:
+ * one dense sigmoid unit, Adam at 0.01, binary cross-entropy, batches of 256,
+ * the given epochs, no shuffle (the trainer's defaults for logistic_regression).
+ * Prints its seconds.
+ *   node bench/dist/library-fit-child.mjs <uri> <rows> <epochs>
  */
-import LogisticRegression from 'ml-logistic-regression';
-import { Matrix } from 'ml-matrix';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import * as tfl from '@tensorflow/tfjs-layers';
 import pg from 'pg';
 
-const [uri, rowsText, stepsText] = process.argv.slice(2);
+const [uri, rowsText, epochsText] = process.argv.slice(2);
 const FEATURES = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
 const client = new pg.Client({ connectionString: uri });
 await client.connect();
 const read = await client.query<Record<string, number | boolean>>(`SELECT ${FEATURES.join(', ')}, label FROM points ORDER BY id LIMIT ${Number(rowsText)}`);
 await client.end();
-const x = read.rows.map((row) => FEATURES.map((f) => row[f] as number));
-const y = read.rows.map((row) => (row.label ? 1 : 0));
-const mean = FEATURES.map((_, j) => x.reduce((sum, r) => sum + r[j]!, 0) / x.length);
-const std = FEATURES.map((_, j) => Math.sqrt(x.reduce((sum, r) => sum + (r[j]! - mean[j]!) ** 2, 0) / x.length) || 1);
-const standardized = x.map((r) => [...r.map((v, j) => (v - mean[j]!) / std[j]!), 1]);
-const matrix = new Matrix(standardized);
-const labels = Matrix.columnVector(y);
-const options = { numSteps: Number(stepsText), learningRate: 0.5 / x.length };
-const binary = LogisticRegression.load({ name: 'LogisticRegression', numberClasses: 1, classifiers: [options] }).classifiers[0]!;
+const rows = read.rows.length;
+const width = FEATURES.length;
+const mean = FEATURES.map((f) => read.rows.reduce((sum, r) => sum + (r[f] as number), 0) / rows);
+const std = FEATURES.map((f, j) => Math.sqrt(read.rows.reduce((sum, r) => sum + ((r[f] as number) - mean[j]!) ** 2, 0) / rows) || 1);
+const x = new Float32Array(rows * width);
+const y = new Float32Array(rows);
+read.rows.forEach((r, i) => {
+  FEATURES.forEach((f, j) => (x[i * width + j] = ((r[f] as number) - mean[j]!) / std[j]!));
+  y[i] = r.label ? 1 : 0;
+});
+tf.enableProdMode();
+await tf.setBackend('cpu');
+const model = tfl.sequential();
+model.add(tfl.layers.dense({ units: 1, activation: 'sigmoid', inputShape: [width], kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }) }));
+model.compile({ optimizer: tf.train.adam(0.01), loss: 'binaryCrossentropy' });
+const xs = tf.tensor2d(x, [rows, width]);
+const ys = tf.tensor2d(y, [rows, 1]);
 const started = performance.now();
-binary.train(matrix, labels);
+await model.fit(xs, ys, { epochs: Number(epochsText), batchSize: 256, shuffle: false, verbose: 0 });
 process.stdout.write(`${(performance.now() - started) / 1000}\n`);

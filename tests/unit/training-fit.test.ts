@@ -11,7 +11,7 @@ import MultivariateLinearRegression from 'ml-regression-multivariate-linear';
 import { classProbabilities, encodeArtifact, predictor, type ClassifierArtifact, type KmeansArtifact, type LinearArtifact } from '../../src/training/artifact.js';
 import { RowEncoder, type EncodedData } from '../../src/training/encode.js';
 import { TrainingError } from '../../src/training/errors.js';
-import { fit, mulberry32, shuffledRows } from '../../src/training/fit.js';
+import { defaultEpochs, fit, mulberry32, shuffledRows } from '../../src/training/fit.js';
 import { mae, r2, silhouette } from '../../src/training/metrics.js';
 import type { TrainingSpec } from '../../src/training/types.js';
 
@@ -214,6 +214,15 @@ describe('fit: neural network against logistic regression', () => {
     expect(logistic.metrics.accuracy).toBeLessThan(0.7);
     expect(logistic.metrics.roc_auc).toBeLessThan(0.7);
     expect((network.artifact as ClassifierArtifact).model.layers[0]!.weights).toHaveLength(16); // hidden_units' default
+  });
+});
+
+describe('fit: default epochs', () => {
+  it('are 20, or as many as make 500 optimizer steps on a table too small for 20 to', () => {
+    expect(defaultEpochs(100_000, 1024)).toBe(20); // 98 batches a pass
+    expect(defaultEpochs(10_000, 1024)).toBe(50); // 10 batches
+    expect(defaultEpochs(240, 1024)).toBe(500); // one batch: a step a pass
+    expect(defaultEpochs(240, 16)).toBe(34); // 15 batches
   });
 });
 

@@ -220,30 +220,44 @@ export class RowEncoder {
 /**
  * Bytes a fit of `rows` × `width` encoded numbers needs at its peak, roughly,
  * for the memory check before the rows are read; without an algorithm, the
- * most any of them needs. Measured per row: the growth of peak RSS of
- * fitInWorker over 200,000 rows at widths 8 and 64, with {"folds": 2} (the
- * final fit, on every row, is the peak), the worker's heap limited to 1.15 ×
- * the least limit that fits (found by bisection) so V8 does not grow its heap
- * past need. ml-matrix keeps each matrix row as its own Float64Array, ~150
- * bytes of objects besides its numbers, and the libraries make several such
- * copies: 13 MB of numbers (200,000 × 8) took 330 MB (linear regression) to
- * 370 MB (logistic); 1,000,000 × 8, under a limit of this estimate, 1.55 GB
- * and 1.88 GB. About half is heap (what the worker's limit caps: 0.8 KB
- * a row for linear, 1.1 KB for logistic, 0.5 KB + 9 bytes a number for
- * k-means); the rest is typed-array memory outside the heap, which that limit
- * does not bound: so the check counts it.
+ * most any of them needs. Measured as the growth of peak RSS of fitInWorker
+ * (the whole process: the worker thread's heap and the typed arrays outside
+ * it, which the worker's heap limit does not bound, so the check counts them).
+ *
+ * Linear regression and k-means (ml.js): over 200,000 rows at widths 8 and
+ * 64, with {"folds": 2} (the final fit, on every row, is the peak), the
+ * worker's heap limited to 1.15 × the least limit that fits (found by
+ * bisection) so V8 does not grow its heap past need. ml-matrix keeps each
+ * matrix row as its own Float64Array, ~150 bytes of objects besides its
+ * numbers, and the libraries make several such copies: 13 MB of numbers
+ * (200,000 × 8) took 330 MB for linear regression; 1,000,000 × 8, 1.55 GB,
+ * about half of it heap (0.8 KB a row for linear, 0.5 KB + 9 bytes a number
+ * for k-means).
+ *
+ * The two classifiers (TensorFlow.js, network.ts), at the default limit of
+ * 2048 MB: tfjs and its worker cost ~70-80 MB before the first row (1,000
+ * rows), and the batches' discarded tensors wait for V8's collector, ~80-130
+ * MB more after 50 epochs (after 2: ~75 MB less; after 200: no more than
+ * after 50): a base of 160 MB. Past it, per row, the encoded float64s, their
+ * standardized float32 copy and the metrics' arrays. Growths: 210 MB (200,000
+ * × 8, folds 2, 50 epochs), 352 MB (200,000 × 64, 50 epochs), 455 MB
+ * (1,000,000 × 8, folds 2, 50 epochs; 320 MB with the defaults: holdout 0.2,
+ * 20 epochs) and 986 MB (1,000,000 × 64, folds 2, 20 epochs); logistic
+ * regression and the 16-unit network within 10 % of each other. The
+ * constants below are above every one of them (by 13-42 %).
  */
 export function estimateBytes(rows: number, width: number, algorithm?: Algorithm): number {
-  const algorithms = algorithm === undefined ? (Object.keys(BYTES_PER_ROW) as Algorithm[]) : [algorithm];
-  return Math.max(...algorithms.map((a) => Math.ceil(rows * (BYTES_PER_ROW[a].fixed + BYTES_PER_ROW[a].perNumber * width))));
+  const algorithms = algorithm === undefined ? (Object.keys(BYTES) as Algorithm[]) : [algorithm];
+  return Math.max(...algorithms.map((a) => Math.ceil(BYTES[a].base + rows * (BYTES[a].fixed + BYTES[a].perNumber * width))));
 }
 
-/** Per row: a fixed part and a part per encoded number (from the measurements above, rounded up). */
-const BYTES_PER_ROW: Readonly<Record<Algorithm, { fixed: number; perNumber: number }>> = {
-  linear_regression: { fixed: 1410, perNumber: 33 },
-  logistic_regression: { fixed: 1650, perNumber: 32 },
-  neural_network: { fixed: 1650, perNumber: 32 },
-  kmeans: { fixed: 780, perNumber: 27 },
+/** A fixed part, and per row a fixed part and a part per encoded number (from the measurements above, rounded up). */
+const TFJS_BYTES = { base: 160 * 2 ** 20, fixed: 280, perNumber: 16 };
+const BYTES: Readonly<Record<Algorithm, { base: number; fixed: number; perNumber: number }>> = {
+  linear_regression: { base: 0, fixed: 1410, perNumber: 33 },
+  logistic_regression: TFJS_BYTES,
+  neural_network: TFJS_BYTES,
+  kmeans: { base: 0, fixed: 780, perNumber: 27 },
 };
 
 /** Classes in a stable order: by type (booleans, numbers, text), numbers numerically, text by code unit. */

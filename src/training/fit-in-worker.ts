@@ -27,46 +27,72 @@ export interface FitInWorkerOptions {
   signal?: AbortSignal;
 }
 
+/** A worker thread started ahead of its fit, so that loading TensorFlow.js overlaps reading the rows. */
+export interface FitWorker {
+  /** Fits once. data.x and data.y are transferred: the caller's arrays are empty afterwards. */
+  fit(spec: TrainingSpec, data: EncodedData): Promise<FitResult>;
+  /** Ends the worker (a run that failed before its fit). */
+  terminate(): void;
+}
+
 /**
- * Runs fit(spec, data) in a worker thread. data.x and data.y are transferred:
- * the caller's arrays are empty afterwards.
+ * Starts the worker at once: it loads the fitting libraries (a third of a
+ * second for TensorFlow.js) and waits for its one request, while the caller
+ * reads the rows.
  */
-export function fitInWorker(spec: TrainingSpec, data: EncodedData, options: FitInWorkerOptions): Promise<FitResult> {
+export function startFitWorker(options: FitInWorkerOptions): FitWorker {
   const { signal } = options;
-  if (signal?.aborted) return Promise.reject(signal.reason);
-  const request: WorkerRequest = { spec, data };
-  const transfer = new Set<ArrayBuffer>();
-  for (const array of [data.x, data.y]) if (array && array.buffer instanceof ArrayBuffer) transfer.add(array.buffer);
   const { entry, options: entryOptions } = workerEntry();
-  return new Promise<FitResult>((resolve, reject) => {
-    const worker = new Worker(entry, {
-      ...entryOptions,
-      workerData: request,
-      transferList: [...transfer],
-      resourceLimits: { maxOldGenerationSizeMb: options.memoryMb },
-    });
-    let settled = false;
-    const settle = (outcome: () => void) => {
-      if (settled) return;
-      settled = true;
-      signal?.removeEventListener('abort', onAbort);
-      outcome();
-    };
-    const onAbort = () => {
-      settle(() => reject(signal!.reason));
+  const worker = new Worker(entry, { ...entryOptions, resourceLimits: { maxOldGenerationSizeMb: options.memoryMb } });
+  // Until fit() is called, an error or exit is kept for it to report.
+  let early: Error | undefined;
+  const keepEarly = (error: Error) => (early ??= error);
+  worker.once('error', keepEarly);
+  worker.once('exit', (code) => keepEarly(new Error(`the training worker exited (code ${code}) before it answered`)));
+  let used = false;
+  return {
+    fit(spec, data) {
+      if (used) return Promise.reject(new Error('a training worker fits once'));
+      used = true;
+      if (signal?.aborted) {
+        void worker.terminate();
+        return Promise.reject(signal.reason);
+      }
+      const outOfMemory = () =>
+        new TrainingError(spec.trainer, `the fit ran out of the training memory limit of ${options.memoryMb} MB (SUPERDUPER_TRAINING_MEMORY_MB); raise it or narrow the training query`);
+      if (early) return Promise.reject((early as Error & { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY' ? outOfMemory() : early);
+      const request: WorkerRequest = { spec, data };
+      const transfer = new Set<ArrayBuffer>();
+      for (const array of [data.x, data.y]) if (array && array.buffer instanceof ArrayBuffer) transfer.add(array.buffer);
+      return new Promise<FitResult>((resolve, reject) => {
+        let settled = false;
+        const settle = (outcome: () => void) => {
+          if (settled) return;
+          settled = true;
+          signal?.removeEventListener('abort', onAbort);
+          outcome();
+        };
+        const onAbort = () => {
+          settle(() => reject(signal!.reason));
+          void worker.terminate();
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        worker.once('message', (reply: WorkerReply) => settle(() => (reply.ok ? resolve(reply.result) : reject(revive(reply.error)))));
+        worker.once('error', (error: Error & { code?: string }) => settle(() => reject(error.code === 'ERR_WORKER_OUT_OF_MEMORY' ? outOfMemory() : error)));
+        worker.once('exit', (code) => settle(() => reject(new Error(`the training worker exited (code ${code}) before it answered`))));
+        worker.postMessage(request, [...transfer]);
+      });
+    },
+    terminate() {
       void worker.terminate();
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    worker.once('message', (reply: WorkerReply) => settle(() => (reply.ok ? resolve(reply.result) : reject(revive(reply.error)))));
-    worker.once('error', (error: Error & { code?: string }) =>
-      settle(() =>
-        reject(error.code === 'ERR_WORKER_OUT_OF_MEMORY'
-          ? new TrainingError(spec.trainer, `the fit ran out of the training memory limit of ${options.memoryMb} MB (SUPERDUPER_TRAINING_MEMORY_MB); raise it or narrow the training query`)
-          : error),
-      ),
-    );
-    worker.once('exit', (code) => settle(() => reject(new Error(`the training worker exited (code ${code}) before it answered`))));
-  });
+    },
+  };
+}
+
+/** Runs fit(spec, data) in a worker thread of its own (startFitWorker, then its fit). */
+export function fitInWorker(spec: TrainingSpec, data: EncodedData, options: FitInWorkerOptions): Promise<FitResult> {
+  if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+  return startFitWorker(options).fit(spec, data);
 }
 
 function revive(error: Extract<WorkerReply, { ok: false }>['error']): Error {

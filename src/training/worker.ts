@@ -1,10 +1,10 @@
 /**
- * The worker thread fit-in-worker.ts starts: it fits once, posts the result
- * (or the error) and ends. Built as its own file (dist/training-worker.js) so
+ * The worker thread fit-in-worker.ts starts: it waits for its one request,
+ * fits, posts the result (or the error) and ends. Built as its own file (dist/training-worker.js) so
  * that the sidecar's event loop keeps answering heartbeats while the fit
  * takes the CPU for seconds or minutes.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import type { EncodedData } from './encode.js';
 import { TrainingError } from './errors.js';
 import { fit, type FitResult } from './fit.js';
@@ -20,16 +20,20 @@ export type WorkerReply =
   | { ok: true; result: FitResult }
   | { ok: false; error: { kind: 'training'; trainer: string; detail: string } | { kind: 'other'; message: string; stack?: string } };
 
-const { spec, data } = workerData as WorkerRequest;
-let reply: WorkerReply;
-try {
-  reply = { ok: true, result: await fit(spec, data) };
-} catch (error) {
-  reply = {
-    ok: false,
-    error: error instanceof TrainingError
-      ? { kind: 'training', trainer: error.trainer, detail: error.detail }
-      : { kind: 'other', message: error instanceof Error ? error.message : String(error), ...(error instanceof Error && error.stack ? { stack: error.stack } : {}) },
-  };
-}
-parentPort!.postMessage(reply);
+// Loaded (with the fitting libraries) before the request comes: see startFitWorker.
+parentPort!.once('message', async ({ spec, data }: WorkerRequest) => {
+  let reply: WorkerReply;
+  try {
+    reply = { ok: true, result: await fit(spec, data) };
+  } catch (error) {
+    reply = {
+      ok: false,
+      error: error instanceof TrainingError
+        ? { kind: 'training', trainer: error.trainer, detail: error.detail }
+        : { kind: 'other', message: error instanceof Error ? error.message : String(error), ...(error instanceof Error && error.stack ? { stack: error.stack } : {}) },
+    };
+  }
+  parentPort!.postMessage(reply);
+  // Nothing else to do: end, rather than wait for the parent to terminate it.
+  parentPort!.close();
+});

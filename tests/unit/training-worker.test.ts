@@ -1,9 +1,9 @@
-/** fitInWorker (src/training/fit-in-worker.ts): the same fit off the main thread, its errors across the boundary, its memory limit and its abort. */
+/** fitInWorker and startFitWorker (src/training/fit-in-worker.ts): the same fit off the main thread, started ahead of its data, its errors across the boundary, its memory limit and its abort. */
 import { describe, expect, it } from 'vitest';
 import { encodeArtifact } from '../../src/training/artifact.js';
 import type { EncodedData } from '../../src/training/encode.js';
 import { TrainingError } from '../../src/training/errors.js';
-import { fitInWorker } from '../../src/training/fit-in-worker.js';
+import { fitInWorker, startFitWorker } from '../../src/training/fit-in-worker.js';
 import { fit, mulberry32 } from '../../src/training/fit.js';
 import type { TrainingSpec } from '../../src/training/types.js';
 
@@ -40,6 +40,23 @@ describe('fitInWorker', () => {
     expect(inWorker.metrics).toEqual(local.metrics);
     expect([inWorker.trainedRows, inWorker.heldOutRows]).toEqual([300, 300]);
     expect(data.x.length).toBe(0); // transferred: this thread's view is detached
+  });
+
+  it('fits the same when started ahead of its data (loading while the rows are read), once only, and can be ended unused', async () => {
+    const data = dataset(200);
+    const local = await fit(spec, copy(data));
+    const worker = startFitWorker({ memoryMb: 256 });
+    await new Promise((resolve) => setTimeout(resolve, 500)); // the rows being read meanwhile
+    const fitted = await worker.fit(spec, data);
+    expect(Buffer.from(encodeArtifact(fitted.artifact)).equals(Buffer.from(encodeArtifact(local.artifact)))).toBe(true);
+    await expect(worker.fit(spec, dataset(200))).rejects.toThrow('fits once');
+    worker.terminate(); // ended by itself already: harmless
+    const unused = startFitWorker({ memoryMb: 256 });
+    unused.terminate(); // a run whose read failed
+    const aborted = new AbortController();
+    const late = startFitWorker({ memoryMb: 256, signal: aborted.signal });
+    aborted.abort(new Error('the sidecar is stopping'));
+    await expect(late.fit(spec, dataset(50))).rejects.toThrow('the sidecar is stopping');
   });
 
   it('rejects with a TrainingError of the same message when the fit refuses the data', async () => {

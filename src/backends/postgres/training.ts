@@ -2,7 +2,7 @@ import { classifyDatabaseError, describeError } from '../../errors.js';
 import { encodeArtifact } from '../../training/artifact.js';
 import { RowEncoder, estimateBytes } from '../../training/encode.js';
 import { TrainingError } from '../../training/errors.js';
-import { fitInWorker } from '../../training/fit-in-worker.js';
+import { startFitWorker } from '../../training/fit-in-worker.js';
 import type { FeatureLayout, TrainingSpec } from '../../training/types.js';
 import type { TrainingOptions, TrainingOutcome } from '../backend.js';
 import type { Queryable, SqlDriver } from './sql-driver.js';
@@ -65,11 +65,13 @@ export async function runTraining(db: SqlDriver, options: TrainingOptions): Prom
   }, (options.leaseSeconds * 1000) / 3);
   keepLease.unref();
   const started = performance.now();
+  // Started before the read, so the libraries load while the rows arrive.
+  const worker = startFitWorker({ memoryMb: options.memoryMb, signal: stop });
   try {
     const read = await readRows(db, plan, options.memoryMb);
     stop.throwIfAborted();
     const spec = specOf(plan, read.features);
-    const fitted = await fitInWorker(spec, read.data, { memoryMb: options.memoryMb, signal: stop });
+    const fitted = await worker.fit(spec, read.data);
     const result = {
       output: plan.output,
       metrics: fitted.metrics,
@@ -96,6 +98,7 @@ export async function runTraining(db: SqlDriver, options: TrainingOptions): Prom
     return { trainer, run, state: 'failed', error: reason, seconds: (performance.now() - started) / 1000 };
   } finally {
     clearInterval(keepLease);
+    worker.terminate(); // ended already when it fitted; not when the read failed
   }
 }
 

@@ -3,8 +3,8 @@
  * through a cursor, encoding them, the fit in a worker thread, the metrics,
  * storing the artifact), against the library's own fit on the same rows read
  * into memory beforehand: TensorFlow.js's model.fit of the same model
- * (bench/lib/library-fit-child.ts: one sigmoid unit, Adam, batches of 256,
- * the same epochs) on as many rows as the run fits (the held-out fifth
+ * (bench/lib/library-fit-child.ts: one sigmoid unit, Adam, the trainer's
+ * default rate and batches, the same epochs) on as many rows as the run fits (the held-out fifth
  * excluded), in a fresh process of its own as the run's fit is in a fresh
  * worker thread (measured in this process, with its heap full of the other
  * benchmarks' garbage, an earlier library's fit took twice as long). Interleaved, library then run,

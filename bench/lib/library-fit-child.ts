@@ -3,8 +3,10 @@
  * own as the sidecar's fit is (in a fresh worker thread): reads the first
  * `rows` rows of table points into memory, standardizes them, and times
  * TensorFlow.js's own fit alone, written by hand as its documentation has it:
- * one dense sigmoid unit, Adam at 0.01, binary cross-entropy, batches of 256,
- * the given epochs, no shuffle (the trainer's defaults for logistic_regression).
+ * one dense sigmoid unit, Adam, binary cross-entropy, the trainer's default
+ * learning rate and batch size for logistic_regression (read from the trainer's
+ * own table of defaults, so the two cannot drift apart), the given epochs, no
+ * shuffle.
  * Prints its seconds.
  *   node bench/dist/library-fit-child.mjs <uri> <rows> <epochs>
  */
@@ -12,8 +14,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import pg from 'pg';
+import { HYPERPARAMETER_DEFAULTS } from '../../src/training/types.js';
 
 const [uri, rowsText, epochsText] = process.argv.slice(2);
+const { learning_rate: learningRate, batch_size: batchSize } = HYPERPARAMETER_DEFAULTS.logistic_regression;
 const FEATURES = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
 const client = new pg.Client({ connectionString: uri });
 await client.connect();
@@ -33,9 +37,9 @@ tf.enableProdMode();
 await tf.setBackend('cpu');
 const model = tfl.sequential();
 model.add(tfl.layers.dense({ units: 1, activation: 'sigmoid', inputShape: [width], kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }) }));
-model.compile({ optimizer: tf.train.adam(0.01), loss: 'binaryCrossentropy' });
+model.compile({ optimizer: tf.train.adam(learningRate), loss: 'binaryCrossentropy' });
 const xs = tf.tensor2d(x, [rows, width]);
 const ys = tf.tensor2d(y, [rows, 1]);
 const started = performance.now();
-await model.fit(xs, ys, { epochs: Number(epochsText), batchSize: 256, shuffle: false, verbose: 0 });
+await model.fit(xs, ys, { epochs: Number(epochsText), batchSize, shuffle: false, verbose: 0 });
 process.stdout.write(`${(performance.now() - started) / 1000}\n`);

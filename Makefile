@@ -67,7 +67,7 @@ test: build pg sql
 # ONLY="backfill streaming write-overhead memory search onnx-embedder api-models embedded endpoint reconnect wait-for mongodb documents metrics" picks some.
 bench: build pg
 	npx esbuild bench/run.ts --bundle --platform=node --format=esm --packages=external --outfile=bench/dist/run.mjs --log-level=warning
-	npx esbuild bench/lib/sidecar-child.ts bench/lib/load-child.ts bench/lib/library-fit-child.ts --bundle --platform=node --format=esm --packages=external --outdir=bench/dist --out-extension:.js=.mjs --log-level=warning
+	npx esbuild bench/lib/sidecar-child.ts bench/lib/load-child.ts bench/lib/library-fit-child.ts bench/lib/graphile-child.ts --bundle --platform=node --format=esm --packages=external --outdir=bench/dist --out-extension:.js=.mjs --log-level=warning
 	@# The MongoDB benchmark's server: the test emulation, in a process of its own.
 	npx esbuild tests/helpers/mongodb-emulator/main.ts --bundle --platform=node --format=esm --packages=external --outfile=bench/dist/mongodb-emulator.mjs --log-level=warning
 	node bench/dist/run.mjs

@@ -16,7 +16,7 @@ import { mongoBenchmark, type MongoBenchResult } from './mongodb.js';
 import { onnxEmbedderBenchmark, type OnnxEmbedderResult } from './onnx-embedder.js';
 import { reconnectBenchmark, type ReconnectResult } from './reconnect.js';
 import { searchBenchmark, type SearchResult } from './search.js';
-import { streamingBenchmark, type StreamingResult } from './streaming.js';
+import { streamingComparison, type StreamingResult } from './streaming.js';
 import { metricsBenchmark, type MetricsResult } from './metrics.js';
 import { trainingBenchmark, type TrainingResult } from './training.js';
 import { waitForBenchmark, type WaitForResult } from './wait-for.js';
@@ -64,7 +64,7 @@ const step = async <T>(name: string, run: () => Promise<T>): Promise<T | undefin
 };
 
 results.backfill = await step('backfill', () => backfillBenchmark());
-results.streaming = await step('streaming', () => streamingBenchmark());
+results.streaming = await step('streaming', () => streamingComparison());
 results.writeOverhead = await step('write-overhead', () => writeOverheadBenchmark());
 results.memory = await step('memory', () => memoryBenchmark());
 results.search = await step('search', () => searchBenchmark());

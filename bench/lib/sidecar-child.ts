@@ -9,6 +9,7 @@ import { connect } from '../../src/client.js';
 import { createLogger } from '../../src/logger.js';
 import { functionModel } from '../../src/models/function-runtime.js';
 import { benchMetrics } from './metrics.js';
+import { timeline } from './timeline.js';
 
 const [uri, busyMs] = process.argv.slice(2);
 const db = await connect(uri!, { logger: createLogger(process.env.SUPERDUPER_LOG_LEVEL ?? 'warn') });
@@ -30,9 +31,13 @@ if (busyMs !== undefined) {
 // SUPERDUPER_BENCH_METRICS=1: with the metrics `superduper start --metrics`
 // keeps, scraped every 5 s as Prometheus would (bench/metrics.ts).
 const metrics = process.env.SUPERDUPER_BENCH_METRICS === '1' ? benchMetrics(db) : undefined;
-await db.start({ observer: metrics });
+// SUPERDUPER_BENCH_TIMELINE=<file>: each batch's claim, model and write, and
+// each wake-up's arrival, timed (bench/lib/timeline.ts), saved at SIGTERM.
+const timed = process.env.SUPERDUPER_BENCH_TIMELINE ? await timeline(uri!, process.env.SUPERDUPER_BENCH_TIMELINE) : undefined;
+await db.start({ observer: metrics ?? timed?.observer });
 process.stdout.write(`ready ${process.pid}\n`);
 process.once('SIGTERM', async () => {
+  await timed?.save();
   await db.close();
   process.exit(0);
 });

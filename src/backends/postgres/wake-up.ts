@@ -15,6 +15,7 @@ const WORK = NOTIFY.work;
  * sidecar (superduper._sleep_lock): writers that fail to take it shared notify.
  */
 export function postgresWakeUp(db: SqlDriver): WakeUp {
+  let unlocking: Promise<void> = Promise.resolve();
   return {
     subscribe(handlers) {
       return db.listen(
@@ -45,17 +46,32 @@ export function postgresWakeUp(db: SqlDriver): WakeUp {
       );
     },
 
-    asleep(sidecarId, quickMs, fn) {
-      return db.withConnection(async (connection) => {
-        // Tiny statements: a connection that does not answer them soon is stalled.
-        const quick = { timeoutMs: quickMs };
-        const locked = await connection.query<{ locked: boolean }>('SELECT superduper._sleep_lock($1) AS locked', [sidecarId], quick);
-        try {
-          return await fn(locked.rows[0]?.locked ?? false);
-        } finally {
-          await connection.query('SELECT superduper._sleep_unlock($1)', [sidecarId], quick);
-        }
-      });
+    async asleep(sidecarId, quickMs, fn) {
+      // The last sleep's unlock first: the lock is a session's, and this one
+      // may come on another connection.
+      await unlocking;
+      // Tiny statements: a connection that does not answer them soon is stalled.
+      const quick = { timeoutMs: quickMs };
+      const connection = await db.acquire();
+      let locked;
+      try {
+        locked = await connection.query<{ locked: boolean }>('SELECT superduper._sleep_lock($1) AS locked', [sidecarId], quick);
+      } catch (error) {
+        connection.release(true);
+        throw error;
+      }
+      try {
+        return await fn(locked.rows[0]?.locked ?? false);
+      } finally {
+        // Woken: the work begins now, and the unlock goes on beside it rather
+        // than before it (a round trip off every wake-up's latency). Until it
+        // lands, committing writers still notify: harmless wake-ups.
+        unlocking = connection.query('SELECT superduper._sleep_unlock($1)', [sidecarId], quick).then(
+          () => connection.release(),
+          // A connection that failed here is dropped, and its session's lock with it.
+          () => connection.release(true),
+        );
+      }
     },
   };
 }

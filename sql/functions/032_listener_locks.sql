@@ -67,12 +67,20 @@ $$;
 -- already under way. After such a wait the calling code may have been replaced
 -- (a changed filter, a promotion) or dropped: then it must not run, and the
 -- caller gets SQLSTATE @{sqlstates.code_replaced} and calls again, reaching the current code.
+--
+-- It also sets this transaction's commit not to wait for its WAL flush: a
+-- claim's leases and a write's outputs are derived state. A crash that loses the
+-- last of them loses them whole (a write's outputs with the queue entries they
+-- acknowledge), and the rows are claimed and computed again; what users write
+-- is never committed this way. (docs/architecture.md, "Derived state commits
+-- without waiting for the disk".)
 CREATE OR REPLACE FUNCTION superduper._enter_listener(p_id integer, p_code_version integer)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
   PERFORM pg_advisory_xact_lock_shared(@{locks.listener_namespace}, p_id);
   IF NOT EXISTS (SELECT 1 FROM superduper._listeners WHERE id = p_id AND code_version = p_code_version) THEN
     RAISE EXCEPTION 'superduper: the code of listener version % was replaced or dropped while this call waited', p_id

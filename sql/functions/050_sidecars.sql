@@ -139,6 +139,8 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  -- A sidecar's state, for the status: not worth a wait for the disk.
+  PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
   UPDATE superduper._workers
   SET sleeping = true, seen_at = now(), state = 'idle', state_since = CASE WHEN state = 'idle' THEN state_since ELSE now() END
   WHERE id = p_worker;
@@ -153,6 +155,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);  -- as in _sleep_lock
   PERFORM pg_advisory_unlock(@{locks.namespace}, @{locks.sleep})
   FROM pg_locks
   WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = @{locks.namespace} AND objid = @{locks.sleep} AND granted;

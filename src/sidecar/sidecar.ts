@@ -406,14 +406,26 @@ export class Sidecar {
     }
   }
 
-  /** A refresh between batches, once per reconcileMs (or when one was asked for). */
+  /**
+   * A refresh between batches, once per reconcileMs, or when one was asked
+   * for. One asked for (a listener changed) is waited for: the batches must
+   * not run on what it replaces. One that is only due runs beside the
+   * batches: it finds work that appeared meanwhile, and a wake-up after a long
+   * sleep (a sporadic write) should not wait for it before its claim. If that
+   * one fails, the next batch waits for another, which reports the error.
+   */
   #reconcileWhileWorking(): Promise<void> {
-    if (this.#refreshing) return this.#refreshing;
-    if (!this.#refreshNeeded && Date.now() - this.#lastRefresh < this.#options.reconcileMs) return Promise.resolve();
-    this.#refreshing = this.#refresh().finally(() => {
-      this.#refreshing = undefined;
-    });
-    return this.#refreshing;
+    const start = () =>
+      (this.#refreshing ??= this.#refresh().finally(() => {
+        this.#refreshing = undefined;
+      }));
+    if (this.#refreshNeeded) return start();
+    if (!this.#refreshing && Date.now() - this.#lastRefresh >= this.#options.reconcileMs) {
+      start().catch(() => {
+        this.#refreshNeeded = true;
+      });
+    }
+    return Promise.resolve();
   }
 
   /**

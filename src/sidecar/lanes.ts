@@ -34,11 +34,14 @@ export interface LanesContext {
 }
 
 /**
- * Runs batches of the listeners known to have work, round-robin, in
+ * Runs batches of the listeners known to have work, round-robin, in up to
  * `concurrency` lanes: while one lane's model computes, another's claim or
- * write is in the database, so neither waits for the other. When one lane
- * fails the others finish their batch and stop, so that nothing of this
- * sidecar is in flight when the error is handled.
+ * write is in the database, so neither waits for the other. One lane starts;
+ * the next starts when a batch shows a backlog (a full batch, or a backfill
+ * range, or more than one listener with work): a wake-up for one row then costs one claim, not one per lane (the
+ * others found nothing, on the same two cores as the row's own claim and
+ * model). When one lane fails the others finish their batch and stop, so
+ * that nothing of this sidecar is in flight when the error is handled.
  *
  * Between batches it reconciles (context.reconcile): while this sidecar works,
  * nothing else tells it of new work (writers notify only a sidecar marked
@@ -83,6 +86,7 @@ export async function workHotListeners(context: LanesContext): Promise<void> {
           hot.delete(listener.id);
           if (listener.state === 'building') await context.promote();
         } else {
+          if (outcome.source === 'backfill' || outcome.claimed >= listener.settings.batch_size) startLane();
           context.wrote(batchStarted);
           context.logger.debug({ listener: listener.name, ...outcome }, 'batch');
         }
@@ -98,7 +102,18 @@ export async function workHotListeners(context: LanesContext): Promise<void> {
       }
     }
   };
-  const lanes = await Promise.allSettled(Array.from({ length: context.concurrency }, lane));
-  const rejected = lanes.find((lane): lane is PromiseRejectedResult => lane.status === 'rejected');
-  if (rejected) throw rejected.reason;
+  const lanes: Promise<void>[] = [];
+  function startLane() {
+    if (lanes.length < context.concurrency && !failed) lanes.push(lane());
+  }
+  startLane();
+  if (hot.size > 1) startLane(); // several listeners with work: a backlog too
+  // Lanes started meanwhile are pushed before the ones awaited here end.
+  let firstError: { reason: unknown } | undefined;
+  for (let i = 0; i < lanes.length; i++) {
+    await lanes[i]!.catch((reason: unknown) => {
+      firstError ??= { reason };
+    });
+  }
+  if (firstError) throw firstError.reason;
 }

@@ -60,13 +60,14 @@ export function postgresWakeUp(db: SqlDriver): WakeUp {
         connection.release(true);
         throw error;
       }
+      const marked = locked.rows[0]?.locked ?? false;
       try {
-        return await fn(locked.rows[0]?.locked ?? false);
+        return await fn(marked);
       } finally {
         // Woken: the work begins now, and the unlock goes on beside it rather
         // than before it (a round trip off every wake-up's latency). Until it
         // lands, committing writers still notify: harmless wake-ups.
-        unlocking = connection.query('SELECT superduper._sleep_unlock($1)', [sidecarId], quick).then(
+        unlocking = connection.query('SELECT superduper._sleep_unlock($1, $2)', [sidecarId, marked], quick).then(
           () => connection.release(),
           // A connection that failed here is dropped, and its session's lock with it.
           () => connection.release(true),

@@ -3,15 +3,15 @@
  * built by hand on graphile-worker, as its documentation has it. A trigger on
  * gw_events calls graphile_worker.add_job('compute', {id, body}) for each
  * row (set up by the benchmark); this worker, at graphile-worker's defaults
- * (concurrency 1, its LISTEN for new jobs, poll interval 2 s), runs the same
+ * (concurrency 1 unless given, its LISTEN for new jobs, poll interval 2 s), runs the same
  * ~busy-model-ms model on the job's body and writes the 16-d output into
  * gw_out in one statement.
- *   node bench/dist/graphile-child.mjs <uri> <busy-model-ms>
+ *   node bench/dist/graphile-child.mjs <uri> <busy-model-ms> [concurrency, default 1]
  * Prints "ready" once running; SIGTERM stops it.
  */
 import { Logger, run } from 'graphile-worker';
 
-const [uri, busyMs] = process.argv.slice(2);
+const [uri, busyMs, concurrency] = process.argv.slice(2);
 const ms = Number(busyMs);
 const busy = (text: string) => {
   const until = performance.now() + ms;
@@ -20,7 +20,7 @@ const busy = (text: string) => {
 };
 const runner = await run({
   connectionString: uri,
-  concurrency: 1,
+  concurrency: Number(concurrency ?? 1),
   noHandleSignals: true,
   // Warnings and errors only: its default logs a line per job, which the sidecar does not.
   logger: new Logger(() => (level, message) => {

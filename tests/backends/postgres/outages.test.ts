@@ -86,6 +86,42 @@ describe('superduper start, through the database server', () => {
     expectOneOutage(mark, /Connection terminated|ECONNREFUSED|unexpected postmaster exit|starting up|ECONNRESET|recovery/);
   });
 
+  it('a crash while rows stream in and their outputs are written (commits that do not wait for the disk): every row ends with its output', async () => {
+    const mark = sidecar.logs().length;
+    const writer = new pg.Client({ connectionString: cluster.uri() });
+    writer.on('error', () => {});
+    await writer.connect();
+    const insert = (id: number, q: { query(text: string, values: unknown[]): Promise<unknown> }) =>
+      q.query(`INSERT INTO points SELECT g, g % 13, g % 7, g / 100.0 FROM generate_series($1::bigint, $1::bigint) g ON CONFLICT DO NOTHING`, [id]);
+    // One row every few milliseconds, each its own transaction, so that the
+    // sidecar is claiming and writing (and the WAL writer behind) when the server dies.
+    let streamed = 0;
+    let inFlight: number | undefined;
+    let crashed = false;
+    const stream = (async () => {
+      while (!crashed) {
+        inFlight = nextId++;
+        try {
+          await insert(inFlight, writer);
+        } catch {
+          return; // the crash: this row may or may not have committed
+        }
+        inFlight = undefined;
+        streamed++;
+        await new Promise((resolve) => setTimeout(resolve, 3));
+      }
+    })();
+    while (streamed < 300) await new Promise((resolve) => setTimeout(resolve, 20));
+    crashed = true;
+    await cluster.crash();
+    await stream;
+    await writer.end().catch(() => {});
+    // The row whose INSERT the crash cut off exists either way.
+    if (inFlight !== undefined) await retrying(() => insert(inFlight!, db.db));
+    await insertAndWait();
+    expectOneOutage(mark, /Connection terminated|ECONNREFUSED|unexpected postmaster exit|starting up|ECONNRESET|recovery/);
+  });
+
   it('the server refusing connections (too many clients) for a while', async () => {
     await insertAndWait();
     const mark = sidecar.logs().length;

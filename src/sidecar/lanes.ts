@@ -102,18 +102,22 @@ export async function workHotListeners(context: LanesContext): Promise<void> {
       }
     }
   };
+  // Each lane's failure is caught as it starts: a lane failing while an
+  // earlier one is still awaited below must not be an unhandled rejection
+  // (which ends the process).
+  let firstError: { reason: unknown } | undefined;
   const lanes: Promise<void>[] = [];
   function startLane() {
-    if (lanes.length < context.concurrency && !failed) lanes.push(lane());
+    if (lanes.length >= context.concurrency || failed) return;
+    lanes.push(
+      lane().catch((reason: unknown) => {
+        firstError ??= { reason };
+      }),
+    );
   }
   startLane();
   if (hot.size > 1) startLane(); // several listeners with work: a backlog too
   // Lanes started meanwhile are pushed before the ones awaited here end.
-  let firstError: { reason: unknown } | undefined;
-  for (let i = 0; i < lanes.length; i++) {
-    await lanes[i]!.catch((reason: unknown) => {
-      firstError ??= { reason };
-    });
-  }
+  for (let i = 0; i < lanes.length; i++) await lanes[i];
   if (firstError) throw firstError.reason;
 }

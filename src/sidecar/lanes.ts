@@ -37,10 +37,10 @@ export interface LanesContext {
  * Runs batches of the listeners known to have work, round-robin, in up to
  * `concurrency` lanes: while one lane's model computes, another's claim or
  * write is in the database, so neither waits for the other. One lane starts;
- * the next starts when a batch shows a backlog (a full batch, or a backfill
- * range, or more than one listener with work): a wake-up for one row then costs one claim, not one per lane (the
- * others found nothing, on the same two cores as the row's own claim and
- * model). When one lane fails the others finish their batch and stop, so
+ * the next starts when a batch shows a backlog (a full batch, a backfill
+ * range, or more than one listener with work): a wake-up for one row then
+ * costs one claim, not one per lane (the others found nothing, on the same
+ * two cores as the row's own claim and model). When one lane fails the others finish their batch and stop, so
  * that nothing of this sidecar is in flight when the error is handled.
  *
  * Between batches it reconciles (context.reconcile): while this sidecar works,

@@ -96,6 +96,8 @@ BEGIN
     'fn_search_filtered', format('superduper.%I', '_vi' || v.id || '_search_filtered'),
     'index_name', quote_literal(v.name),
     'vector_type', superduper._vector_type(),
+    'vector_dims', regexp_replace(superduper._vector_type(), '\.vector$', '') || '.vector_dims',
+    'dim', (SELECT (model.output ->> 'dim')::integer FROM superduper._models AS model WHERE model.name = l.model)::text,
     'distance_o', format('(o.output %s p_query)', m.operator),
     'score_o', format(m.score, format('o.output %s p_query', m.operator)),
     'ef_search', ((v.options ->> 'ef_search')::integer)::text,

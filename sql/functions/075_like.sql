@@ -6,10 +6,79 @@
 
 -- Functions whose signature names the vector type (like() in both forms and the
 -- dispatch to the index's search function) come from ../templates/like.sql, with
--- the type spelled in whatever schema pgvector lives in.
-SELECT superduper._template_run('like', jsonb_build_object(
-  'vector_type', superduper._vector_type(),
-  'vector_schema', regexp_replace(superduper._vector_type(), '\.vector$', '')));
+-- the type spelled in whatever schema pgvector lives in, and the dispatch, one
+-- branch per current vector index, rendered here and whenever the set of
+-- current indexes changes (the trigger below: an apply, a removal, a rebuilt
+-- version swapped in). An index with no branch is searched through the dynamic
+-- fallback: correct, only slower.
+--
+-- A branch by id is never wrong: ids are not reused, and the id comes from the
+-- registry as of the call. A branch by name is right only if the render saw
+-- every committed change, so names are rendered only under READ COMMITTED,
+-- where each statement below sees what the transactions before this one's
+-- apply lock committed (and every path that changes the indexes takes that lock
+-- first). Under REPEATABLE READ or SERIALIZABLE the snapshot may be older than a
+-- swap committed meanwhile: the vector form then looks each index up instead.
+CREATE OR REPLACE FUNCTION superduper._like_render()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_fallback text := 'RETURN QUERY SELECT * FROM superduper._like_search(v_index, v_query, p_k, p_filter);';
+  v_by_id text;
+  v_by_name text;
+  v_lookup text := 'v_index := (superduper._like_index(p_index, p_k)).id;';
+BEGIN
+  -- One render at a time (two would fail on the functions' catalog rows).
+  PERFORM pg_advisory_xact_lock(@{locks.namespace}, @{locks.apply});
+  SELECT string_agg(format('v_index = %s THEN' || chr(10) || '%s', v.id, superduper._like_branch(v.id)),
+                    chr(10) || '  ELSIF ' ORDER BY v.id),
+         string_agg(format('p_index = %L THEN' || chr(10) || '%s', v.name, superduper._like_branch(v.id)),
+                    chr(10) || '  ELSIF ' ORDER BY v.name)
+  INTO v_by_id, v_by_name
+  FROM superduper._vector_indexes v WHERE v.state = 'current';
+  v_by_id := CASE WHEN v_by_id IS NULL THEN v_fallback
+              ELSE 'IF ' || v_by_id || chr(10) || '  ELSE' || chr(10) || '    ' || v_fallback || chr(10) || '  END IF;' END;
+  IF v_by_name IS NULL OR current_setting('transaction_isolation') <> 'read committed' THEN
+    v_by_name := v_lookup || chr(10) || '  ' || v_by_id;
+  ELSE
+    v_by_name := 'IF ' || v_by_name || chr(10) || '  ELSE' || chr(10) || '    ' || v_lookup || chr(10) || '    ' || v_fallback || chr(10) || '  END IF;';
+  END IF;
+  PERFORM superduper._template_run('like', jsonb_build_object(
+    'vector_type', superduper._vector_type(),
+    'dispatch_id', v_by_id,
+    'dispatch_name', v_by_name));
+END
+$$;
+
+-- One index's branch of the dispatch: its search function, filtered or not.
+CREATE OR REPLACE FUNCTION superduper._like_branch(p_index integer)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT format('    IF p_filter IS NULL THEN RETURN QUERY SELECT * FROM superduper.%I(v_query, p_k);' || chr(10)
+                || '    ELSE RETURN QUERY SELECT * FROM superduper.%I(v_query, p_k, p_filter);' || chr(10)
+                || '    END IF;',
+                '_vi' || p_index || '_search', '_vi' || p_index || '_search_filtered')
+$$;
+
+CREATE OR REPLACE FUNCTION superduper._like_render_trigger()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM superduper._like_render();
+  RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER _like_render AFTER INSERT OR DELETE OR UPDATE OF state ON superduper._vector_indexes
+FOR EACH STATEMENT EXECUTE FUNCTION superduper._like_render_trigger();
+
+SELECT superduper._like_render();
 
 -- Checks the arguments common to both forms of superduper.like. It reads only
 -- the registry, so it runs with its owner's rights: callers need none on it.
@@ -62,15 +131,8 @@ BEGIN
 END
 $$;
 
--- The vector dimension a model outputs (registry only, so owner's rights).
-CREATE OR REPLACE FUNCTION superduper._model_dim(p_model text)
-RETURNS integer
-LANGUAGE sql STABLE
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT (output ->> 'dim')::integer FROM superduper._models WHERE name = p_model
-$$;
+-- Was the vector form's dimension lookup (the search functions check it now).
+DROP FUNCTION IF EXISTS superduper._model_dim(text);
 
 -- A filter given to superduper.like as JSON, turned into SQL over the source
 -- table (alias src): values are quoted as literals, columns checked to exist.

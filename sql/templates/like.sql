@@ -1,6 +1,14 @@
--- superduper.like() in both forms and the search dispatch they share, rendered at
--- install by sql/functions/075_like.sql with {{vector_type}} (pgvector's type in
--- whatever schema it lives in: their signatures name it) and {{vector_schema}}.
+-- superduper.like() in both forms and the search dispatch they share, rendered
+-- by superduper._like_render (sql/functions/075_like.sql) at install and again
+-- whenever the vector indexes change, with {{vector_type}} (pgvector's type in
+-- whatever schema it lives in: their signatures name it), and the dispatch: a
+-- branch per current index calling its search function by name, so that
+-- PL/pgSQL caches each call's plan, by index id (the text form, whose registry
+-- lookup reads the embedding cache too) or by index name (the vector form,
+-- which then reads no registry at all).
+-- Dynamic SQL (EXECUTE) is parsed and planned on every call: it cost 8% of a
+-- search (measured, docs/benchmarks.md); it stays only as the fallback for an
+-- index with no branch yet.
 
 -- The k source rows nearest to a text query: their primary key (id, the key
 -- as text when it is one column; key, every column as text) and score (higher
@@ -16,9 +24,13 @@ LANGUAGE plpgsql STABLE
 AS {{q}}
 DECLARE
   q record;
+  v_query {{vector_type}};
+  v_index integer;
 BEGIN
   SELECT * INTO q FROM superduper._like_query(p_index, p_k, p_query);
-  RETURN QUERY SELECT * FROM superduper._like_search(q.index_id, q.embedding::{{vector_type}}, p_k, p_filter);
+  v_index := q.index_id;
+  v_query := q.embedding::{{vector_type}};
+  {{dispatch_id}}
 END
 {{q}};
 
@@ -28,20 +40,23 @@ RETURNS TABLE (id text, key text[], score double precision)
 LANGUAGE plpgsql STABLE
 AS {{q}}
 DECLARE
-  v superduper._vector_indexes := superduper._like_index(p_index, p_k);
-  v_dim integer := superduper._model_dim(v.query_model);
+  v_query {{vector_type}} := p_query;
+  v_index integer;
 BEGIN
   IF p_query IS NULL THEN
     RAISE EXCEPTION 'superduper.like: index "%": the query is NULL', p_index;
   END IF;
-  IF {{vector_schema}}.vector_dims(p_query) <> v_dim THEN
-    RAISE EXCEPTION 'superduper.like: index "%" holds vectors of % dimensions; the query has %', p_index, v_dim, {{vector_schema}}.vector_dims(p_query);
+  IF p_k IS NULL OR p_k < 1 OR p_k > 1000 THEN
+    PERFORM superduper._like_index(p_index, p_k); -- raises the error that says which
   END IF;
-  RETURN QUERY SELECT * FROM superduper._like_search(v.id, p_query, p_k, p_filter);
+  -- The index found by its name, without a registry lookup (search functions
+  -- check the query's dimension themselves).
+  {{dispatch_name}}
 END
 {{q}};
 
--- Calls the index's search function (filtered or not).
+-- Calls the index's search function (filtered or not) through dynamic SQL: the
+-- fallback of the dispatch above, for an index it has no branch for.
 CREATE OR REPLACE FUNCTION superduper._like_search(p_index integer, p_query {{vector_type}}, p_k integer, p_filter jsonb)
 RETURNS TABLE (id text, key text[], score double precision)
 LANGUAGE plpgsql STABLE

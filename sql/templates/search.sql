@@ -27,6 +27,11 @@ SET plan_cache_mode = force_generic_plan
 AS {{q}}
 #variable_conflict use_column
 BEGIN
+  -- The query's dimension, checked here (this function is rendered again
+  -- whenever its listener's outputs change) rather than by like() from the registry.
+  IF {{vector_dims}}(p_query) <> {{dim}} THEN
+    RAISE EXCEPTION 'superduper.like: index "%" holds vectors of % dimensions; the query has %', {{index_name}}, {{dim}}, {{vector_dims}}(p_query);
+  END IF;
   -- The index orders by its own distance arithmetic, which can differ from the
   -- score's in the last bits: the k hits are sorted by score, so that scores are
   -- always in order.
@@ -54,6 +59,10 @@ DECLARE
   v_filter text := superduper._filter_sql({{index_name}}, {{source_regclass}}, p_filter);
   v_hits superduper._hit[];
 BEGIN
+  -- As in the search above.
+  IF {{vector_dims}}(p_query) <> {{dim}} THEN
+    RAISE EXCEPTION 'superduper.like: index "%" holds vectors of % dimensions; the query has %', {{index_name}}, {{dim}}, {{vector_dims}}(p_query);
+  END IF;
   EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(ROW(h.id, h.key, h.score)::superduper._hit ORDER BY h.score DESC) FROM (%s) AS h',
                             pg_catalog.format({{filtered_sql}}, v_filter, {{distance_param}}))
   INTO v_hits USING p_query, p_k;

@@ -262,6 +262,63 @@ describe('filters, among many rows about cats', () => {
   });
 });
 
+describe('the dispatch to each index', () => {
+  useSearchDatabase('vector_search_dispatch');
+
+  // like() calls each index's search function by its id (text queries) or its
+  // name (vector queries), rendered into like() whenever the indexes change
+  // (sql/functions/075_like.sql); an index it has no branch for is looked up.
+  const byVector = async (index: string, query: string, k = 3) =>
+    (
+      await database.sql.query<{ id: string }>('SELECT id FROM superduper.like($1, $2::vector, $3)', [index, `[${conceptVector(query).join(',')}]`, k])
+    ).rows.map((r) => r.id);
+  const byText = async (index: string, query: string, k = 3) =>
+    (await database.sql.query<{ id: string }>('SELECT id FROM superduper.like($1, $2, $3)', [index, query, k])).rows.map((r) => r.id);
+
+  it('finds an index with a hostile name, by text and by vector, and names it in errors', async () => {
+    const hostile = `Pets' "index"; DROP TABLE docs; --`;
+    await db.apply(vectorIndex({ name: hostile, listener: 'docs_concepts' }));
+    expect(await byVector(hostile, 'cat')).toEqual(await byVector('docs_index', 'cat'));
+    expect(await byText(hostile, 'cat')).toEqual(await byText('docs_index', 'cat'));
+    expect((await byVector(hostile, 'cat'))[0]).toBe('1');
+    await expect(database.sql.query(`SELECT * FROM superduper.like($1, '[1,2,3]'::vector)`, [hostile])).rejects.toThrow(
+      `index "${hostile}" holds vectors of 6 dimensions; the query has 3`,
+    );
+    await expect(database.sql.query(`SELECT * FROM superduper.like($1, '[1,2,3]'::vector)`, [`${hostile}x`])).rejects.toThrow(/unknown vector index/);
+    expect((await database.sql.query('SELECT count(*)::int AS n FROM docs')).rows[0].n).toBe(documents.length);
+  });
+
+  it.runIf(testBackendCapabilities().concurrentSessions)('an index a render from an older snapshot left out is searched all the same, and a removed one is unknown', async () => {
+    // A REPEATABLE READ transaction takes its snapshot, another session applies
+    // late_index meanwhile, then the first applies rr_index: its render of
+    // like() cannot see late_index, so late_index has no branch. (Concurrent
+    // sessions: the embedded database has one.)
+    const early = new pg.Client({ connectionString: database.uri });
+    await early.connect();
+    try {
+      await early.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await early.query('SELECT count(*) FROM superduper._vector_indexes');
+      await db.apply(vectorIndex({ name: 'late_index', listener: 'docs_concepts' }));
+      await early.query('SELECT superduper.apply($1::jsonb)', [JSON.stringify(vectorIndex({ name: 'rr_index', listener: 'docs_concepts' }).spec)]);
+      await early.query('COMMIT');
+    } finally {
+      await early.end();
+    }
+    const like = (await database.sql.query<{ body: string }>(`SELECT string_agg(prosrc, ' ') AS body FROM pg_proc WHERE proname = 'like'`)).rows[0]!.body;
+    const late = (await database.sql.query<{ id: number }>(`SELECT id FROM superduper._vector_indexes WHERE name = 'late_index'`)).rows[0]!.id;
+    expect(like).not.toContain(`_vi${late}_search`);
+    for (const index of ['late_index', 'rr_index', 'docs_index']) {
+      expect((await byVector(index, 'dog'))[0]).toBe('2');
+      expect((await byText(index, 'dog'))[0]).toBe('2');
+    }
+    await db.remove('rr_index');
+    await db.remove('late_index');
+    await expect(byVector('rr_index', 'dog')).rejects.toThrow(/unknown vector index 'rr_index'/);
+    await expect(byText('late_index', 'dog')).rejects.toThrow(/unknown vector index 'late_index'/);
+    expect((await byVector('docs_index', 'dog'))[0]).toBe('2');
+  });
+});
+
 describe('privileges', () => {
   useSearchDatabase('vector_search_privileges');
 

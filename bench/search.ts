@@ -171,16 +171,16 @@ export async function searchBenchmark(rows = 100_000, dim = 384, seconds = 10): 
     // Nine short alternating rounds: on a shared machine a slow spell then hits
     // all three alike, and the medians leave it out.
     const hits: LatencyResult[] = [];
-    const vectors: LatencyResult[] = [];
+    const vectorRuns: LatencyResult[] = [];
     const hands: LatencyResult[] = [];
     for (let i = 0; i < 9; i++) {
       hits.push(pgbench(uri, hitScript, 1, 2));
-      vectors.push(pgbench(uri, vectorScript, 1, 2));
+      vectorRuns.push(pgbench(uri, vectorScript, 1, 2));
       hands.push(pgbench(uri, handScript, 1, 2, hand));
     }
     const median = (list: LatencyResult[]) => [...list].sort((a, b) => a.p50Ms - b.p50Ms)[Math.floor(list.length / 2)]!;
     const cacheHit = median(hits);
-    const vectorQuery = median(vectors);
+    const vectorQuery = median(vectorRuns);
     const handWritten = median(hands);
 
     return {

@@ -148,6 +148,17 @@ describe('superduper.like', () => {
           ? /no sidecar answered within 00:00:00.3 \(model "concepts"\)/
           : /model "concepts" cannot be called from SQL here: this database has no dblink, and no superduper process hosting it answered/;
         await expect(client.query(`SELECT * FROM superduper.like('docs_index', 'never asked before', 1)`)).rejects.toThrow(noAnswer);
+        if (testBackendCapabilities().modelCallsThroughDblink) {
+          // The wait runs on the request connection in slices: a cancel (here
+          // statement_timeout) ends the call between them, and leaves that
+          // connection ready for the session's next call.
+          await client.query(`SET statement_timeout = '150ms'`);
+          await expect(client.query(`SELECT * FROM superduper.like('docs_index', 'cancelled while waiting', 1)`)).rejects.toThrow(
+            /canceling statement due to statement timeout/,
+          );
+          await client.query('RESET statement_timeout');
+          await expect(client.query(`SELECT * FROM superduper.like('docs_index', 'asked after the cancel', 1)`)).rejects.toThrow(noAnswer);
+        }
       } finally {
         client.release();
       }

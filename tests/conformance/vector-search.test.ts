@@ -259,6 +259,48 @@ describe('filters, among many rows about cats', () => {
     expect(several).toHaveLength(3);
   });
 
+  it('without a filter too, k rows whenever k rows exist: k above ef_search, and a row the graph search does not reach', async () => {
+    await catsAndRareRows();
+    const total = (await database.sql.query<{ n: number }>('SELECT count(*)::int AS n FROM docs')).rows[0]!.n;
+    // An HNSW scan returns at most ef_search (100 here) rows.
+    expect(await like('cat kitten', 200)).toHaveLength(200);
+    const all = await like('cat kitten', 1000);
+    expect(all).toHaveLength(total);
+    expect(new Set(all.map((h) => h.id)).size).toBe(total);
+    expect(all.map((h) => h.score)).toEqual([...all.map((h) => h.score)].sort((a, b) => b - a));
+  });
+
+  it.runIf(testBackendCapabilities().concurrentSessions)('k rows when the nearest outputs are dead row versions', async () => {
+    await catsAndRareRows();
+    // Every cat row's output rewritten three times while an open snapshot (a
+    // session of its own: not on the embedded database) keeps the old
+    // versions from being vacuumed: they stay in the graph, nearest to the
+    // query, and the index scan's candidates are mostly dead.
+    const snapshot = new pg.Client({ connectionString: database.uri });
+    await snapshot.connect();
+    try {
+      await snapshot.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await snapshot.query('SELECT count(*) FROM docs');
+      for (const round of [1, 2, 3]) {
+        // A vector of its own per row (equal vectors share one graph node),
+        // a little different each round: old and new versions as near.
+        await database.sql.query(
+          `UPDATE docs SET body = repeat('cat ', 20 + ${round}) || repeat('dog ', id % 10) || repeat('car ', id / 10 % 10) || repeat('stock ', id / 100 % 10) WHERE id BETWEEN 101 AND 400`,
+        );
+        await db.waitUntilIdle();
+      }
+      const top = await like('cat kitten', 90);
+      expect(top).toHaveLength(90);
+      expect(new Set(top.map((h) => h.id)).size).toBe(90);
+      // The same through the vector form.
+      const vector = `[${conceptVector('cat kitten').join(',')}]`;
+      const byVector = await database.sql.query('SELECT id FROM superduper.like($1, $2::vector, 90)', ['docs_index', vector]);
+      expect(byVector.rows).toHaveLength(90);
+    } finally {
+      await snapshot.end();
+    }
+  });
+
   it('db.table().like() composes with Kysely, with pre- and post-filter forms', async () => {
     await catsAndRareRows();
     const pre = await db.table('docs').like({ body: 'cat kitten' }, { index: 'docs_index', k: 4, filter: { topic: 'rare' } });

@@ -165,7 +165,11 @@ export async function connectPostgres(uri: string, options: PostgresOptions = {}
     } catch (thrown) {
       const error = connectError(thrown, CONNECT_TIMEOUT_MS);
       client?.release(true);
-      health.lost(error, startedAt);
+      // A timed-out attempt began a whole timeout ago, maybe before this
+      // checkout: the pool hands a waiting checkout the failure of an attempt
+      // already under way (one begun during an outage, failing just after it).
+      const timedOut = error !== thrown;
+      health.lost(error, timedOut ? Math.min(startedAt, Date.now() - CONNECT_TIMEOUT_MS) : startedAt);
       throw error;
     }
   };
